@@ -1,0 +1,3 @@
+"""promote-tasks: carry merged pull requests safely through environment branches."""
+
+from __future__ import annotations

@@ -1,0 +1,31 @@
+"""Errors. Every message names what went wrong and where, in one line."""
+
+from __future__ import annotations
+
+
+class PromoteError(Exception):
+    """Base for every error the tool reports to a person (one line, exit status 1)."""
+
+
+class ConfigError(PromoteError):
+    """The configuration file or an option is wrong."""
+
+
+class PluginError(PromoteError):
+    """A plugin is missing, misspelt, or registers a name twice."""
+
+
+class SnapshotError(PromoteError):
+    """The facts read from GitHub or from a snapshot file are unusable."""
+
+
+class GitHubError(PromoteError):
+    """GitHub answered with an error, or could not be reached."""
+
+
+class GitError(PromoteError):
+    """The local git repository cannot answer the question asked of it."""
+
+
+class TransitionNotAllowed(PromoteError):
+    """A person asked for something the machine does not allow in this state."""
