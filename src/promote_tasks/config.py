@@ -1,0 +1,244 @@
+"""Settings from ``promote.toml`` or ``[tool.promote]`` in ``pyproject.toml``.
+
+Defaults give ``dev → test → main`` with a designated reviewer's manual test in ``test``.
+Every unknown key and bad value is a ``ConfigError`` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from promote_tasks.errors import ConfigError
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+DEFAULT_VALIDATORS: dict[str, dict[str, Any]] = {
+    "health": {"use": "http-health"},
+    "smoke": {"use": "workflow", "workflows": ["smoke.yml"]},
+    "monitor": {"use": "monitor", "checks": ["monitor"], "soak_seconds": 300},
+    "manual": {"use": "manual-approval"},
+}
+DEFAULT_ENVIRONMENTS: list[dict[str, Any]] = [
+    {"name": "dev", "validators": ["health", "smoke"]},
+    {"name": "test", "validators": ["health", "smoke", "manual"]},
+    {"name": "main", "validators": ["health", "smoke", "monitor"]},
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidatorConfig:
+    """A configured validator: ``name`` is used in status contexts, ``use`` names the plugin."""
+
+    name: str
+    use: str
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    branch: str
+    production: bool
+    validators: tuple[str, ...]
+    rollback: str
+    url: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    source: str  # the file the settings came from, or "defaults"
+    root: Path  # directory of that file (or where the search started)
+    environments: tuple[EnvironmentConfig, ...]
+    validators: Mapping[str, ValidatorConfig]
+    repository: str | None = None
+    reviewers: tuple[str, ...] = ()
+    plans_dir: str = "plans"
+    plugins_dir: str | None = None
+    plan_store: str = "files"
+    rollback: str = "redeploy"
+    deploy_workflow: str | None = "deploy.yml"
+    deploy_grace_seconds: int = 120
+    checklist_template: str = ".github/promote/manual-test.md"
+
+    def plugins_path(self) -> Path | None:
+        return None if self.plugins_dir is None else self.root / self.plugins_dir
+
+
+# key -> (type, description used in errors)
+_TOP: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "repository": (str, "a string like owner/name"),
+    "reviewers": (list, "a list of GitHub logins"),
+    "plans_dir": (str, "a directory path"),
+    "plugins_dir": (str, "a directory path"),
+    "plan_store": (str, "a plan store name"),
+    "rollback": (str, "a rollback strategy name"),
+    "deploy_workflow": (str, "a workflow file name, or empty to never dispatch"),
+    "deploy_grace_seconds": (int, "a number of seconds"),
+    "checklist_template": (str, "a path in the repository"),
+    "environments": (list, "a list of [[environments]] tables"),
+    "validators": (dict, "a table of [validators.<name>] tables"),
+}
+_ENV: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "name": (str, "an environment name"),
+    "branch": (str, "a branch name"),
+    "production": (bool, "true or false"),
+    "validators": (list, "a list of validator names"),
+    "rollback": (str, "a rollback strategy name"),
+    "url": (str, "a URL"),
+}
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ``promote.toml``, or ``pyproject.toml`` with ``[tool.promote]``, upwards."""
+    for directory in (start, *start.parents):
+        candidate = directory / "promote.toml"
+        if candidate.is_file():
+            return candidate
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file() and "tool" in (table := _read(pyproject)) and "promote" in table["tool"]:
+            return pyproject
+        if (directory / ".git").exists():
+            break  # do not wander out of the repository
+    return None
+
+
+def load_settings(start: Path | None = None, *, path: Path | None = None) -> Settings:
+    """Settings for the repository around ``start`` (default: the current directory)."""
+    start = (start or Path.cwd()).resolve()
+    path = path or find_config(start)
+    if path is None:
+        return settings_from({}, source="defaults", root=start)
+    table = _read(path)
+    if path.name == "pyproject.toml":
+        promote = table.get("tool", {}).get("promote", {})
+        prefix = "tool.promote."
+    else:
+        promote, prefix = table, ""
+    if not isinstance(promote, dict):
+        raise ConfigError(f"{path}: {prefix or 'promote'} must be a table")
+    return settings_from(promote, source=str(path), root=path.parent, prefix=prefix)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def settings_from(
+    data: Mapping[str, Any], *, source: str = "defaults", root: Path | None = None, prefix: str = ""
+) -> Settings:
+    """Validate a ``[tool.promote]`` table into Settings."""
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{source}: {prefix}{key}: {problem}")
+
+    _check_keys(data, _TOP, "", fail)
+    validators = _validators(data.get("validators", {}), fail)
+    rollback = data.get("rollback", "redeploy")
+    envs_data = data.get("environments", DEFAULT_ENVIRONMENTS)
+    if not envs_data:
+        raise fail("environments", "needs at least one environment")
+    environments = []
+    for index, raw in enumerate(envs_data):
+        where = f"environments[{index}]"
+        if not isinstance(raw, dict):
+            raise fail(where, "expected a table with at least name = ...")
+        _check_keys(raw, _ENV, where + ".", fail)
+        if "name" not in raw:
+            raise fail(where + ".name", "is required")
+        name = _name(raw["name"], where + ".name", fail)
+        last = index == len(envs_data) - 1
+        production = raw.get("production", last)
+        if production and not last:
+            raise fail(where + ".production", "only the last environment can be production")
+        names = tuple(_strings(raw.get("validators", []), where + ".validators", fail))
+        for vname in names:
+            if vname not in validators:
+                raise fail(where + ".validators", f"unknown validator {vname!r} (configure [validators.{vname}])")
+        environments.append(
+            EnvironmentConfig(
+                name=name,
+                branch=_name(raw.get("branch", name), where + ".branch", fail),
+                production=production,
+                validators=names,
+                rollback=raw.get("rollback", rollback),
+                url=raw.get("url"),
+            )
+        )
+    seen: set[tuple[str, str]] = set()
+    for env in environments:
+        for key, value in (("name", env.name), ("branch", env.branch)):
+            if (key, value) in seen:
+                raise fail("environments", f"{key} {value!r} appears twice")
+            seen.add((key, value))
+    repository = data.get("repository")
+    if repository is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
+        raise fail("repository", f"expected owner/name, got {repository!r}")
+    grace = data.get("deploy_grace_seconds", 120)
+    if grace < 0:
+        raise fail("deploy_grace_seconds", "must not be negative")
+    return Settings(
+        source=source,
+        root=root or Path.cwd(),
+        environments=tuple(environments),
+        validators=validators,
+        repository=repository,
+        reviewers=tuple(_strings(data.get("reviewers", []), "reviewers", fail)),
+        plans_dir=data.get("plans_dir", "plans"),
+        plugins_dir=data.get("plugins_dir"),
+        plan_store=data.get("plan_store", "files"),
+        rollback=rollback,
+        deploy_workflow=data.get("deploy_workflow", "deploy.yml") or None,
+        deploy_grace_seconds=grace,
+        checklist_template=data.get("checklist_template", ".github/promote/manual-test.md"),
+    )
+
+
+def _check_keys(data: Mapping[str, Any], schema: Mapping[str, tuple[Any, str]], where: str, fail: Any) -> None:
+    for key, value in data.items():
+        if key not in schema:
+            raise fail(where + key, f"unknown key (known: {', '.join(sorted(schema))})")
+        expected, description = schema[key]
+        # bool is an int in Python, but `production = 1` or `deploy_grace_seconds = true` is a typo.
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise fail(where + key, f"expected {description}, got {value!r}")
+
+
+def _strings(value: list[Any], where: str, fail: Any) -> list[str]:
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise fail(where, f"expected strings, got {item!r}")
+    return value
+
+
+def _name(value: Any, where: str, fail: Any) -> str:
+    if not isinstance(value, str) or not NAME.match(value):
+        raise fail(where, f"{value!r} is not a valid name")
+    return value
+
+
+def _validators(data: Mapping[str, Any], fail: Any) -> dict[str, ValidatorConfig]:
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in DEFAULT_VALIDATORS.items()}
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise fail(f"validators.{name}", "expected a table")
+        _name(name, f"validators.{name}", fail)
+        if "use" in table and not isinstance(table["use"], str):
+            raise fail(f"validators.{name}.use", f"expected a validator plugin name, got {table['use']!r}")
+        default = merged.get(name, {})
+        # Options of a built-in default only carry over while it still uses the same plugin.
+        base = default if table.get("use", default.get("use")) == default.get("use") else {}
+        merged[name] = {**base, **table}
+    return {
+        name: ValidatorConfig(name, table.get("use", name), {k: v for k, v in table.items() if k != "use"})
+        for name, table in merged.items()
+    }

@@ -1,0 +1,192 @@
+"""Built-in validators: http-health, workflow, monitor, manual-approval.
+
+Each ``check`` answers from facts already in the snapshot where it can, so ``next`` never
+blocks; only ``http-health`` makes a request of its own (bounded retries and timeout).
+"""
+
+from __future__ import annotations
+
+import datetime
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import ClassVar
+
+from promote_tasks.config import Settings
+from promote_tasks.hookspecs import hookimpl
+from promote_tasks.model import Result
+from promote_tasks.model import Verdict
+from promote_tasks.registry import Register
+from promote_tasks.registry import ValidationRun
+from promote_tasks.registry import Validator
+
+OK_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
+
+
+class HttpHealth:
+    """GET the environment's URL and expect a status (and optionally some text in the body)."""
+
+    name = "http-health"
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
+        "url": str,
+        "expect_status": int,
+        "expect_body": str,
+        "retries": int,
+        "timeout": (int, float),
+    }
+
+    def start(self, run: ValidationRun) -> None:
+        return None
+
+    def url(self, run: ValidationRun) -> str | None:
+        if "url" in run.options:
+            return str(run.options["url"])
+        if run.environment.url:
+            return run.environment.url
+        # The URL the deployment reported for this sha, newest first.
+        for deployment in sorted(run.facts.deployments, key=lambda d: -d.id):
+            if deployment.sha == run.sha and deployment.latest and deployment.latest.environment_url:
+                return deployment.latest.environment_url
+        return None
+
+    def check(self, run: ValidationRun) -> Verdict:
+        url = self.url(run)
+        if url is None:
+            return Verdict(run.name, Result.FAILED, None, "no URL: set url in the environment or validator")
+        expect = int(run.options.get("expect_status", 200))
+        body_text = run.options.get("expect_body")
+        attempts = 1 + int(run.options.get("retries", 2))
+        timeout = float(run.options.get("timeout", 5))
+        problem = ""
+        for _ in range(attempts):
+            status, body, problem = _get(url, timeout)
+            if status == expect and (body_text is None or body_text in body):
+                return Verdict(run.name, Result.PASSED, url, f"GET {url}: {status}")
+            if status is not None:
+                problem = f"GET {url}: {status}" + (
+                    f", body lacks {body_text!r}" if status == expect else f", expected {expect}"
+                )
+        return Verdict(run.name, Result.FAILED, url, problem)
+
+
+def _get(url: str, timeout: float) -> tuple[int | None, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - configured URL
+            return response.status, response.read(65536).decode("utf-8", "replace"), ""
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(65536).decode("utf-8", "replace"), ""
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        return None, "", f"GET {url}: {reason}"
+
+
+class Workflow:
+    """Named workflow runs or check runs for the head sha concluded successfully."""
+
+    name = "workflow"
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"workflows": list, "checks": list}
+
+    def start(self, run: ValidationRun) -> None:
+        return None
+
+    def check(self, run: ValidationRun) -> Verdict:
+        workflows = [str(w) for w in run.options.get("workflows", [])]
+        checks = [str(c) for c in run.options.get("checks", [])]
+        if not workflows and not checks:
+            return Verdict(run.name, Result.FAILED, None, "configure workflows or checks to wait for")
+        results: list[tuple[str, str | None, str | None, str]] = []  # name, status, conclusion, url
+        for workflow in workflows:
+            found = [
+                r for r in run.facts.runs if r.head_sha == run.sha and r.path.rsplit("/", 1)[-1] == workflow
+            ]
+            latest = max(found, key=lambda r: r.id, default=None)
+            results.append(
+                (workflow, latest.status, latest.conclusion, latest.url)
+                if latest
+                else (workflow, None, None, "")
+            )
+        for name in checks:
+            found_checks = [c for c in run.facts.checks if c.head_sha == run.sha and c.name == name]
+            newest = max(found_checks, key=lambda c: c.id, default=None)
+            results.append(
+                (name, newest.status, newest.conclusion, newest.url) if newest else (name, None, None, "")
+            )
+        for name, status, conclusion, url in results:
+            if status == "completed" and conclusion not in OK_CONCLUSIONS:
+                return Verdict(run.name, Result.FAILED, url or None, f"{name} {conclusion}")
+        waiting = [name for name, status, _, _ in results if status != "completed"]
+        if waiting:
+            return Verdict(run.name, Result.PENDING, None, "waiting for " + ", ".join(waiting))
+        return Verdict(run.name, Result.PASSED, results[0][3] or None, "all passed")
+
+
+class Monitor:
+    """Named check runs stay free of failures for a soak window after validation started.
+
+    The window starts at the ``promote/<env>/<name>`` pending status the tool wrote at R4,
+    so the clock lives on GitHub and any machine's ``next`` reads the same one.
+    """
+
+    name = "monitor"
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"checks": list, "soak_seconds": int}
+
+    def start(self, run: ValidationRun) -> None:
+        return None
+
+    def check(self, run: ValidationRun) -> Verdict:
+        names = [str(c) for c in run.options.get("checks", ["monitor"])]
+        soak = int(run.options.get("soak_seconds", 300))
+        for check in run.facts.checks:
+            if check.head_sha == run.sha and check.name in names and check.conclusion not in (None, *OK_CONCLUSIONS):
+                return Verdict(run.name, Result.FAILED, check.url or None, f"{check.name} {check.conclusion}")
+        context = f"promote/{run.environment.name}/{run.name}"
+        started = [s.created_at for s in run.facts.statuses if s.context == context and s.created_at]
+        if not started:
+            return Verdict(run.name, Result.PENDING, None, f"soak of {soak}s not started")
+        elapsed = _seconds(min(started), run.snapshot.taken_at)
+        if elapsed >= soak:
+            return Verdict(run.name, Result.PASSED, None, f"green for {int(elapsed)}s")
+        return Verdict(run.name, Result.PENDING, None, f"green for {int(elapsed)}s of {soak}s")
+
+
+def _seconds(earlier: str, later: str) -> float:
+    def parse(text: str) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(later) - parse(earlier)).total_seconds()
+
+
+class ManualApproval:
+    """A designated reviewer, not an author of the change, approves this exact sha."""
+
+    name = "manual-approval"
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"reviewers": list, "template": str}
+
+    def start(self, run: ValidationRun) -> None:
+        if run.github is not None:
+            run.github.open_checklist(run)
+
+    def check(self, run: ValidationRun) -> Verdict:
+        reviewers = {str(r).lower() for r in run.options.get("reviewers", run.settings.reviewers)}
+        if not reviewers:
+            return Verdict(run.name, Result.FAILED, None, "no designated reviewers are configured")
+        authors = {a.lower() for a in run.facts.change_authors}
+        decisions = [
+            a
+            for a in run.facts.approvals
+            if a.sha == run.sha and a.user.lower() in reviewers and a.user.lower() not in authors
+        ]
+        if not decisions:
+            return Verdict(run.name, Result.PENDING, None, "waiting for " + " or ".join(sorted(reviewers)))
+        last = decisions[-1]
+        if last.state == "approved":
+            return Verdict(run.name, Result.PASSED, last.url or None, f"approved by {last.user}")
+        return Verdict(run.name, Result.FAILED, last.url or None, f"rejected by {last.user}: {last.reason}")
+
+
+@hookimpl
+def register_validators(register: Register[Validator], settings: Settings) -> None:
+    register(HttpHealth())
+    register(Workflow())
+    register(Monitor())
+    register(ManualApproval())

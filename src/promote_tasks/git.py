@@ -1,0 +1,359 @@
+"""Local git facts: rollback targets, the commit before a merge, shallow clones, the branch.
+
+The only module that imports gitpython. ``import git`` costs about 150 ms (gitpython runs
+``git version`` when imported), so it is imported inside the functions that need it and
+importing this module does no work: a hook that never asks git a question never pays for it.
+
+Every question is answered from commit topology (parents, first-parent chain) and from facts
+the caller read from GitHub (known-good shas, a PR's commit count and head), never from
+commit titles: real histories have true merges titled like squashes, rebased commits that
+carry "(#N)", and squash commits titled "Merge pull request #N".
+
+Shallow clones (GitHub Actions checks out with ``fetch-depth: 1``) are deepened from the
+remote as far as a walk needs, a little at a time; without a remote the error says how to fix
+the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Literal
+
+from promote_tasks.errors import GitError
+
+if TYPE_CHECKING:
+    import git
+
+MergeMethod = Literal["merge", "squash", "rebase"]
+"""How a PR landed on its base branch, in GitHub's words (the ``merge_method`` of a merge)."""
+
+MERGE_METHODS: tuple[MergeMethod, ...] = ("merge", "squash", "rebase")
+
+DEFAULT_REMOTE = "origin"
+_FIRST_DEEPEN = 32  # commits fetched by the first deepening of a shallow clone; then it doubles
+_FIX_SHALLOW = "clone with full history (actions/checkout: fetch-depth: 0)"
+
+
+def open_repo(path: str | os.PathLike[str]) -> git.Repo:
+    """Open the git repository at or above ``path``; :class:`GitError` naming it if there is none.
+
+    The caller owns the returned repository and should ``close()`` it (gitpython keeps
+    ``git cat-file`` processes alive until then).
+    """
+    import git
+
+    try:
+        return git.Repo(path, search_parent_directories=True)
+    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError):
+        raise GitError(f"not a git repository: {os.fspath(path)}") from None
+
+
+def current_branch(repo_path: str | os.PathLike[str]) -> str | None:
+    """Name of the checked-out branch (``"feature/x"``), or ``None`` when HEAD is detached.
+
+    A branch with no commits yet (a fresh ``git init``) still has a name.
+    """
+    with _opened(repo_path) as repo:
+        if repo.head.is_detached:
+            return None
+        return repo.head.reference.name
+
+
+def is_shallow(repo_path: str | os.PathLike[str]) -> bool:
+    """Whether the repository is a shallow clone (history cut off at some depth)."""
+    with _opened(repo_path) as repo:
+        return bool(_shallow_commits(repo))
+
+
+def rollback_target(
+    repo_path: str | os.PathLike[str],
+    failed_sha: str,
+    known_good: Iterable[str],
+    *,
+    limit: int = 1000,
+    remote: str = DEFAULT_REMOTE,
+) -> str:
+    """The newest known-good commit on the first-parent chain before ``failed_sha``.
+
+    Walks ``failed_sha^1``, ``failed_sha^1^1``, ... (``failed_sha`` itself never counts) and
+    returns the full sha of the first commit found in ``known_good`` — the shas deployed and
+    validated in the environment, as the caller read them from GitHub (full shas; abbreviated
+    ones of 7 or more characters match by prefix). The commits of the failed PR and of earlier
+    failed merges are skipped because they are not known-good.
+
+    At most ``limit`` first-parent commits are looked at. A shallow clone is deepened from
+    ``remote`` as the walk reaches its boundary. :class:`GitError` (one line, naming the sha
+    and the repository) when nothing is found, ``failed_sha`` is unknown, the path is not a
+    repository, or a shallow clone cannot be deepened.
+    """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    is_good = _sha_matcher(known_good)
+    path = os.fspath(repo_path)
+    with _opened(repo_path) as repo:
+        failed = _resolve(repo, failed_sha, path)
+        short = _short(failed.hexsha)
+        walked = 0
+        for commit in _first_parents(repo, failed, limit, remote=remote, path=path):
+            walked += 1
+            if is_good(commit.hexsha):
+                return commit.hexsha
+    if walked < limit:
+        raise GitError(
+            f"no known-good commit before {short} in {path}: "
+            f"reached the first commit after {walked} first-parent commits"
+        )
+    raise GitError(
+        f"no known-good commit within {limit} first-parent commits before {short} in {path}"
+    )
+
+
+def pre_merge_commit(
+    repo_path: str | os.PathLike[str],
+    merged_sha: str,
+    *,
+    pr_commits: int = 1,
+    method: MergeMethod | None = None,
+    pr_head_sha: str | None = None,
+    remote: str = DEFAULT_REMOTE,
+) -> str:
+    """The commit the branch pointed to just before a PR landed at ``merged_sha``.
+
+    ``merged_sha`` is the PR's ``merge_commit_sha`` (for a rebase merge, the newest of the
+    rebased commits). The answer by ``method``:
+
+    - ``"merge"``: first parent of the merge commit (which must have two or more parents);
+    - ``"squash"``: the squash commit's only parent;
+    - ``"rebase"``: ``merged_sha~pr_commits`` — the ``pr_commits`` commits the PR landed as,
+      each with one parent, are stepped over.
+
+    With ``method=None`` it is found by :func:`merge_method` from ``pr_commits`` and
+    ``pr_head_sha``. This is the rollback target of last resort, for an environment with no
+    known-good commit yet; prefer :func:`rollback_target`. A shallow clone is deepened from
+    ``remote`` when a rebase merge reaches past its boundary.
+    """
+    if pr_commits < 1:
+        raise ValueError(f"pr_commits must be at least 1, not {pr_commits}")
+    if method is not None and method not in MERGE_METHODS:
+        raise ValueError(f"method must be one of {', '.join(MERGE_METHODS)}, not {method!r}")
+    path = os.fspath(repo_path)
+    with _opened(repo_path) as repo:
+        merged = _resolve(repo, merged_sha, path)
+        short = _short(merged.hexsha)
+        if method is None:
+            method = _merge_method(repo, merged, pr_commits, pr_head_sha, path)
+        parents = merged.parents
+        if not parents:
+            raise GitError(f"{short} in {path} is a root commit: nothing came before it")
+        if method == "merge":
+            if len(parents) < 2:
+                raise GitError(f"{short} in {path} has one parent, so it is not a merge commit")
+            return parents[0].hexsha
+        if len(parents) > 1:
+            raise GitError(
+                f"{short} in {path} has {len(parents)} parents, so it is not a {method} merge"
+            )
+        if method == "squash":
+            return parents[0].hexsha
+        return _rebase_base(repo, merged, pr_commits, remote=remote, path=path)
+
+
+def merge_method(
+    repo_path: str | os.PathLike[str],
+    merged_sha: str,
+    *,
+    pr_commits: int = 1,
+    pr_head_sha: str | None = None,
+) -> MergeMethod:
+    """How a PR landed at ``merged_sha``, told from topology and PR facts, never from titles.
+
+    GitHub's API does not say which button merged a PR, but these facts do:
+
+    - ``merged_sha`` has two or more parents: ``"merge"``;
+    - one parent and the PR has one commit (``pr_commits``, the PR's ``commits`` count):
+      ``"squash"`` (a rebase of one commit is the same shape and has the same answer);
+    - one parent and several commits: a rebase keeps each commit's author and author date, a
+      squash is a new commit authored at merge time, so ``merged_sha`` is compared with the
+      PR's head commit ``pr_head_sha`` (it must be in the local repository: fetch
+      ``pull/<N>/head``). Without it the two cannot be told apart: :class:`GitError`.
+    """
+    if pr_commits < 1:
+        raise ValueError(f"pr_commits must be at least 1, not {pr_commits}")
+    path = os.fspath(repo_path)
+    with _opened(repo_path) as repo:
+        merged = _resolve(repo, merged_sha, path)
+        return _merge_method(repo, merged, pr_commits, pr_head_sha, path)
+
+
+# --- internals -------------------------------------------------------------------------------
+
+
+@contextmanager
+def _opened(path: str | os.PathLike[str]) -> Iterator[git.Repo]:
+    repo = open_repo(path)
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def _short(sha: str) -> str:
+    return sha[:7]
+
+
+def _resolve(repo: git.Repo, rev: str, path: str) -> git.Commit:
+    import git
+
+    try:
+        return repo.commit(rev)
+    except (ValueError, git.exc.BadName, git.exc.BadObject):
+        raise GitError(f"unknown commit {_short(rev)} in {path}") from None
+
+
+def _sha_matcher(shas: Iterable[str]) -> _ShaMatcher:
+    full: set[str] = set()
+    prefixes: set[str] = set()
+    for sha in shas:
+        sha = sha.strip().lower()
+        if len(sha) >= 40:
+            full.add(sha)
+        elif len(sha) >= 7:
+            prefixes.add(sha)
+    return _ShaMatcher(frozenset(full), tuple(sorted(prefixes)))
+
+
+class _ShaMatcher:
+    __slots__ = ("_full", "_prefixes")
+
+    def __init__(self, full: frozenset[str], prefixes: tuple[str, ...]) -> None:
+        self._full = full
+        self._prefixes = prefixes
+
+    def __call__(self, sha: str) -> bool:
+        return sha in self._full or (bool(self._prefixes) and sha.startswith(self._prefixes))
+
+
+def _shallow_commits(repo: git.Repo) -> frozenset[str]:
+    """Commits whose parents a shallow clone does not have (empty when not shallow)."""
+    try:
+        text = Path(repo.common_dir, "shallow").read_text(encoding="ascii")
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(text.split())
+
+
+def _first_parents(
+    repo: git.Repo, start: git.Commit, steps: int, *, remote: str, path: str
+) -> Iterator[git.Commit]:
+    """Yield ``start^1``, ``start^1^1``, ... — at most ``steps`` commits, fewer at the root.
+
+    A commit's parent shas are written in the commit itself, so each commit is yielded as soon
+    as its child has been read; its own object is read only if the caller asks for more. At the
+    boundary of a shallow clone that is when the clone is deepened.
+    """
+    shallow = _shallow_commits(repo)
+    current, child = start, ""
+    for taken in range(steps):
+        if child in shallow:
+            shallow = _deepen(repo, child, max(_FIRST_DEEPEN, taken), remote=remote, path=path)
+        try:
+            parents = current.parents
+        except ValueError:
+            raise GitError(f"commit {_short(current.hexsha)} is missing from {path}") from None
+        if not parents:
+            return
+        child, current = current.hexsha, parents[0]
+        yield current
+
+
+def _deepen(repo: git.Repo, boundary: str, depth: int, *, remote: str, path: str) -> frozenset[str]:
+    """Fetch ``depth`` more commits of history so that ``boundary``'s parents are local.
+
+    Deepens by ``depth``, then unshallows if that did not reach past ``boundary``; returns the
+    new set of shallow commits.
+    """
+    import git
+
+    short = _short(boundary)
+    if remote not in {r.name for r in repo.remotes}:
+        raise GitError(
+            f"{path} is a shallow clone ending at {short} and has no {remote!r} remote to "
+            f"deepen it from: {_FIX_SHALLOW}"
+        )
+    for args in ((f"--deepen={depth}", remote), ("--unshallow", remote)):
+        try:
+            repo.git.fetch("--quiet", "--no-tags", *args)
+        except git.exc.GitCommandError as exc:
+            reason = _first_line(exc.stderr) or f"git fetch exited {exc.status}"
+            raise GitError(
+                f"cannot deepen shallow clone {path} past {short} from {remote!r} ({reason}): "
+                f"{_FIX_SHALLOW}"
+            ) from None
+        repo.git.clear_cache()  # fresh cat-file processes see the fetched objects
+        shallow = _shallow_commits(repo)
+        if boundary not in shallow:
+            return shallow
+    raise GitError(
+        f"{path} is still shallow at {short} after fetching all history from {remote!r}: "
+        f"{_FIX_SHALLOW}"
+    )
+
+
+def _first_line(text: object) -> str:
+    for line in str(text or "").splitlines():
+        line = line.strip().removeprefix("stderr:").strip().strip("'").strip()
+        if line:
+            return line
+    return ""
+
+
+def _rebase_base(repo: git.Repo, merged: git.Commit, count: int, *, remote: str, path: str) -> str:
+    short = _short(merged.hexsha)
+    landed = merged  # read by the walk before it yields the next commit
+    walk = _first_parents(repo, merged, count, remote=remote, path=path)
+    for steps, commit in enumerate(walk, 1):
+        if len(landed.parents) != 1:
+            raise GitError(
+                f"{short}~{steps - 1} in {path} is a merge commit, so {short} is not "
+                f"a rebase merge of {count} commits"
+            )
+        if steps == count:
+            return commit.hexsha
+        landed = commit
+    raise GitError(
+        f"{short} in {path} has fewer than {count} commits before it, so it is not "
+        f"a rebase merge of {count} commits"
+    )
+
+
+def _merge_method(
+    repo: git.Repo, merged: git.Commit, pr_commits: int, pr_head_sha: str | None, path: str
+) -> MergeMethod:
+    if len(merged.parents) >= 2:
+        return "merge"
+    if pr_commits == 1:
+        return "squash"
+    short = _short(merged.hexsha)
+    if pr_head_sha is None:
+        raise GitError(
+            f"cannot tell a squash from a rebase merge of {pr_commits} commits at {short} "
+            f"in {path}: give the PR's head sha or the merge method"
+        )
+    head = _resolve(repo, pr_head_sha, path)
+    if head.hexsha == merged.hexsha or _authorship(head) == _authorship(merged):
+        return "rebase"
+    return "squash"
+
+
+def _authorship(commit: git.Commit) -> tuple[str | None, str | None, int, float]:
+    return (
+        commit.author.name,
+        commit.author.email,
+        commit.authored_date,
+        commit.author_tz_offset,
+    )

@@ -1,0 +1,74 @@
+"""Hook specifications: the whole surface a promote_tasks plugin can implement.
+
+Four ``register_*`` hooks contribute named objects; ``promote_transition`` is told about
+every transition the tool takes. Built-in behaviour uses the same hooks
+(``promote_tasks.default_plugins``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from promote_tasks.config import Settings
+    from promote_tasks.model import Action
+    from promote_tasks.model import Environment
+    from promote_tasks.registry import PlanStore
+    from promote_tasks.registry import Register
+    from promote_tasks.registry import RollbackStrategy
+    from promote_tasks.registry import Validator
+
+NAME = "promote_tasks"  #: pluggy project name and entry-point group
+
+hookspec = pluggy.HookspecMarker(NAME)
+hookimpl = pluggy.HookimplMarker(NAME)  #: decorator for plugin hook implementations
+
+
+@hookspec
+def register_environments(register: Register[Environment], settings: Settings) -> None:
+    """Contribute the pipeline's environments.
+
+    Called once per run, before anything is read from GitHub. Call ``register(env)`` with a
+    ``promote_tasks.model.Environment`` for each stage; the pipeline is ordered by
+    ``Environment.order`` and the production environment must be last. Names must be unique
+    across all plugins.
+    """
+
+
+@hookspec
+def register_validators(register: Register[Validator], settings: Settings) -> None:
+    """Contribute validators that environments can name in their ``validators`` list.
+
+    Called once per run. Call ``register(validator)`` for each; a validator has a ``name``
+    (what ``use = "..."`` refers to), ``option_types``, ``start(run)`` and ``check(run)``
+    returning a ``Verdict``. Names must be unique across all plugins.
+    """
+
+
+@hookspec
+def register_rollback_strategies(register: Register[RollbackStrategy], settings: Settings) -> None:
+    """Contribute rollback strategies (``redeploy``, ``revert``, ``reset`` are built in).
+
+    Called once per run. A strategy has a ``name``, ``opt_in`` (True: only used when the
+    configuration names it) and ``rollback(run)`` which must be idempotent.
+    """
+
+
+@hookspec
+def register_plan_stores(register: Register[PlanStore], settings: Settings) -> None:
+    """Contribute plan stores (``files`` and ``issues`` are built in).
+
+    Called once per run. A store has a ``name`` and ``plans``, ``create``, ``complete``.
+    """
+
+
+@hookspec
+def promote_transition(action: Action, did: tuple[str, ...], repository: str) -> None:
+    """Told about every transition after the tool has performed it (chat, webhooks, audit).
+
+    Called once per transition taken by ``next``, ``rollback``, ``approve`` and ``reject``,
+    after the writes; ``did`` lists them in words. The return value is ignored, and an
+    exception here is reported but does not undo the transition.
+    """

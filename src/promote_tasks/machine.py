@@ -1,0 +1,442 @@
+"""The Promote machine: the R1–R9 table, and pure ``derive`` / ``decide`` over a Snapshot.
+
+``derive`` turns GitHub facts into one state per environment and the pipeline-wide halt;
+``decide`` picks exactly one next action for the whole pipeline. Neither does I/O: the shell
+gathers the Snapshot, performs the action's effects, and derives again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import re
+
+from promote_tasks.model import DEPLOY_FAILED
+from promote_tasks.model import DEPLOY_SUCCESS
+from promote_tasks.model import DEPLOY_SUPERSEDED
+from promote_tasks.model import RUN_FAILED
+from promote_tasks.model import Action
+from promote_tasks.model import CommitStatus
+from promote_tasks.model import Effect
+from promote_tasks.model import Environment
+from promote_tasks.model import EnvFacts
+from promote_tasks.model import EnvState
+from promote_tasks.model import Evidence
+from promote_tasks.model import Pipeline
+from promote_tasks.model import PipelineState
+from promote_tasks.model import Plan
+from promote_tasks.model import PullRequest
+from promote_tasks.model import Result
+from promote_tasks.model import Rollback
+from promote_tasks.model import Snapshot
+from promote_tasks.model import State
+from promote_tasks.model import Verdict
+from promote_tasks.model import WorkflowRun
+from promote_tasks.model import effect
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    """One row of the machine. ``None`` as source or target is another machine."""
+
+    id: str
+    source: State | None
+    target: State | None
+    trigger: str
+    effect: str
+    production: bool | None = None  # the row applies only to (True) / outside (False) production
+
+
+TRANSITIONS: tuple[Transition, ...] = (
+    Transition("R1", None, State.DEPLOYING, "PR merged into env branch", "deploy pipeline triggered for that environment"),
+    Transition("R2", State.DEPLOYING, State.DEPLOYED, "deployment succeeded", ""),
+    Transition("R3", State.DEPLOYING, State.FAILED, "deployment failed", "all work halts"),
+    Transition("R4", State.DEPLOYED, State.VALIDATING, "checks initiated", "`promote/<env>` = pending; each validator started"),
+    Transition("R5", State.VALIDATING, State.PROMOTED, "every validator passed", "`promote/<env>` = success"),
+    Transition("R6", State.VALIDATING, State.FAILED, "a validator failed", "`promote/<env>` = failure"),
+    Transition("R7", State.PROMOTED, None, "not production", "open PR `<env> → <next env>` with `Promote-Plan:`", production=False),
+    Transition("R8", State.PROMOTED, State.COMPLETE, "production", "plan moved `doing/ → done/`; parent completed when all siblings are", production=True),
+    Transition("R9", State.FAILED, None, "fix plan created", "rollback deployed first; then fix plan with highest priority"),
+)  # fmt: skip
+
+ROWS = {row.id: row for row in TRANSITIONS}
+
+PLAN_LINE = re.compile(r"^Promote-Plan:\s*(\S+)\s*$", re.MULTILINE)
+FEATURE_PREFIX = "feature/"
+
+
+def verdict_context(env: str, validator: str | None = None) -> str:
+    """The commit-status context the tool writes its verdicts under."""
+    return f"promote/{env}" if validator is None else f"promote/{env}/{validator}"
+
+
+def fix_plan_id(key: str) -> str:
+    """A fix plan's id follows from its failure key, so a re-run finds the same plan."""
+    env, _, sha = key.partition("@")
+    return f"fix-{env}-{sha[:7]}"
+
+
+def plan_of(pull: PullRequest | None) -> str | None:
+    """Plan identity: ``feature/<plan-id>`` branches, or the ``Promote-Plan:`` line."""
+    if pull is None:
+        return None
+    found = PLAN_LINE.search(pull.body or "")
+    if found:
+        return found.group(1)
+    if pull.head_ref.startswith(FEATURE_PREFIX) and len(pull.head_ref) > len(FEATURE_PREFIX):
+        return pull.head_ref[len(FEATURE_PREFIX) :]
+    return None
+
+
+# -- derive ------------------------------------------------------------------------------------
+
+
+def derive(snapshot: Snapshot, pipeline: Pipeline) -> PipelineState:
+    """Each environment's state, the halt, and which plan may move, from facts alone."""
+    envs = tuple(
+        _derive_env(snapshot.env(env.name), env, pipeline, snapshot.plans)
+        for env in pipeline.environments
+    )
+    open_fixes = sorted(
+        (p for p in snapshot.plans if p.fix_key and not p.done), key=lambda p: (p.priority, p.id)
+    )
+    unfiled = [s for s in envs if s.state is State.FAILED and s.fix_plan is None]
+    halted = bool(open_fixes or unfiled)
+    fix_plan = open_fixes[0].id if open_fixes else None
+    if halted:
+        active = fix_plan
+    else:
+        in_flight = [
+            s
+            for s in envs
+            if s.plan is not None and not _settled(s, snapshot.env(s.name), snapshot.plans)
+        ]
+        active = in_flight[-1].plan if in_flight else None
+    return PipelineState(snapshot.repository, envs, halted, fix_plan, active)
+
+
+def _derive_env(
+    facts: EnvFacts, env: Environment, pipeline: Pipeline, plans: tuple[Plan, ...]
+) -> EnvState:
+    base = EnvState(name=env.name, branch=env.branch, sha=facts.head, state=None)
+    if facts.head is None:
+        return dataclasses.replace(base, violation=f"branch {env.branch} does not exist")
+    head = facts.head
+    plan = plan_of(facts.merged_pull)
+    verdicts = _statuses(facts.statuses, verdict_context(env.name))
+    deployments = sorted(
+        (d for d in facts.deployments if d.sha == head and not d.is_rollback), key=lambda d: d.id
+    )
+    runs = sorted(
+        (r for r in facts.runs if r.head_sha == head and is_deploy_run(r, pipeline)), key=lambda r: r.id
+    )
+    evidence: list[Evidence] = []
+    if facts.merged_pull is not None:
+        pr = facts.merged_pull
+        evidence.append(Evidence("pull_request", pr.number, pr.url, f"#{pr.number} merged into {env.branch}"))
+
+    failures: list[Evidence] = []
+    for status in verdicts:
+        if status.state in DEPLOY_FAILED:
+            failures.append(_status_evidence(status))
+    for deployment in deployments:
+        latest = deployment.latest
+        if latest is not None and latest.state in DEPLOY_FAILED:
+            failures.append(
+                Evidence("deployment", deployment.id, latest.url or deployment.url,
+                         f"deployment {deployment.id} {latest.state}")
+            )  # fmt: skip
+    for run in runs:
+        if run.status == "completed" and run.conclusion in RUN_FAILED:
+            failures.append(Evidence("workflow_run", run.id, run.url, f"{run.name} run {run.id} {run.conclusion}"))
+
+    newest = deployments[-1] if deployments else None
+    newest_state = newest.latest.state if newest is not None and newest.latest else ""
+    if failures:
+        state: State | None = State.FAILED
+        evidence.extend(failures)
+    elif verdicts and verdicts[-1].state == "success":
+        state = State.COMPLETE if env.production else State.PROMOTED
+        evidence.append(_status_evidence(verdicts[-1]))
+    elif verdicts and verdicts[-1].state == "pending":
+        state = State.VALIDATING
+        evidence.append(_status_evidence(verdicts[-1]))
+    elif newest is not None and newest_state in DEPLOY_SUCCESS | DEPLOY_SUPERSEDED:
+        state = State.DEPLOYED
+        evidence.append(Evidence("deployment", newest.id, newest.url, f"deployment {newest.id} succeeded"))
+    elif newest is not None or runs:
+        state = State.DEPLOYING
+        if newest is not None:
+            evidence.append(Evidence("deployment", newest.id, newest.url,
+                                     f"deployment {newest.id} {newest_state or 'created'}"))  # fmt: skip
+        for run in runs:
+            evidence.append(Evidence("workflow_run", run.id, run.url, f"{run.name} run {run.id} {run.status}"))
+    elif facts.merged_pull is not None:
+        state = State.DEPLOYING  # just merged: the deploy has not shown up yet
+    else:
+        state = None
+
+    violation = None
+    if facts.merged_pull is None and not verdicts and (state is not None or facts.deployments):
+        violation = (
+            f"head {head[:7]} of {env.branch} did not come from a merged pull request "
+            "(a direct push?); merge through a PR or roll back by hand"
+        )
+
+    rollbacks = sorted(
+        (d for d in facts.deployments if d.is_rollback and d.rollback_of == head), key=lambda d: d.id
+    )
+    rollback = None
+    if rollbacks:
+        last = rollbacks[-1]
+        rollback = Rollback(last.id, last.sha, last.latest.state if last.latest else "", last.plan)
+        evidence.append(Evidence("deployment", last.id, last.url,
+                                 f"rollback to {last.sha[:7]}: {rollback.state or 'created'}"))  # fmt: skip
+    key = f"{env.name}@{head}"
+    fix = next((p.id for p in plans if p.fix_key == key), None)
+    return dataclasses.replace(
+        base,
+        state=state,
+        plan=plan,
+        production=env.production,
+        evidence=tuple(evidence),
+        verdicts=_verdicts(facts, env),
+        violation=violation,
+        rollback=rollback,
+        fix_plan=fix,
+    )
+
+
+def is_deploy_run(run: WorkflowRun, pipeline: Pipeline) -> bool:
+    workflow = pipeline.deploy_workflow
+    return workflow is not None and run.path.rsplit("/", 1)[-1] == workflow
+
+
+def _statuses(statuses: tuple[CommitStatus, ...], context: str) -> list[CommitStatus]:
+    return sorted((s for s in statuses if s.context == context), key=lambda s: s.id)
+
+
+def _status_evidence(status: CommitStatus) -> Evidence:
+    text = f"{status.context} {status.state}" + (f": {status.description}" if status.description else "")
+    return Evidence("commit_status", status.id, status.target_url, text)
+
+
+_RECORDED = {"success": Result.PASSED, "failure": Result.FAILED, "error": Result.FAILED}
+
+
+def _verdicts(facts: EnvFacts, env: Environment) -> tuple[Verdict, ...]:
+    """One verdict per configured validator: fresh from the shell, else as last recorded."""
+    fresh = {v.validator: v for v in facts.verdicts}
+    out = []
+    for name in env.validators:
+        if name in fresh:
+            out.append(fresh[name])
+            continue
+        recorded = _statuses(facts.statuses, verdict_context(env.name, name))
+        if recorded:
+            last = recorded[-1]
+            out.append(Verdict(name, _RECORDED.get(last.state, Result.PENDING), last.target_url, last.description))
+        else:
+            out.append(Verdict(name, Result.PENDING))
+    return tuple(out)
+
+
+def _settled(state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...]) -> bool:
+    """Has this instance finished its pass: complete, or promoted and carried onward?"""
+    if state.state is State.COMPLETE:
+        return state.plan is None or any(p.id == state.plan and p.done for p in plans)
+    if state.state is State.PROMOTED:
+        return bool(facts.next_contains_head) or any(
+            p.merged and p.head_sha == state.sha for p in facts.promotions
+        )
+    return False
+
+
+# -- decide ------------------------------------------------------------------------------------
+
+
+def _take(row_id: str, env: EnvState, *effects: Effect, plan: str | None = None) -> Action:
+    row = ROWS[row_id]
+    if row.source is not None and env.state is not row.source:
+        raise AssertionError(f"{row_id} taken from {env.state} in {env.name}")  # a bug in decide
+    if row.production is not None and row.production != env.production:
+        raise AssertionError(f"{row_id} taken in {env.name} (production={env.production})")
+    return Action(row_id, env.name, row.source, row.target, effects, plan=plan or env.plan)
+
+
+def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Action:
+    """Exactly one next action for the whole pipeline.
+
+    Failures come first (record, roll back, file the fix plan). Then, downstream first, the
+    one plan allowed to move: the fix plan while halted, else the plan furthest along.
+    """
+    for env in state.environments:
+        if env.state is State.FAILED and env.rollback is not None and env.rollback.failed:
+            return Action(
+                None,
+                env.name,
+                env.state,
+                stop=(
+                    f"rollback of {env.name} to {env.rollback.target[:7]} failed "
+                    f"(deployment {env.rollback.deployment_id}); deploy {env.rollback.target[:7]} "
+                    f"to {env.name} by hand, then run `promote next` again"
+                ),
+            )
+    waits: list[str] = []
+    for env in state.environments:
+        if env.state is State.FAILED:
+            action = _on_failure(env, snapshot.env(env.name), pipeline.get(env.name), waits)
+            if action is not None:
+                return action
+    for env in reversed(state.environments):
+        if env.state in (None, State.FAILED):
+            if env.violation:
+                waits.append(env.violation)
+            continue
+        if env.violation:
+            waits.append(env.violation)
+            continue
+        if state.halted:
+            allowed = state.fix_plan is not None and env.plan == state.fix_plan
+        else:
+            allowed = state.active_plan is None or env.plan == state.active_plan
+        if not allowed:
+            if not _settled(env, snapshot.env(env.name), snapshot.plans):
+                holder = f"fix plan {state.fix_plan}" if state.halted else f"plan {state.active_plan}"
+                waits.append(f"{env.name}: plan {env.plan} waits while {holder} is in flight")
+            continue
+        action = _progress(env, snapshot, pipeline, waits)
+        if action is not None:
+            return action
+    return Action(None, waiting_for=waits[0] if waits else None, plan=state.active_plan)
+
+
+def _on_failure(env: EnvState, facts: EnvFacts, spec: Environment, waits: list[str]) -> Action | None:
+    assert env.sha is not None
+    recorded = _statuses(facts.statuses, verdict_context(env.name))
+    if not any(s.state in DEPLOY_FAILED for s in recorded):
+        # The failure came from the deploy itself: make it the sticky verdict on the sha.
+        reason = next((e.summary for e in env.evidence if e.kind != "pull_request"), "deploy failed")
+        row = ROWS["R3"]
+        return Action(
+            "R3",
+            env.name,
+            row.source,
+            row.target,
+            (effect("set-status", sha=env.sha, context=verdict_context(env.name),
+                    state="failure", description=reason[:140]),),  # fmt: skip
+            plan=env.plan,
+        )
+    key = env.key
+    if env.rollback is None:
+        return _take(
+            "R9", env,
+            effect("rollback", environment=env.name, failed_sha=env.sha, strategy=spec.rollback,
+                   plan=fix_plan_id(key)),
+        )  # fmt: skip
+    if not env.rollback.succeeded:
+        waits.append(f"rollback of {env.name} to {env.rollback.target[:7]} ({env.rollback.state or 'created'})")
+        return None
+    if env.fix_plan is None:
+        culprit = next((e for e in env.evidence if e.kind == "pull_request"), None)
+        return _take(
+            "R9", env,
+            effect("file-fix-plan", id=fix_plan_id(key), key=key, environment=env.name,
+                   failed_sha=env.sha, culprit=str(culprit.id) if culprit else "",
+                   rollback_target=env.rollback.target, rollback_state=env.rollback.state,
+                   failed_plan=env.plan or ""),
+        )  # fmt: skip
+    return None
+
+
+def _progress(env: EnvState, snapshot: Snapshot, pipeline: Pipeline, waits: list[str]) -> Action | None:
+    facts = snapshot.env(env.name)
+    spec = pipeline.get(env.name)
+    assert env.sha is not None
+    if env.state is State.DEPLOYING:
+        pending_deploy = [e for e in env.evidence if e.kind in ("deployment", "workflow_run")]
+        merged_at = facts.merged_pull.merged_at if facts.merged_pull else None
+        if (
+            not pending_deploy
+            and pipeline.deploy_workflow
+            and merged_at
+            and _seconds_between(merged_at, snapshot.taken_at) >= pipeline.deploy_grace_seconds
+        ):
+            row = ROWS["R1"]
+            return Action(
+                "R1", env.name, row.source, row.target,
+                (effect("dispatch-deploy", environment=env.name, branch=env.branch, sha=env.sha,
+                        workflow=pipeline.deploy_workflow),),
+                plan=env.plan,
+            )  # fmt: skip
+        waits.append(f"deployment of {env.name} at {env.sha[:7]}")
+        return None
+    if env.state is State.DEPLOYED:
+        effects = [effect("set-status", sha=env.sha, context=verdict_context(env.name),
+                          state="pending", description="validating")]  # fmt: skip
+        for name in spec.validators:
+            effects.append(effect("start-validator", environment=env.name, sha=env.sha, validator=name))
+            effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name, name),
+                                  state="pending", description="started"))  # fmt: skip
+        return _take("R4", env, *effects)
+    if env.state is State.VALIDATING:
+        return _validate(env, facts, waits)
+    if env.state is State.PROMOTED and not env.production:
+        if _settled(env, facts, snapshot.plans):
+            return None
+        open_pr = next((p for p in facts.promotions if p.state == "open"), None)
+        following = pipeline.after(env.name)
+        assert following is not None
+        if open_pr is not None:
+            waits.append(f"merge of #{open_pr.number} ({env.branch} → {following.branch})")
+            return None
+        return _take(
+            "R7", env,
+            effect("open-pr", head=env.branch, base=following.branch, sha=env.sha,
+                   plan=env.plan or "", environment=env.name),
+        )  # fmt: skip
+    if env.state is State.COMPLETE and env.plan is not None:
+        if any(p.id == env.plan and p.done for p in snapshot.plans):
+            return None
+        row = ROWS["R8"]
+        return Action("R8", env.name, row.source, row.target,
+                      (effect("complete-plan", plan=env.plan),), plan=env.plan)  # fmt: skip
+    return None
+
+
+def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None:
+    assert env.sha is not None
+    recorded = {
+        v: _statuses(facts.statuses, verdict_context(env.name, v)) for v in (x.validator for x in env.verdicts)
+    }
+    state_of = {Result.PASSED: "success", Result.FAILED: "failure", Result.PENDING: "pending"}
+    updates = [
+        effect("set-status", sha=env.sha, context=verdict_context(env.name, v.validator),
+               state=state_of[v.result], description=(v.summary or v.result.value)[:140],
+               target_url=v.url or "")
+        for v in env.verdicts
+        if not recorded[v.validator] or recorded[v.validator][-1].state != state_of[v.result]
+    ]  # fmt: skip
+    failed = [v for v in env.verdicts if v.result is Result.FAILED]
+    if failed:
+        names = ", ".join(v.validator for v in failed)
+        verdict = effect("set-status", sha=env.sha, context=verdict_context(env.name),
+                         state="failure", description=f"failed: {names}"[:140])  # fmt: skip
+        return _take("R6", env, *updates, verdict)
+    pending = [v.validator for v in env.verdicts if v.result is Result.PENDING]
+    if not pending:
+        verdict = effect("set-status", sha=env.sha, context=verdict_context(env.name),
+                         state="success", description="all validators passed")  # fmt: skip
+        return _take("R5", env, *updates, verdict)
+    waits.append(f"validation of {env.name} at {env.sha[:7]}: {', '.join(pending)}")
+    if updates:
+        return Action(None, env.name, env.state, env.state, tuple(updates),
+                      waiting_for=waits[-1], plan=env.plan)  # fmt: skip
+    return None
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    def parse(text: str) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(later) - parse(earlier)).total_seconds()

@@ -1,0 +1,447 @@
+"""Frozen facts and results: what GitHub said (a Snapshot) and what we made of it.
+
+Facts are kept close to GitHub's own objects, trimmed to what derivation needs, so a
+saved snapshot file reads like the API responses it came from. Everything here is pure
+data: no I/O, and no imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+from typing import TypeVar
+
+from promote_tasks.errors import SnapshotError
+
+SNAPSHOT_FORMAT = 1
+
+#: Deployment states that mean "finished"; anything else (``waiting``, or a state GitHub
+#: invents tomorrow) means "not finished yet".
+DEPLOY_SUCCESS = frozenset({"success"})
+DEPLOY_FAILED = frozenset({"failure", "error"})
+DEPLOY_SUPERSEDED = frozenset({"inactive"})
+#: Workflow-run conclusions that mean the deploy did not happen.
+RUN_FAILED = frozenset({"failure", "timed_out", "cancelled", "startup_failure", "action_required"})
+ROLLBACK_TASK = "deploy:rollback"
+
+
+class State(enum.Enum):
+    """The six states of one instance ``(environment, head sha)``."""
+
+    DEPLOYING = "deploying"
+    DEPLOYED = "deployed"
+    VALIDATING = "validating"
+    FAILED = "failed"
+    PROMOTED = "promoted"
+    COMPLETE = "complete"
+
+
+class Result(enum.Enum):
+    """A validator's verdict."""
+
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+# -- facts ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DeploymentStatus:
+    id: int
+    state: str
+    environment_url: str = ""
+    url: str = ""
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    """A GitHub deployment with all its statuses (in any order: we sort by id)."""
+
+    id: int
+    environment: str
+    sha: str
+    task: str = "deploy"
+    url: str = ""
+    rollback_of: str | None = None  # payload["promote"]["rollback_of"]
+    plan: str | None = None  # payload["promote"]["plan"]
+    statuses: tuple[DeploymentStatus, ...] = ()
+
+    @property
+    def latest(self) -> DeploymentStatus | None:
+        return max(self.statuses, key=lambda s: s.id, default=None)
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.task == ROLLBACK_TASK
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitStatus:
+    """One commit status; a context may appear many times (its whole history)."""
+
+    id: int
+    context: str
+    state: str  # pending | success | failure | error
+    description: str = ""
+    target_url: str | None = None
+    created_at: str = ""
+    creator: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowRun:
+    id: int
+    name: str
+    path: str  # ".github/workflows/deploy.yml"
+    head_sha: str
+    status: str  # queued | in_progress | completed | waiting | ...
+    conclusion: str | None = None
+    event: str = "push"
+    url: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckRun:
+    id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None = None
+    url: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class PullRequest:
+    number: int
+    head_ref: str
+    head_sha: str
+    base_ref: str
+    state: str = "open"  # open | closed
+    merged: bool = False
+    merge_commit_sha: str | None = None
+    title: str = ""
+    body: str = ""
+    author: str = ""
+    url: str = ""
+    merged_at: str | None = None  # ISO 8601, GitHub's format
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A plan as the plan store sees it. ``fix_key`` is ``env@sha`` for fix plans."""
+
+    id: str
+    title: str = ""
+    status: str = "doing"  # inbox | doing | done
+    priority: int = 2
+    parent: str | None = None
+    fix_key: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What a validator's ``check()`` said about one instance."""
+
+    validator: str
+    result: Result
+    url: str | None = None
+    summary: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Approval:
+    """A recorded manual decision: who said what about which sha."""
+
+    user: str
+    sha: str
+    state: str  # approved | rejected
+    url: str = ""
+    reason: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvFacts:
+    """Everything GitHub says about one environment and its current head."""
+
+    name: str
+    head: str | None  # None: the branch does not exist
+    merged_pull: PullRequest | None = None  # the PR whose merge produced ``head``
+    deployments: tuple[Deployment, ...] = ()  # every deployment of this environment read
+    statuses: tuple[CommitStatus, ...] = ()  # commit statuses on ``head``
+    runs: tuple[WorkflowRun, ...] = ()  # workflow runs for ``head``
+    checks: tuple[CheckRun, ...] = ()  # check runs on ``head``
+    verdicts: tuple[Verdict, ...] = ()  # validator results gathered by the shell
+    promotions: tuple[PullRequest, ...] = ()  # PRs from this branch to the next env's, any state
+    next_contains_head: bool | None = None  # does the next env branch already hold ``head``?
+    known_good: tuple[str, ...] = ()  # older heads validated here (rollback targets)
+    approvals: tuple[Approval, ...] = ()  # manual decisions recorded for this environment
+    change_authors: tuple[str, ...] = ()  # who wrote the change now at ``head``
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """All facts for one decision, read at one moment."""
+
+    repository: str
+    taken_at: str  # ISO 8601 UTC, "2026-11-24T10:00:00Z"
+    environments: tuple[EnvFacts, ...]
+    open_pulls: tuple[PullRequest, ...] = ()  # open PRs whose base is an env branch
+    plans: tuple[Plan, ...] = ()
+    format: int = SNAPSHOT_FORMAT
+
+    def env(self, name: str) -> EnvFacts:
+        for facts in self.environments:
+            if facts.name == name:
+                return facts
+        raise SnapshotError(f"snapshot has no facts for environment {name!r}")
+
+
+# -- configuration shapes the core needs --------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    """One stage of the pipeline. Contributed by environment plugins."""
+
+    name: str
+    branch: str
+    order: int
+    production: bool = False
+    validators: tuple[str, ...] = ()
+    rollback: str = "redeploy"
+    url: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """Environments in promotion order; the last is production."""
+
+    environments: tuple[Environment, ...]
+    deploy_workflow: str | None = "deploy.yml"
+    deploy_grace_seconds: int = 120
+
+    def __post_init__(self) -> None:
+        names = [e.name for e in self.environments]
+        if not names:
+            raise SnapshotError("a pipeline needs at least one environment")
+        if len(set(names)) != len(names):
+            raise SnapshotError(f"environment names repeat: {', '.join(names)}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.environments)
+
+    def get(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise SnapshotError(f"unknown environment {name!r} (known: {', '.join(self.names)})")
+
+    def after(self, name: str) -> Environment | None:
+        envs = self.environments
+        index = self.names.index(name)
+        return envs[index + 1] if index + 1 < len(envs) else None
+
+
+# -- what we derived -----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """The GitHub object a conclusion rests on, so ``status`` can explain itself."""
+
+    kind: str  # deployment | deployment_status | commit_status | workflow_run | pull_request ...
+    id: int | str | None
+    url: str | None
+    summary: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollback:
+    """A rollback recorded for a failed instance, and how far it got."""
+
+    deployment_id: int
+    target: str
+    state: str  # latest status of the rollback deployment, "" when none yet
+    plan: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in DEPLOY_SUCCESS
+
+    @property
+    def failed(self) -> bool:
+        return self.state in DEPLOY_FAILED
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvState:
+    """The derived state of one instance ``(environment, sha)``."""
+
+    name: str
+    branch: str
+    sha: str | None
+    state: State | None  # None: nothing was ever deployed here
+    plan: str | None = None
+    production: bool = False
+    evidence: tuple[Evidence, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    violation: str | None = None
+    rollback: Rollback | None = None
+    fix_plan: str | None = None  # id of the fix plan filed for this failure
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.sha}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineState:
+    repository: str
+    environments: tuple[EnvState, ...]
+    halted: bool
+    fix_plan: str | None  # the unfinished fix plan that holds the halt
+    active_plan: str | None  # the one plan allowed to move
+
+    def env(self, name: str) -> EnvState:
+        for state in self.environments:
+            if state.name == name:
+                return state
+        raise SnapshotError(f"unknown environment {name!r}")
+
+
+# -- what to do next -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Effect:
+    """One write for the shell to perform, in order. ``kind`` names it; ``args`` are data."""
+
+    kind: str  # set-status | start-validator | dispatch-deploy | open-pr | complete-plan | rollback | file-fix-plan
+    args: tuple[tuple[str, str], ...] = ()
+
+    def arg(self, name: str) -> str:
+        return dict(self.args)[name]
+
+    def describe(self) -> str:
+        return self.kind + " " + " ".join(f"{k}={v}" for k, v in self.args)
+
+
+def effect(kind: str, **args: str) -> Effect:
+    return Effect(kind, tuple(args.items()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """Exactly one next step for the whole pipeline: a transition with its effects, or a wait."""
+
+    transition: str | None  # "R1".."R9", or None when there is nothing to do or we must wait
+    environment: str | None = None
+    source: State | None = None
+    target: State | None = None
+    effects: tuple[Effect, ...] = ()
+    waiting_for: str | None = None
+    plan: str | None = None
+    stop: str | None = None  # set when a person must act (failed rollback, violation)
+
+
+# -- JSON round trip ---------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def to_json_data(value: Any) -> Any:
+    """Plain JSON-able data for a dataclass tree (enums by value, tuples as lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [to_json_data(v) for v in value]
+    return value
+
+
+def from_json_data(cls: type[T], data: Any, where: str = "snapshot") -> T:
+    """Build ``cls`` from JSON data, naming the exact field when something is off."""
+    return typing.cast(T, _convert(cls, data, where))
+
+
+def _convert(tp: Any, data: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if data is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, data, where)
+            except SnapshotError as e:
+                errors.append(str(e))
+        raise SnapshotError(errors[0] if errors else f"{where}: unexpected null")
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise SnapshotError(f"{where}: expected a list, got {type(data).__name__}")
+        (item,) = typing.get_args(tp)[:1]
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(data))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(data, Mapping):
+            raise SnapshotError(f"{where}: expected an object, got {type(data).__name__}")
+        hints = typing.get_type_hints(tp)
+        known = {f.name for f in dataclasses.fields(tp) if f.init}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SnapshotError(f"{where}: unknown key {unknown[0]!r}")
+        kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+        try:
+            return tp(**kwargs)
+        except TypeError as e:
+            missing = [f.name for f in dataclasses.fields(tp) if f.name not in data]
+            raise SnapshotError(f"{where}: missing key {missing[0]!r}" if missing else f"{where}: {e}") from None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(data)
+        except ValueError:
+            raise SnapshotError(f"{where}: {data!r} is not a {tp.__name__.lower()}") from None
+    if tp is Any:
+        return data
+    if tp in (int, str, bool):
+        # bool is an int in Python; JSON true must not pass for a number, nor 1 for a bool.
+        if type(data) is not tp:
+            raise SnapshotError(f"{where}: expected {tp.__name__}, got {json.dumps(data)}")
+        return data
+    if tp is type(None):
+        if data is not None:
+            raise SnapshotError(f"{where}: expected null")
+        return None
+    raise SnapshotError(f"{where}: cannot read type {tp!r}")  # pragma: no cover - a bug
+
+
+def load_snapshot(text: str, source: str = "snapshot") -> Snapshot:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SnapshotError(f"{source}: not JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(data, dict):
+        raise SnapshotError(f"{source}: expected a JSON object")
+    if data.get("format", SNAPSHOT_FORMAT) != SNAPSHOT_FORMAT:
+        raise SnapshotError(f"{source}: snapshot format {data.get('format')!r} is not supported")
+    return from_json_data(Snapshot, data, source)
+
+
+def dump_snapshot(snapshot: Snapshot) -> str:
+    return json.dumps(to_json_data(snapshot), indent=2, sort_keys=False) + "\n"

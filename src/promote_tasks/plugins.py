@@ -1,0 +1,169 @@
+"""The plugin manager factory, and turning plugin contributions into one Registry.
+
+Nothing loads at import time: ``make_plugin_manager`` is called once per run (and per test).
+Sources, in order: the built-in ``default_plugins``, entry points of group ``promote_tasks``,
+and the configured local plugins directory (a team's ``plugins/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from promote_tasks import hookspecs
+from promote_tasks.config import Settings
+from promote_tasks.errors import ConfigError
+from promote_tasks.errors import PluginError
+from promote_tasks.model import Environment
+from promote_tasks.model import Pipeline
+from promote_tasks.registry import PlanStore
+from promote_tasks.registry import Register
+from promote_tasks.registry import Registry
+from promote_tasks.registry import RollbackStrategy
+from promote_tasks.registry import Validator
+
+DEFAULT_PLUGINS = (
+    "promote_tasks.default_plugins.environments",
+    "promote_tasks.default_plugins.validators",
+    "promote_tasks.default_plugins.rollback",
+    "promote_tasks.default_plugins.plan_stores",
+)
+
+
+def make_plugin_manager(
+    *, plugins_dir: Path | None = None, entry_points: bool = True
+) -> pluggy.PluginManager:
+    """A fresh plugin manager with the defaults, entry points and local plugins loaded."""
+    pm = pluggy.PluginManager(hookspecs.NAME)
+    pm.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name.rsplit(".", 1)[-1])
+    if entry_points:
+        try:
+            pm.load_setuptools_entrypoints(hookspecs.NAME)
+        except Exception as e:
+            raise PluginError(f"an entry-point plugin of group {hookspecs.NAME} failed to load: {e}") from e
+    if plugins_dir is not None:
+        for module in load_directory(plugins_dir):
+            pm.register(module, name=f"plugins/{Path(module.__file__ or '').name}")
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as e:
+        raise PluginError(f"plugin {e.plugin_name or '?'}: {e} (misspelt hook name?)") from None
+    return pm
+
+
+def load_directory(directory: Path) -> list[ModuleType]:
+    """Import every ``*.py`` in a team's plugins directory, by path, in name order."""
+    if not directory.is_dir():
+        raise ConfigError(f"plugins_dir {directory} is not a directory")
+    modules = []
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module_name = f"promote_tasks_local_plugins.{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:
+            raise PluginError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from e
+        sys.modules[module_name] = module
+        modules.append(module)
+    return modules
+
+
+def _call_each(pm: pluggy.PluginManager, hook_name: str, register: Register[Any], settings: Settings) -> None:
+    """Call a register hook one implementation at a time, so errors name the plugin."""
+    hook = getattr(pm.hook, hook_name)
+    for impl in hook.get_hookimpls():
+        register.plugin = impl.plugin_name
+        kwargs: dict[str, Any] = {"register": register, "settings": settings}
+        impl.function(**{name: kwargs[name] for name in impl.argnames})
+
+
+def _register(kind: str, shape: type) -> Register[Any]:
+    check: Callable[[Any], bool] = lambda item: isinstance(item, shape)  # noqa: E731
+    return Register(kind, check)
+
+
+def collect(pm: pluggy.PluginManager, settings: Settings) -> Registry:
+    """Ask every plugin for its contributions, once, and check them against the settings."""
+    registers = {
+        "register_environments": _register("environment", Environment),
+        "register_validators": _register("validator", Validator),
+        "register_rollback_strategies": _register("rollback strategy", RollbackStrategy),
+        "register_plan_stores": _register("plan store", PlanStore),
+    }
+    for hook_name, register in registers.items():
+        _call_each(pm, hook_name, register, settings)
+    owners = {f"{r.kind}:{name}": owner for r in registers.values() for name, owner in r.owners.items()}
+    registry = Registry(
+        environments=registers["register_environments"].items,
+        validators=registers["register_validators"].items,
+        rollback_strategies=registers["register_rollback_strategies"].items,
+        plan_stores=registers["register_plan_stores"].items,
+        owners=owners,
+    )
+    _check_settings(registry, settings)
+    return registry
+
+
+def _check_settings(registry: Registry, settings: Settings) -> None:
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{settings.source}: {key}: {problem}")
+
+    for name, config in settings.validators.items():
+        validator = registry.validators.get(config.use)
+        if validator is None:
+            known = ", ".join(sorted(registry.validators))
+            raise fail(f"validators.{name}.use", f"no validator plugin {config.use!r} (known: {known})")
+        for option, value in config.options.items():
+            expected = validator.option_types.get(option)
+            if expected is None:
+                known = ", ".join(sorted(validator.option_types)) or "none"
+                raise fail(f"validators.{name}.{option}", f"unknown option for {config.use} (known: {known})")
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise fail(f"validators.{name}.{option}", f"bad value {value!r}")
+    for env in registry.environments.values():
+        if env.rollback not in registry.rollback_strategies:
+            known = ", ".join(sorted(registry.rollback_strategies))
+            raise fail(f"environments.{env.name}.rollback", f"no rollback strategy {env.rollback!r} (known: {known})")
+        for vname in env.validators:
+            if vname not in settings.validators:
+                raise fail(f"environments.{env.name}.validators", f"unknown validator {vname!r}")
+    if settings.plan_store not in registry.plan_stores:
+        known = ", ".join(sorted(registry.plan_stores))
+        raise fail("plan_store", f"no plan store {settings.plan_store!r} (known: {known})")
+
+
+def pipeline_from(registry: Registry, settings: Settings) -> Pipeline:
+    """The ordered pipeline the plugins contributed; the last environment is production."""
+    envs = sorted(registry.environments.values(), key=lambda e: (e.order, e.name))
+    if not envs:
+        raise PluginError("no environments were registered")
+    for env in envs[:-1]:
+        if env.production:
+            raise PluginError(f"environment {env.name} is production but is not the last one")
+    envs[-1] = dataclasses.replace(envs[-1], production=True)
+    return Pipeline(tuple(envs), settings.deploy_workflow, settings.deploy_grace_seconds)
+
+
+def describe(pm: pluggy.PluginManager) -> list[tuple[str, tuple[str, ...]]]:
+    """Each registered plugin's name and the hooks it implements, for ``promote plugins``."""
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(plugin) or ()))
+        out.append((name, hooks))
+    return out

@@ -1,0 +1,136 @@
+"""What plugins contribute, and the registers they contribute it through.
+
+Plugins register named objects; the core never asks pluggy while deciding. This module
+defines the shapes (``Protocol``s) and imports neither pluggy nor any I/O library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+from typing import Generic
+from typing import Protocol
+from typing import TypeVar
+from typing import runtime_checkable
+
+from promote_tasks.errors import PluginError
+
+if TYPE_CHECKING:
+    from promote_tasks.config import Settings
+    from promote_tasks.model import Environment
+    from promote_tasks.model import EnvFacts
+    from promote_tasks.model import Plan
+    from promote_tasks.model import Snapshot
+    from promote_tasks.model import Verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationRun:
+    """What a validator is told about the instance it validates."""
+
+    name: str  # the configured name, used in the status context promote/<env>/<name>
+    environment: Environment
+    sha: str
+    options: Mapping[str, Any]
+    settings: Settings
+    snapshot: Snapshot
+    github: Any = None  # the GitHub adapter, for validators that read or write GitHub
+
+    @property
+    def facts(self) -> EnvFacts:
+        return self.snapshot.env(self.environment.name)
+
+
+@runtime_checkable
+class Validator(Protocol):
+    """Checks one instance after its deployment. ``check`` must not block."""
+
+    name: str  # the name configuration refers to with ``use = "<name>"``
+    #: option name -> expected type; configured options are checked against it
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]]
+
+    def start(self, run: ValidationRun) -> None:
+        """Kick off whatever runs the validation (idempotent; may do nothing)."""
+
+    def check(self, run: ValidationRun) -> Verdict:
+        """Return pending, passed or failed, with a link to the evidence."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RollbackRun:
+    environment: Environment
+    failed_sha: str
+    target: str
+    plan: str  # the fix plan's id, recorded in the rollback's payload
+    settings: Settings
+    github: Any = None
+    repo_path: str | None = None  # the local clone, for strategies that need git
+
+
+@runtime_checkable
+class RollbackStrategy(Protocol):
+    """Returns an environment to its known-good commit."""
+
+    name: str
+    opt_in: bool  # True: only used when the configuration names it explicitly
+
+    def rollback(self, run: RollbackRun) -> str:
+        """Perform the rollback idempotently; return a one-line description of what it did."""
+
+
+@runtime_checkable
+class PlanStore(Protocol):
+    """Owns plan files (or issues): listing, filing fix plans, completing plans."""
+
+    name: str
+
+    def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
+        """Every plan the store knows, with its status."""
+
+    def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
+        """File a new plan, unless one with the same id or fix key exists (then return it)."""
+
+    def complete(self, settings: Settings, github: Any, plan_id: str) -> tuple[str, ...]:
+        """Mark a plan done, and its parents when all their children are; return the ids moved."""
+
+
+T = TypeVar("T")
+
+
+class Register(Generic[T]):
+    """Collects named objects of one kind; a second object with the same name is an error."""
+
+    def __init__(self, kind: str, check: Callable[[Any], bool]) -> None:
+        self.kind = kind
+        self.items: dict[str, T] = {}
+        self.owners: dict[str, str] = {}
+        self.plugin = "?"  # set by the plugin manager before each hook implementation runs
+        self._check = check
+
+    def __call__(self, item: T) -> None:
+        name = getattr(item, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {self.plugin} registered a {self.kind} without a name")
+        if not self._check(item):
+            raise PluginError(f"plugin {self.plugin} registered {self.kind} {name!r} of the wrong shape")
+        if name in self.items:
+            raise PluginError(
+                f"{self.kind} {name!r} is registered twice: by {self.owners[name]} and by {self.plugin}"
+            )
+        self.items[name] = item
+        self.owners[name] = self.plugin
+
+
+@dataclasses.dataclass(frozen=True)
+class Registry:
+    """Everything the plugins contributed for one run."""
+
+    environments: Mapping[str, Environment]
+    validators: Mapping[str, Validator]
+    rollback_strategies: Mapping[str, RollbackStrategy]
+    plan_stores: Mapping[str, PlanStore]
+    owners: Mapping[str, str]  # "validator:http-health" -> plugin name
