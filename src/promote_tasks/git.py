@@ -210,9 +210,11 @@ def _resolve(repo: git.Repo, rev: str, path: str) -> git.Commit:
     import git
 
     try:
-        return repo.commit(rev)
+        commit = repo.commit(rev)
+        commit.parents  # a full sha is taken on trust until the object is read  # noqa: B018
     except (ValueError, git.exc.BadName, git.exc.BadObject):
         raise GitError(f"unknown commit {_short(rev)} in {path}") from None
+    return commit
 
 
 def _sha_matcher(shas: Iterable[str]) -> _ShaMatcher:
@@ -260,7 +262,8 @@ def _first_parents(
     current, child = start, ""
     for taken in range(steps):
         if child in shallow:
-            shallow = _deepen(repo, child, max(_FIRST_DEEPEN, taken), remote=remote, path=path)
+            depth = max(_FIRST_DEEPEN, taken)
+            shallow = _deepen(repo, start, child, depth, remote=remote, path=path)
         try:
             parents = current.parents
         except ValueError:
@@ -271,7 +274,9 @@ def _first_parents(
         yield current
 
 
-def _deepen(repo: git.Repo, boundary: str, depth: int, *, remote: str, path: str) -> frozenset[str]:
+def _deepen(
+    repo: git.Repo, start: git.Commit, boundary: str, depth: int, *, remote: str, path: str
+) -> frozenset[str]:
     """Fetch ``depth`` more commits of history so that ``boundary``'s parents are local.
 
     Deepens by ``depth``, then unshallows if that did not reach past ``boundary``; returns the
@@ -280,10 +285,11 @@ def _deepen(repo: git.Repo, boundary: str, depth: int, *, remote: str, path: str
     import git
 
     short = _short(boundary)
+    walk = f"cannot walk back from {_short(start.hexsha)}"
     if remote not in {r.name for r in repo.remotes}:
         raise GitError(
-            f"{path} is a shallow clone ending at {short} and has no {remote!r} remote to "
-            f"deepen it from: {_FIX_SHALLOW}"
+            f"{walk}: {path} is a shallow clone ending at {short} and has no {remote!r} remote "
+            f"to deepen it from; {_FIX_SHALLOW}"
         )
     for args in ((f"--deepen={depth}", remote), ("--unshallow", remote)):
         try:
@@ -291,16 +297,16 @@ def _deepen(repo: git.Repo, boundary: str, depth: int, *, remote: str, path: str
         except git.exc.GitCommandError as exc:
             reason = _first_line(exc.stderr) or f"git fetch exited {exc.status}"
             raise GitError(
-                f"cannot deepen shallow clone {path} past {short} from {remote!r} ({reason}): "
-                f"{_FIX_SHALLOW}"
+                f"{walk}: cannot deepen shallow clone {path} past {short} from {remote!r} "
+                f"({reason}); {_FIX_SHALLOW}"
             ) from None
         repo.git.clear_cache()  # fresh cat-file processes see the fetched objects
         shallow = _shallow_commits(repo)
         if boundary not in shallow:
             return shallow
     raise GitError(
-        f"{path} is still shallow at {short} after fetching all history from {remote!r}: "
-        f"{_FIX_SHALLOW}"
+        f"{walk}: {path} is still shallow at {short} after fetching all history from "
+        f"{remote!r}; {_FIX_SHALLOW}"
     )
 
 
