@@ -1,0 +1,140 @@
+"""Turn derived state and actions into JSON objects and compact text. Pure.
+
+Text that came from GitHub (titles, descriptions, plan ids) goes through ``inert`` before
+it reaches a terminal, so nobody can smuggle escape sequences into someone's screen.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from promote_tasks.model import Action
+from promote_tasks.model import EnvState
+from promote_tasks.model import PipelineState
+from promote_tasks.model import Result
+from promote_tasks.model import State
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(text: object) -> str:
+    """Printable text: control characters (ESC, CR, bidi overrides ...) shown as \\xNN."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def _hint(env: EnvState, action: Action) -> str | None:
+    if action.environment == env.name and (action.transition or action.stop):
+        return (
+            action.stop
+            or f"{action.transition}: {action.source.value if action.source else 'merge'} → {action.target.value if action.target else _beyond(action.transition)}"
+        )
+    if env.state is None:
+        return env.violation
+    if env.state is State.DEPLOYING:
+        return "wait for the deployment"
+    if env.state is State.VALIDATING:
+        pending = [v.validator for v in env.verdicts if v.result is Result.PENDING]
+        return "wait for " + ", ".join(pending) if pending else "record the verdict"
+    if env.state is State.FAILED:
+        return f"fix plan {env.fix_plan}" if env.fix_plan else "roll back and file a fix plan"
+    return None
+
+
+def _beyond(transition: str | None) -> str:
+    return "plan" if transition == "R9" else "merge"
+
+
+def status_data(state: PipelineState, action: Action) -> dict[str, Any]:
+    """The ``status --json`` object."""
+    return {
+        "repository": state.repository,
+        "halted": state.halted,
+        "fix_plan": state.fix_plan,
+        "active_plan": state.active_plan,
+        "environments": [
+            {
+                "name": env.name,
+                "branch": env.branch,
+                "sha": env.sha,
+                "plan": env.plan,
+                "state": env.state.value if env.state else None,
+                "validators": [
+                    {
+                        "name": v.validator,
+                        "result": v.result.value,
+                        "url": v.url,
+                        "summary": v.summary,
+                    }
+                    for v in env.verdicts
+                ],
+                "evidence": [
+                    {"kind": e.kind, "id": e.id, "url": e.url, "summary": e.summary}
+                    for e in env.evidence
+                ],
+                "violation": env.violation,
+                "rollback": None
+                if env.rollback is None
+                else {
+                    "deployment": env.rollback.deployment_id,
+                    "target": env.rollback.target,
+                    "state": env.rollback.state,
+                },
+                "next": _hint(env, action),
+            }
+            for env in state.environments
+        ],
+    }
+
+
+def next_data(action: Action, did: tuple[str, ...]) -> dict[str, Any]:
+    """The ``next --json`` object."""
+    return {
+        "transition": action.transition,
+        "environment": action.environment,
+        "from": action.source.value if action.source else None,
+        "to": action.target.value if action.target else None,
+        "did": list(did),
+        "waiting_for": action.waiting_for,
+        "stop": action.stop,
+    }
+
+
+def status_text(state: PipelineState, action: Action) -> str:
+    lines = [
+        f"{inert(state.repository)}"
+        + (
+            "  HALTED" + (f" (fix plan {inert(state.fix_plan)})" if state.fix_plan else "")
+            if state.halted
+            else ""
+        )
+    ]
+    width = max(len(e.name) for e in state.environments)
+    for env in state.environments:
+        sha = env.sha[:7] if env.sha else "-------"
+        label = env.state.value if env.state else "—"
+        plan = f"  plan {inert(env.plan)}" if env.plan else ""
+        checks = " ".join(
+            f"{inert(v.validator)}:{'✓' if v.result is Result.PASSED else '✗' if v.result is Result.FAILED else '…'}"
+            for v in env.verdicts
+        )
+        lines.append(f"  {env.name:<{width}}  {sha}  {label:<10}{plan}  {checks}".rstrip())
+        hint = _hint(env, action)
+        if hint:
+            lines.append(f"  {'':<{width}}  ↳ {inert(hint)}")
+    return "\n".join(lines)
+
+
+def next_text(action: Action, did: tuple[str, ...]) -> str:
+    if action.stop:
+        return f"STOP: {inert(action.stop)}"
+    if action.transition is None:
+        lines = [
+            f"waiting for {inert(action.waiting_for)}" if action.waiting_for else "nothing to do"
+        ]
+    else:
+        source = action.source.value if action.source else "merge"
+        target = action.target.value if action.target else _beyond(action.transition)
+        lines = [f"{action.transition} {action.environment}: {source} → {target}"]
+    lines.extend(f"  - {inert(d)}" for d in did)
+    return "\n".join(lines)
