@@ -102,7 +102,10 @@ def derive(snapshot: Snapshot, pipeline: Pipeline) -> PipelineState:
     )
     unfiled = [s for s in envs if s.state is State.FAILED and s.fix_plan is None]
     halted = bool(open_fixes or unfiled)
-    fix_plan = open_fixes[0].id if open_fixes else None
+    # A fix plan that failed in turn waits for its own fix plan: the leaf is the one to move.
+    parents = {p.parent for p in open_fixes}
+    leaves = [p for p in open_fixes if p.id not in parents] or open_fixes
+    fix_plan = leaves[0].id if leaves else None
     if halted:
         active = fix_plan
     else:
@@ -285,7 +288,7 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
     waits: list[str] = []
     for env in state.environments:
         if env.state is State.FAILED:
-            action = _on_failure(env, snapshot.env(env.name), pipeline.get(env.name), waits)
+            action = _on_failure(env, snapshot.env(env.name), pipeline.get(env.name), snapshot.plans, waits)
             if action is not None:
                 return action
     for env in reversed(state.environments):
@@ -311,7 +314,9 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
     return Action(None, waiting_for=waits[0] if waits else None, plan=state.active_plan)
 
 
-def _on_failure(env: EnvState, facts: EnvFacts, spec: Environment, waits: list[str]) -> Action | None:
+def _on_failure(
+    env: EnvState, facts: EnvFacts, spec: Environment, plans: tuple[Plan, ...], waits: list[str]
+) -> Action | None:
     assert env.sha is not None
     recorded = _statuses(facts.statuses, verdict_context(env.name))
     if not any(s.state in DEPLOY_FAILED for s in recorded):
@@ -339,12 +344,14 @@ def _on_failure(env: EnvState, facts: EnvFacts, spec: Environment, waits: list[s
         return None
     if env.fix_plan is None:
         culprit = next((e for e in env.evidence if e.kind == "pull_request"), None)
+        # A fix plan that fails gets a child fix plan: completing the child completes it too.
+        parent = env.plan if any(p.id == env.plan and p.fix_key for p in plans) else ""
         return _take(
             "R9", env,
             effect("file-fix-plan", id=fix_plan_id(key), key=key, environment=env.name,
                    failed_sha=env.sha, culprit=str(culprit.id) if culprit else "",
                    rollback_target=env.rollback.target, rollback_state=env.rollback.state,
-                   failed_plan=env.plan or ""),
+                   failed_plan=env.plan or "", parent=parent),
         )  # fmt: skip
     return None
 

@@ -153,3 +153,10 @@ def test_active_plan_is_the_one_furthest_along():
     dev = facts("dev", sha("q"), merged_pull=pr(11, "feature/q", sha("fq"), "dev"))
     test = facts("test", H, merged_pull=PROMOTION, deployments=(dep(5, "test", H, "success"),))
     assert derive(snap(dev, test), PIPELINE).active_plan == "add-greeting"
+
+
+def test_a_failed_fix_plan_hands_the_halt_to_its_own_fix_plan():
+    first = Plan("fix-dev-1111111", status="doing", priority=0, fix_key="dev@" + "1" * 40)
+    child = Plan("fix-test-2222222", status="doing", priority=0, parent=first.id, fix_key="test@" + "2" * 40)
+    state = derive(snap(plans=(first, child)), PIPELINE)
+    assert (state.halted, state.fix_plan) == (True, child.id)
