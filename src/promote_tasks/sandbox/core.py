@@ -1,0 +1,339 @@
+"""The sandbox as one object: a bare repository, its GitHub state, CI, and the HTTP server."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from promote_tasks.sandbox.api_ci import CiApi
+from promote_tasks.sandbox.api_pulls import PullsApi
+from promote_tasks.sandbox.api_repo import RepoApi
+from promote_tasks.sandbox.ci import CI
+from promote_tasks.sandbox.gitrepo import GitRepo
+from promote_tasks.sandbox.gitrepo import git_env
+from promote_tasks.sandbox.scenario import Scenario
+from promote_tasks.sandbox.seed import seed
+from promote_tasks.sandbox.server import ApiError
+from promote_tasks.sandbox.server import App
+from promote_tasks.sandbox.server import FaultPlan
+from promote_tasks.sandbox.server import RateLimiter
+from promote_tasks.sandbox.server import Reply
+from promote_tasks.sandbox.server import Request
+from promote_tasks.sandbox.server import Route
+from promote_tasks.sandbox.server import Router
+from promote_tasks.sandbox.server import SandboxHTTPServer
+from promote_tasks.sandbox.server import Stats
+from promote_tasks.sandbox.server import not_found
+from promote_tasks.sandbox.shapes import Shapes
+from promote_tasks.sandbox.store import Store
+
+DEFAULT_STEP_MS = 25
+
+
+class Sandbox(App):
+    """A running local GitHub. Use :func:`start`; stop it with :meth:`stop` or ``with``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        scenario: Scenario,
+        *,
+        port: int,
+        latency_ms: int,
+        fault_rate: float,
+        seed_value: int,
+        step_ms: int,
+        retry_after: int,
+        owns_directory: bool,
+    ) -> None:
+        self.directory = directory
+        self.scenario = scenario
+        self.latency_ms = latency_ms
+        self.retry_after = retry_after
+        self.step_ms = step_ms
+        self._owns_directory = owns_directory
+        self.router = Router()
+        self.stats = Stats()
+        self.faults = FaultPlan(fault_rate, seed_value)
+        self.limiter = RateLimiter()
+        bare = directory / "remote" / scenario.owner / f"{scenario.repo}.git"
+        self.repo = GitRepo.init_bare(bare, scenario.default_branch)
+        self._server = SandboxHTTPServer(self, port)
+        self.store = Store(self.repo, scenario, f"http://127.0.0.1:{self._server.port}")
+        self.shapes = Shapes(self.store)
+        self.ci = CI(self.store, self.shapes)
+        with self.store.lock:
+            seed(self.store, self.ci)
+        for group in (RepoApi, PullsApi, CiApi):
+            group(self.store, self.shapes, self.ci).register(self.router)
+        self.clone_path = directory / "clone"
+        self._clone()
+        self._stopped = threading.Event()
+        self._threads = [threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)]
+        if step_ms > 0:
+            self._threads.append(threading.Thread(target=self._tick, name="sandbox-ci", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    # -- what callers use --------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return self.store.base_url
+
+    @property
+    def repository(self) -> str:
+        return f"{self.scenario.owner}/{self.scenario.repo}"
+
+    @property
+    def bare_path(self) -> Path:
+        return self.repo.path
+
+    @property
+    def users(self) -> dict[str, dict[str, str]]:
+        return {
+            u.login: {"token": u.token or "", "role": u.role}
+            for u in self.store.users.values()
+            if u.token is not None
+        }
+
+    def token(self, login: str) -> str:
+        token = self.store.users[login].token
+        if token is None:
+            raise KeyError(login)
+        return token
+
+    @property
+    def author_token(self) -> str:
+        return self.token(self.scenario.author)
+
+    @property
+    def reviewer_token(self) -> str:
+        return self.token(self.scenario.reviewer)
+
+    def health_url(self, env: str) -> str:
+        return self.ci.health_url(env)
+
+    def env(self) -> dict[str, str]:
+        """The ``KEY=VALUE`` lines ``promote sandbox serve`` prints."""
+        return {
+            "GITHUB_API_URL": self.api_url,
+            "GITHUB_REPOSITORY": self.repository,
+            "GITHUB_TOKEN": self.author_token,
+            "PROMOTE_REVIEWER_TOKEN": self.reviewer_token,
+            "PROMOTE_CLONE": str(self.clone_path),
+            "PROMOTE_SANDBOX_BARE": str(self.bare_path),
+            "PROMOTE_SANDBOX_CONTROL": f"{self.api_url}/_sandbox",
+        }
+
+    def advance(self) -> bool:
+        """Run one CI step now; True if anything changed."""
+        return self.ci.advance()
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Advance until CI is idle (hung or approval-waiting runs count as idle)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            changed = self.ci.advance()
+            if not changed and not self.ci.busy():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sandbox CI did not settle within {timeout} s")
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._owns_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _clone(self) -> None:
+        author = self.store.users[self.scenario.author]
+        subprocess.run(
+            ["git", "clone", "--quiet", str(self.repo.path), str(self.clone_path)],
+            check=True,
+            capture_output=True,
+            env=git_env(),
+        )
+        for key, value in (("user.name", author.name or author.login), ("user.email", author.email or "")):
+            subprocess.run(
+                ["git", "-C", str(self.clone_path), "config", key, value],
+                check=True,
+                capture_output=True,
+                env=git_env(),
+            )
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.step_ms / 1000):
+            try:
+                self.ci.advance()
+            except Exception:  # pragma: no cover - keep the clock alive, report once
+                import traceback
+
+                traceback.print_exc()
+
+    # -- App (the HTTP layer calls these) ----------------------------------------------------
+
+    def base_url(self) -> str:
+        return self.store.base_url
+
+    def authenticate(self, token: str) -> str | None:
+        return self.store.tokens.get(token)
+
+    def dispatch(self, route: Route, req: Request) -> Reply:
+        with self.store.lock:
+            if "owner" in req.params and not _owner_matches(req, self.scenario):
+                raise not_found()
+            self.store.sync_refs()
+            if route.write and not self.store.can_write(req.login):
+                raise ApiError(403, "Resource not accessible by personal access token")
+            return route.handler(req)
+
+    def control(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
+        tail = path[len("/_sandbox/") :].strip("/")
+        if method == "GET" and tail.startswith("health/"):
+            with self.store.lock:
+                status, data = self.ci.health(tail[len("health/") :])
+            return Reply(status, data)
+        if method == "POST" and tail == "advance":
+            return Reply(200, {"changed": self.ci.advance(), "busy": self.ci.busy()})
+        if method == "POST" and tail == "settle":
+            timeout = float(query.get("timeout") or (body or {}).get("timeout", 10))
+            try:
+                self.settle(timeout)
+            except TimeoutError as exc:
+                return Reply(504, {"message": str(exc)})
+            return Reply(200, {"settled": True})
+        if method == "GET" and tail == "state":
+            return Reply(200, self.state())
+        if method == "GET" and tail == "stats":
+            return Reply(200, self.stats.to_json())
+        if method == "POST" and tail == "stats/reset":
+            self.stats.reset()
+            return Reply(200, self.stats.to_json())
+        if method == "GET" and tail == "scenario":
+            return Reply(200, self.scenario.to_json())
+        if method == "GET" and tail == "env":
+            return Reply(200, self.env())
+        raise not_found()
+
+    def state(self) -> dict[str, Any]:
+        """A compact picture for debugging: branch heads, runs, deployments, health."""
+        store = self.store
+        with store.lock:
+            store.sync_refs()
+            envs = {}
+            for env in self.scenario.environments:
+                code, health = self.ci.health(env)
+                envs[env] = {"head": store.branch_sha(env), "health": health["status"], "http": code}
+            runs = [
+                {
+                    "id": r.id,
+                    "workflow": store.workflows[r.workflow_id].path,
+                    "event": r.event,
+                    "environment": r.environment,
+                    "head_sha": r.head_sha,
+                    "status": r.status,
+                    "conclusion": r.conclusion,
+                }
+                for r in sorted(store.runs.values(), key=lambda r: r.id)
+            ]
+            deployments = []
+            for d in sorted(store.deployments.values(), key=lambda d: d.id):
+                latest = store.latest_deployment_status(d)
+                deployments.append(
+                    {
+                        "id": d.id,
+                        "environment": d.environment,
+                        "sha": d.sha,
+                        "task": d.task,
+                        "state": latest.state if latest else None,
+                    }
+                )
+            pulls = [
+                {
+                    "number": i.number,
+                    "head": i.pull.head_ref,
+                    "base": i.pull.base_ref,
+                    "state": i.state,
+                    "merged": i.pull.merged_at is not None,
+                }
+                for i in store.issues.values()
+                if i.pull is not None
+            ]
+            return {
+                "environments": envs,
+                "runs": runs,
+                "deployments": deployments,
+                "pulls": pulls,
+                "busy": self.ci.busy(),
+            }
+
+
+def _owner_matches(req: Request, scenario: Scenario) -> bool:
+    return (
+        req.params.get("owner", "").lower() == scenario.owner.lower()
+        and req.params.get("repo", "").lower() == scenario.repo.lower()
+    )
+
+
+def start(
+    directory: str | Path | None = None,
+    *,
+    scenario: Scenario | None = None,
+    port: int = 0,
+    latency_ms: int = 0,
+    fault_rate: float = 0.0,
+    seed: int = 0,
+    step_ms: int = DEFAULT_STEP_MS,
+    retry_after: int = 1,
+) -> Sandbox:
+    """Seed a repository in ``directory`` (a temporary one if None) and start serving it.
+
+    ``step_ms=0`` turns the wall clock off: CI then moves only on :meth:`Sandbox.advance`,
+    :meth:`Sandbox.settle` or ``POST /_sandbox/advance``.
+    """
+    owns = directory is None
+    path = Path(tempfile.mkdtemp(prefix="promote-sandbox-")) if directory is None else Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    if any(path.iterdir()):
+        if owns:
+            pass
+        elif (path / "remote").exists() or (path / "clone").exists():
+            raise FileExistsError(f"{path} already holds a sandbox; give an empty directory")
+    if not 0.0 <= fault_rate <= 1.0:
+        raise ValueError("fault_rate must be between 0 and 1")
+    return Sandbox(
+        path,
+        scenario or Scenario(),
+        port=port,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        seed_value=seed,
+        step_ms=step_ms,
+        retry_after=retry_after,
+        owns_directory=owns,
+    )

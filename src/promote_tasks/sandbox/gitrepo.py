@@ -1,0 +1,420 @@
+"""The sandbox's git: a bare repository driven through the git command line.
+
+The sandbox must not import gitpython (``promote_tasks.git`` is its only importer), and the
+plumbing commands it needs (``merge-tree --write-tree``, ``commit-tree``, ``mktree``,
+``update-ref`` with an expected old value) are exactly what GitHub's own merge and ref endpoints
+do, so a thin subprocess wrapper is both sufficient and honest.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+ZERO_SHA = "0" * 40
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+class GitCommandError(RuntimeError):
+    """A git command failed; carries git's stderr for the sandbox's own diagnostics."""
+
+
+@dataclass(frozen=True)
+class Ident:
+    """Who and when, as git records it (seconds since the epoch, always UTC)."""
+
+    name: str
+    email: str
+    when: int
+
+    def env(self, role: str) -> dict[str, str]:
+        return {
+            f"GIT_{role}_NAME": self.name,
+            f"GIT_{role}_EMAIL": self.email,
+            f"GIT_{role}_DATE": f"@{self.when} +0000",
+        }
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A parsed commit object."""
+
+    sha: str
+    tree: str
+    parents: tuple[str, ...]
+    author: Ident
+    committer: Ident
+    message: str
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One line of ``git ls-tree -l``."""
+
+    mode: str
+    type: str
+    sha: str
+    size: int | None
+    path: str
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file of a diff, with what GitHub's ``files`` entries need."""
+
+    status: str  # added, removed, modified, renamed, copied, changed
+    path: str
+    previous_path: str | None
+    blob_sha: str | None
+    additions: int
+    deletions: int
+
+
+_STATUS = {
+    "A": "added",
+    "D": "removed",
+    "M": "modified",
+    "R": "renamed",
+    "C": "copied",
+    "T": "changed",
+}
+
+
+def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A clean environment: no inherited GIT_* (a hook's GIT_DIR would redirect us), C locale."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update({"GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"})
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _parse_ident(text: str) -> Ident:
+    # "Name <email> 1700000000 +0000"
+    head, _, rest = text.rpartition(">")
+    name, _, email = head.partition("<")
+    when = int(rest.split()[0])
+    return Ident(name.strip(), email.strip(), when)
+
+
+class GitRepo:
+    """A bare repository on disk; every method is one or two git invocations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._commits: dict[str, CommitInfo] = {}
+        self._cache_lock = threading.Lock()
+
+    @classmethod
+    def init_bare(cls, path: Path, default_branch: str) -> GitRepo:
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["git", "init", "--quiet", "--bare", f"--initial-branch={default_branch}", str(path)],
+            check=True,
+            capture_output=True,
+            env=git_env(),
+        )
+        repo = cls(path)
+        repo.run("config", "uploadpack.allowAnySHA1InWant", "true")
+        repo.run("config", "receive.denyNonFastForwards", "false")
+        return repo
+
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        env: dict[str, str] | None = None,
+    ) -> bytes:
+        proc = subprocess.run(
+            ["git", "--git-dir", str(self.path), *args],
+            input=input,
+            capture_output=True,
+            env=git_env(env),
+            check=False,
+        )
+        if proc.returncode != 0:
+            detail = proc.stderr.decode(errors="replace").strip()
+            raise GitCommandError(f"git {' '.join(args)} failed ({proc.returncode}): {detail}")
+        return proc.stdout
+
+    def _try(self, *args: str, input: bytes | None = None) -> bytes | None:
+        proc = subprocess.run(
+            ["git", "--git-dir", str(self.path), *args],
+            input=input,
+            capture_output=True,
+            check=False,
+            env=git_env(),
+        )
+        return proc.stdout if proc.returncode == 0 else None
+
+    # -- objects -----------------------------------------------------------------------------
+
+    def resolve(self, rev: str) -> str | None:
+        """The commit a revision names (branch, tag, full or abbreviated sha), or None."""
+        if not rev or rev.startswith("-"):
+            return None
+        out = self._try("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        return out.decode().strip() if out else None
+
+    def object_type(self, sha: str) -> str | None:
+        if not sha or sha.startswith("-"):
+            return None
+        out = self._try("cat-file", "-t", sha)
+        return out.decode().strip() if out else None
+
+    def full_sha(self, sha: str, kind: str) -> str | None:
+        """Expand a sha of the given object kind; None if absent or of another kind."""
+        if not sha or sha.startswith("-"):
+            return None
+        out = self._try("rev-parse", "--verify", "--quiet", "--end-of-options", f"{sha}^{{{kind}}}")
+        return out.decode().strip() if out else None
+
+    def commit(self, sha: str) -> CommitInfo:
+        with self._cache_lock:
+            cached = self._commits.get(sha)
+        if cached is not None:
+            return cached
+        raw = self.run("cat-file", "commit", sha).decode("utf-8", errors="replace")
+        header, _, message = raw.partition("\n\n")
+        tree = ""
+        parents: list[str] = []
+        author = committer = Ident("", "", 0)
+        for line in header.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "tree":
+                tree = value
+            elif key == "parent":
+                parents.append(value)
+            elif key == "author":
+                author = _parse_ident(value)
+            elif key == "committer":
+                committer = _parse_ident(value)
+        info = CommitInfo(sha, tree, tuple(parents), author, committer, message)
+        with self._cache_lock:
+            self._commits[sha] = info
+        return info
+
+    def read_blob(self, sha: str) -> bytes:
+        return self.run("cat-file", "blob", sha)
+
+    def hash_blob(self, data: bytes) -> str:
+        return self.run("hash-object", "-w", "--stdin", input=data).decode().strip()
+
+    def ls_tree(self, tree: str, *, recursive: bool = False, with_trees: bool = False) -> list[TreeEntry]:
+        args = ["ls-tree", "-l", "-z"]
+        if recursive:
+            args.append("-r")
+            if with_trees:
+                args.append("-t")
+        out = self.run(*args, tree).decode("utf-8", errors="replace")
+        entries = []
+        for record in out.split("\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            mode, kind, sha, size = meta.split()
+            entries.append(TreeEntry(mode, kind, sha, None if size == "-" else int(size), path))
+        return entries
+
+    def tree_entry(self, commit: str, path: str) -> TreeEntry | None:
+        """The entry at ``path`` in a commit's tree; the root tree for an empty path."""
+        if not path:
+            return TreeEntry("040000", "tree", self.commit(commit).tree, None, "")
+        out = self._try("ls-tree", "-l", "-z", commit, "--", path)
+        if not out:
+            return None
+        record = out.decode("utf-8", errors="replace").split("\0")[0]
+        meta, _, found = record.partition("\t")
+        if found != path:
+            return None
+        mode, kind, sha, size = meta.split()
+        return TreeEntry(mode, kind, sha, None if size == "-" else int(size), found)
+
+    def mktree(self, entries: list[TreeEntry]) -> str:
+        body = "".join(f"{e.mode} {e.type} {e.sha}\t{e.path}\0" for e in entries)
+        return self.run("mktree", "-z", input=body.encode()).decode().strip()
+
+    def build_tree(self, base_tree: str | None, edits: dict[str, TreeEntry | None]) -> str:
+        """Apply path edits (None deletes, a tree entry replaces a whole subtree) to a tree."""
+        flat: dict[str, TreeEntry] = {}
+        if base_tree:
+            for entry in self.ls_tree(base_tree, recursive=True):
+                flat[entry.path] = entry
+        for path, entry in edits.items():
+            path = path.strip("/")
+            prefix = path + "/"
+            for existing in [p for p in flat if p == path or p.startswith(prefix)]:
+                del flat[existing]
+            if entry is None:
+                continue
+            if entry.type == "tree":
+                for sub in self.ls_tree(entry.sha, recursive=True):
+                    flat[f"{path}/{sub.path}"] = sub
+            else:
+                flat[path] = TreeEntry(entry.mode, entry.type, entry.sha, None, path)
+        return self._write_nested(flat)
+
+    def _write_nested(self, flat: dict[str, TreeEntry]) -> str:
+        root: dict[str, object] = {}
+        for path, entry in flat.items():
+            node = root
+            *dirs, name = path.split("/")
+            for part in dirs:
+                child = node.setdefault(part, {})
+                assert isinstance(child, dict)
+                node = child
+            node[name] = entry
+        return self._write_node(root)
+
+    def _write_node(self, node: dict[str, object]) -> str:
+        entries = []
+        for name, child in node.items():
+            if isinstance(child, TreeEntry):
+                entries.append(TreeEntry(child.mode, child.type, child.sha, None, name))
+            else:
+                assert isinstance(child, dict)
+                entries.append(TreeEntry("040000", "tree", self._write_node(child), None, name))
+        return self.mktree(entries)
+
+    def commit_tree(
+        self,
+        tree: str,
+        parents: list[str] | tuple[str, ...],
+        message: str,
+        author: Ident,
+        committer: Ident,
+    ) -> str:
+        args = ["commit-tree", tree]
+        for parent in parents:
+            args += ["-p", parent]
+        env = {**author.env("AUTHOR"), **committer.env("COMMITTER")}
+        return self.run(*args, input=message.encode(), env=env).decode().strip()
+
+    # -- history -----------------------------------------------------------------------------
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        proc = subprocess.run(
+            ["git", "--git-dir", str(self.path), "merge-base", "--is-ancestor", ancestor, descendant],
+            capture_output=True,
+            check=False,
+            env=git_env(),
+        )
+        return proc.returncode == 0
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        out = self._try("merge-base", a, b)
+        return out.decode().strip() if out else None
+
+    def rev_list(self, *args: str) -> list[str]:
+        return self.run("rev-list", *args).decode().split()
+
+    def merge_trees(self, ours: str, theirs: str) -> str | None:
+        """The tree of a three-way merge of two commits, or None when it conflicts."""
+        proc = subprocess.run(
+            ["git", "--git-dir", str(self.path), "merge-tree", "--write-tree", ours, theirs],
+            capture_output=True,
+            check=False,
+            env=git_env(),
+        )
+        if proc.returncode == 0:
+            return proc.stdout.decode().split()[0]
+        if proc.returncode == 1:
+            return None
+        raise GitCommandError(f"git merge-tree failed: {proc.stderr.decode(errors='replace')}")
+
+    def pick_tree(self, commit: str, onto: str) -> str | None:
+        """The tree of ``commit``'s change replayed on ``onto`` (a cherry-pick), or None."""
+        info = self.commit(commit)
+        if not info.parents:
+            return None
+        parent = info.parents[0]
+        # merge-tree in this git has no --merge-base; give it one by making a throwaway
+        # commit with onto's tree whose only parent is the picked commit's parent.
+        stand_in = self.commit_tree(
+            self.commit(onto).tree, [parent], "pick", info.author, info.committer
+        )
+        return self.merge_trees(stand_in, commit)
+
+    def changed_files(self, old: str | None, new: str) -> list[FileChange]:
+        base = old or EMPTY_TREE
+        raw = self.run("diff-tree", "-r", "-z", "-M", "--raw", "--no-commit-id", base, new)
+        num = self.run("diff-tree", "-r", "-z", "-M", "--numstat", "--no-commit-id", base, new)
+        counts: dict[str, tuple[int, int]] = {}
+        fields = num.decode("utf-8", errors="replace").split("\0")
+        i = 0
+        while i < len(fields):
+            record = fields[i]
+            if not record:
+                i += 1
+                continue
+            adds, dels, path = record.split("\t", 2)
+            if path == "":  # rename: old and new path follow
+                path = fields[i + 2]
+                i += 3
+            else:
+                i += 1
+            counts[path] = (
+                int(adds) if adds.isdigit() else 0,
+                int(dels) if dels.isdigit() else 0,
+            )
+        changes: list[FileChange] = []
+        parts = raw.decode("utf-8", errors="replace").split("\0")
+        i = 0
+        while i < len(parts):
+            meta = parts[i]
+            if not meta.startswith(":"):
+                i += 1
+                continue
+            _, _, _, new_sha, status = meta[1:].split(" ")
+            code = status[0]
+            if code in ("R", "C"):
+                previous, path = parts[i + 1], parts[i + 2]
+                i += 3
+            else:
+                previous, path = None, parts[i + 1]
+                i += 2
+            adds, dels = counts.get(path, (0, 0))
+            changes.append(
+                FileChange(
+                    _STATUS.get(code, "modified"),
+                    path,
+                    previous,
+                    None if code == "D" else new_sha,
+                    adds,
+                    dels,
+                )
+            )
+        return changes
+
+    def changed_paths(self, old: str | None, new: str) -> list[str]:
+        base = old or EMPTY_TREE
+        out = self.run("diff-tree", "-r", "-z", "--name-only", "--no-commit-id", base, new)
+        return [p for p in out.decode("utf-8", errors="replace").split("\0") if p]
+
+    # -- refs --------------------------------------------------------------------------------
+
+    def refs(self, prefix: str = "refs/") -> dict[str, str]:
+        out = self.run("for-each-ref", "--format=%(refname) %(objectname)", prefix)
+        result: dict[str, str] = {}
+        for line in out.decode().splitlines():
+            name, _, sha = line.partition(" ")
+            result[name] = sha
+        return result
+
+    def ref(self, name: str) -> str | None:
+        out = self._try("rev-parse", "--verify", "--quiet", name)
+        return out.decode().strip() if out else None
+
+    def set_ref(self, name: str, new: str, old: str | None = None) -> bool:
+        """Compare-and-swap a ref; ``old=ZERO_SHA`` requires that it does not exist yet."""
+        args = ["update-ref", name, new]
+        if old is not None:
+            args.append(old)
+        return self._try(*args) is not None
+
+    def delete_ref(self, name: str) -> bool:
+        return self._try("update-ref", "-d", name) is not None
+
