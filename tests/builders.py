@@ -8,8 +8,8 @@ from promote_tasks.model import CheckRun
 from promote_tasks.model import CommitStatus
 from promote_tasks.model import Deployment
 from promote_tasks.model import DeploymentStatus
-from promote_tasks.model import Environment
 from promote_tasks.model import EnvFacts
+from promote_tasks.model import Environment
 from promote_tasks.model import Pipeline
 from promote_tasks.model import Plan
 from promote_tasks.model import PullRequest
@@ -86,11 +86,17 @@ def dep(
     )
 
 
-def st(id: int, context: str, state: str, created_at: str = EARLIER, creator: str = "alice") -> CommitStatus:
-    return CommitStatus(id, context, state, description=state, created_at=created_at, creator=creator)
+def st(
+    id: int, context: str, state: str, created_at: str = EARLIER, creator: str = "alice"
+) -> CommitStatus:
+    return CommitStatus(
+        id, context, state, description=state, created_at=created_at, creator=creator
+    )
 
 
-def run(id: int, at: str, status: str, conclusion: str | None = None, workflow: str = "deploy.yml") -> WorkflowRun:
+def run(
+    id: int, at: str, status: str, conclusion: str | None = None, workflow: str = "deploy.yml"
+) -> WorkflowRun:
     name = workflow.removesuffix(".yml")
     return WorkflowRun(id, name, f".github/workflows/{workflow}", at, status, conclusion)
 

@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from invoke import Collection
+    from invoke.collection import Collection
 
     promote: Collection
 
@@ -22,7 +22,7 @@ __all__ = ["__version__", "hookimpl", "promote"]
 def __getattr__(name: str) -> Any:
     # Lazy, so that hooks and the core import neither invoke nor pluggy unless they need them.
     if name == "promote":
-        from promote_tasks.promote import promote
+        from promote_tasks.tasks import promote
 
         return promote
     if name == "hookimpl":

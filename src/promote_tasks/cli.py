@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from invoke import Program
+from invoke.program import Program
 
 from promote_tasks import __version__
 
@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
         from promote_tasks.sandbox.cli import main as sandbox_main
 
         return sandbox_main(args[1:])
-    from promote_tasks.promote import promote
+    from promote_tasks.tasks import promote
 
     program = Program(namespace=promote, name="promote", binary="promote", version=__version__)
     try:

@@ -100,7 +100,11 @@ def find_config(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
         pyproject = directory / "pyproject.toml"
-        if pyproject.is_file() and "tool" in (table := _read(pyproject)) and "promote" in table["tool"]:
+        if (
+            pyproject.is_file()
+            and "tool" in (table := _read(pyproject))
+            and "promote" in table["tool"]
+        ):
             return pyproject
         if (directory / ".git").exists():
             break  # do not wander out of the repository
@@ -163,7 +167,10 @@ def settings_from(
         names = tuple(_strings(raw.get("validators", []), where + ".validators", fail))
         for vname in names:
             if vname not in validators:
-                raise fail(where + ".validators", f"unknown validator {vname!r} (configure [validators.{vname}])")
+                raise fail(
+                    where + ".validators",
+                    f"unknown validator {vname!r} (configure [validators.{vname}])",
+                )
         environments.append(
             EnvironmentConfig(
                 name=name,
@@ -203,7 +210,9 @@ def settings_from(
     )
 
 
-def _check_keys(data: Mapping[str, Any], schema: Mapping[str, tuple[Any, str]], where: str, fail: Any) -> None:
+def _check_keys(
+    data: Mapping[str, Any], schema: Mapping[str, tuple[Any, str]], where: str, fail: Any
+) -> None:
     for key, value in data.items():
         if key not in schema:
             raise fail(where + key, f"unknown key (known: {', '.join(sorted(schema))})")
@@ -233,12 +242,16 @@ def _validators(data: Mapping[str, Any], fail: Any) -> dict[str, ValidatorConfig
             raise fail(f"validators.{name}", "expected a table")
         _name(name, f"validators.{name}", fail)
         if "use" in table and not isinstance(table["use"], str):
-            raise fail(f"validators.{name}.use", f"expected a validator plugin name, got {table['use']!r}")
+            raise fail(
+                f"validators.{name}.use", f"expected a validator plugin name, got {table['use']!r}"
+            )
         default = merged.get(name, {})
         # Options of a built-in default only carry over while it still uses the same plugin.
         base = default if table.get("use", default.get("use")) == default.get("use") else {}
         merged[name] = {**base, **table}
     return {
-        name: ValidatorConfig(name, table.get("use", name), {k: v for k, v in table.items() if k != "use"})
+        name: ValidatorConfig(
+            name, table.get("use", name), {k: v for k, v in table.items() if k != "use"}
+        )
         for name, table in merged.items()
     }

@@ -18,8 +18,8 @@ from promote_tasks.model import RUN_FAILED
 from promote_tasks.model import Action
 from promote_tasks.model import CommitStatus
 from promote_tasks.model import Effect
-from promote_tasks.model import Environment
 from promote_tasks.model import EnvFacts
+from promote_tasks.model import Environment
 from promote_tasks.model import EnvState
 from promote_tasks.model import Evidence
 from promote_tasks.model import Pipeline
@@ -131,12 +131,15 @@ def _derive_env(
         (d for d in facts.deployments if d.sha == head and not d.is_rollback), key=lambda d: d.id
     )
     runs = sorted(
-        (r for r in facts.runs if r.head_sha == head and is_deploy_run(r, pipeline)), key=lambda r: r.id
+        (r for r in facts.runs if r.head_sha == head and is_deploy_run(r, pipeline)),
+        key=lambda r: r.id,
     )
     evidence: list[Evidence] = []
     if facts.merged_pull is not None:
         pr = facts.merged_pull
-        evidence.append(Evidence("pull_request", pr.number, pr.url, f"#{pr.number} merged into {env.branch}"))
+        evidence.append(
+            Evidence("pull_request", pr.number, pr.url, f"#{pr.number} merged into {env.branch}")
+        )
 
     failures: list[Evidence] = []
     for status in verdicts:
@@ -151,7 +154,11 @@ def _derive_env(
             )  # fmt: skip
     for run in runs:
         if run.status == "completed" and run.conclusion in RUN_FAILED:
-            failures.append(Evidence("workflow_run", run.id, run.url, f"{run.name} run {run.id} {run.conclusion}"))
+            failures.append(
+                Evidence(
+                    "workflow_run", run.id, run.url, f"{run.name} run {run.id} {run.conclusion}"
+                )
+            )
 
     newest = deployments[-1] if deployments else None
     newest_state = newest.latest.state if newest is not None and newest.latest else ""
@@ -166,14 +173,18 @@ def _derive_env(
         evidence.append(_status_evidence(verdicts[-1]))
     elif newest is not None and newest_state in DEPLOY_SUCCESS | DEPLOY_SUPERSEDED:
         state = State.DEPLOYED
-        evidence.append(Evidence("deployment", newest.id, newest.url, f"deployment {newest.id} succeeded"))
+        evidence.append(
+            Evidence("deployment", newest.id, newest.url, f"deployment {newest.id} succeeded")
+        )
     elif newest is not None or runs:
         state = State.DEPLOYING
         if newest is not None:
             evidence.append(Evidence("deployment", newest.id, newest.url,
                                      f"deployment {newest.id} {newest_state or 'created'}"))  # fmt: skip
         for run in runs:
-            evidence.append(Evidence("workflow_run", run.id, run.url, f"{run.name} run {run.id} {run.status}"))
+            evidence.append(
+                Evidence("workflow_run", run.id, run.url, f"{run.name} run {run.id} {run.status}")
+            )
     elif facts.merged_pull is not None:
         state = State.DEPLOYING  # just merged: the deploy has not shown up yet
     else:
@@ -187,7 +198,8 @@ def _derive_env(
         )
 
     rollbacks = sorted(
-        (d for d in facts.deployments if d.is_rollback and d.rollback_of == head), key=lambda d: d.id
+        (d for d in facts.deployments if d.is_rollback and d.rollback_of == head),
+        key=lambda d: d.id,
     )
     rollback = None
     if rollbacks:
@@ -220,7 +232,9 @@ def _statuses(statuses: tuple[CommitStatus, ...], context: str) -> list[CommitSt
 
 
 def _status_evidence(status: CommitStatus) -> Evidence:
-    text = f"{status.context} {status.state}" + (f": {status.description}" if status.description else "")
+    text = f"{status.context} {status.state}" + (
+        f": {status.description}" if status.description else ""
+    )
     return Evidence("commit_status", status.id, status.target_url, text)
 
 
@@ -238,7 +252,14 @@ def _verdicts(facts: EnvFacts, env: Environment) -> tuple[Verdict, ...]:
         recorded = _statuses(facts.statuses, verdict_context(env.name, name))
         if recorded:
             last = recorded[-1]
-            out.append(Verdict(name, _RECORDED.get(last.state, Result.PENDING), last.target_url, last.description))
+            out.append(
+                Verdict(
+                    name,
+                    _RECORDED.get(last.state, Result.PENDING),
+                    last.target_url,
+                    last.description,
+                )
+            )
         else:
             out.append(Verdict(name, Result.PENDING))
     return tuple(out)
@@ -288,7 +309,9 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
     waits: list[str] = []
     for env in state.environments:
         if env.state is State.FAILED:
-            action = _on_failure(env, snapshot.env(env.name), pipeline.get(env.name), snapshot.plans, waits)
+            action = _on_failure(
+                env, snapshot.env(env.name), pipeline.get(env.name), snapshot.plans, waits
+            )
             if action is not None:
                 return action
     for env in reversed(state.environments):
@@ -305,7 +328,9 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
             allowed = state.active_plan is None or env.plan == state.active_plan
         if not allowed:
             if not _settled(env, snapshot.env(env.name), snapshot.plans):
-                holder = f"fix plan {state.fix_plan}" if state.halted else f"plan {state.active_plan}"
+                holder = (
+                    f"fix plan {state.fix_plan}" if state.halted else f"plan {state.active_plan}"
+                )
                 waits.append(f"{env.name}: plan {env.plan} waits while {holder} is in flight")
             continue
         action = _progress(env, snapshot, pipeline, waits)
@@ -321,15 +346,24 @@ def _on_failure(
     recorded = _statuses(facts.statuses, verdict_context(env.name))
     if not any(s.state in DEPLOY_FAILED for s in recorded):
         # The failure came from the deploy itself: make it the sticky verdict on the sha.
-        reason = next((e.summary for e in env.evidence if e.kind != "pull_request"), "deploy failed")
+        reason = next(
+            (e.summary for e in env.evidence if e.kind != "pull_request"), "deploy failed"
+        )
         row = ROWS["R3"]
         return Action(
             "R3",
             env.name,
             row.source,
             row.target,
-            (effect("set-status", sha=env.sha, context=verdict_context(env.name),
-                    state="failure", description=reason[:140]),),  # fmt: skip
+            (
+                effect(
+                    "set-status",
+                    sha=env.sha,
+                    context=verdict_context(env.name),
+                    state="failure",
+                    description=reason[:140],
+                ),
+            ),
             plan=env.plan,
         )
     key = env.key
@@ -340,12 +374,14 @@ def _on_failure(
                    plan=fix_plan_id(key)),
         )  # fmt: skip
     if not env.rollback.succeeded:
-        waits.append(f"rollback of {env.name} to {env.rollback.target[:7]} ({env.rollback.state or 'created'})")
+        waits.append(
+            f"rollback of {env.name} to {env.rollback.target[:7]} ({env.rollback.state or 'created'})"
+        )
         return None
     if env.fix_plan is None:
         culprit = next((e for e in env.evidence if e.kind == "pull_request"), None)
         # A fix plan that fails gets a child fix plan: completing the child completes it too.
-        parent = env.plan if any(p.id == env.plan and p.fix_key for p in plans) else ""
+        parent = env.plan if env.plan and any(p.id == env.plan and p.fix_key for p in plans) else ""
         return _take(
             "R9", env,
             effect("file-fix-plan", id=fix_plan_id(key), key=key, environment=env.name,
@@ -356,7 +392,9 @@ def _on_failure(
     return None
 
 
-def _progress(env: EnvState, snapshot: Snapshot, pipeline: Pipeline, waits: list[str]) -> Action | None:
+def _progress(
+    env: EnvState, snapshot: Snapshot, pipeline: Pipeline, waits: list[str]
+) -> Action | None:
     facts = snapshot.env(env.name)
     spec = pipeline.get(env.name)
     assert env.sha is not None
@@ -382,7 +420,9 @@ def _progress(env: EnvState, snapshot: Snapshot, pipeline: Pipeline, waits: list
         effects = [effect("set-status", sha=env.sha, context=verdict_context(env.name),
                           state="pending", description="validating")]  # fmt: skip
         for name in spec.validators:
-            effects.append(effect("start-validator", environment=env.name, sha=env.sha, validator=name))
+            effects.append(
+                effect("start-validator", environment=env.name, sha=env.sha, validator=name)
+            )
             effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name, name),
                                   state="pending", description="started"))  # fmt: skip
         return _take("R4", env, *effects)
@@ -414,7 +454,8 @@ def _progress(env: EnvState, snapshot: Snapshot, pipeline: Pipeline, waits: list
 def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None:
     assert env.sha is not None
     recorded = {
-        v: _statuses(facts.statuses, verdict_context(env.name, v)) for v in (x.validator for x in env.verdicts)
+        v: _statuses(facts.statuses, verdict_context(env.name, v))
+        for v in (x.validator for x in env.verdicts)
     }
     state_of = {Result.PASSED: "success", Result.FAILED: "failure", Result.PENDING: "pending"}
     updates = [

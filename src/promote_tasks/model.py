@@ -411,7 +411,9 @@ def _convert(tp: Any, data: Any, where: str) -> Any:
             return tp(**kwargs)
         except TypeError as e:
             missing = [f.name for f in dataclasses.fields(tp) if f.name not in data]
-            raise SnapshotError(f"{where}: missing key {missing[0]!r}" if missing else f"{where}: {e}") from None
+            raise SnapshotError(
+                f"{where}: missing key {missing[0]!r}" if missing else f"{where}: {e}"
+            ) from None
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(data)

@@ -51,7 +51,9 @@ def parse_plan(text: str, path: str) -> PlanFile:
     try:
         priority = int(fields["priority"])
     except ValueError:
-        raise ConfigError(f"{path}: priority must be a whole number, got {fields['priority']!r}") from None
+        raise ConfigError(
+            f"{path}: priority must be a whole number, got {fields['priority']!r}"
+        ) from None
     parts = path.replace("\\", "/").split("/")
     status = parts[-2] if len(parts) >= 2 and parts[-2] in STATUS_DIRS else "inbox"
     plan = Plan(

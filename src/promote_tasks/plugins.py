@@ -50,14 +50,18 @@ def make_plugin_manager(
         try:
             pm.load_setuptools_entrypoints(hookspecs.NAME)
         except Exception as e:
-            raise PluginError(f"an entry-point plugin of group {hookspecs.NAME} failed to load: {e}") from e
+            raise PluginError(
+                f"an entry-point plugin of group {hookspecs.NAME} failed to load: {e}"
+            ) from e
     if plugins_dir is not None:
         for module in load_directory(plugins_dir):
             pm.register(module, name=f"plugins/{Path(module.__file__ or '').name}")
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
-        raise PluginError(f"plugin {e.plugin_name or '?'}: {e} (misspelt hook name?)") from None
+        raise PluginError(
+            f"plugin {pm.get_name(e.plugin) or '?'}: {e} (misspelt hook name?)"
+        ) from None
     return pm
 
 
@@ -71,7 +75,8 @@ def load_directory(directory: Path) -> list[ModuleType]:
             continue
         module_name = f"promote_tasks_local_plugins.{path.stem}"
         spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
@@ -82,7 +87,9 @@ def load_directory(directory: Path) -> list[ModuleType]:
     return modules
 
 
-def _call_each(pm: pluggy.PluginManager, hook_name: str, register: Register[Any], settings: Settings) -> None:
+def _call_each(
+    pm: pluggy.PluginManager, hook_name: str, register: Register[Any], settings: Settings
+) -> None:
     """Call a register hook one implementation at a time, so errors name the plugin."""
     hook = getattr(pm.hook, hook_name)
     for impl in hook.get_hookimpls():
@@ -106,7 +113,9 @@ def collect(pm: pluggy.PluginManager, settings: Settings) -> Registry:
     }
     for hook_name, register in registers.items():
         _call_each(pm, hook_name, register, settings)
-    owners = {f"{r.kind}:{name}": owner for r in registers.values() for name, owner in r.owners.items()}
+    owners = {
+        f"{r.kind}:{name}": owner for r in registers.values() for name, owner in r.owners.items()
+    }
     registry = Registry(
         environments=registers["register_environments"].items,
         validators=registers["register_validators"].items,
@@ -126,18 +135,26 @@ def _check_settings(registry: Registry, settings: Settings) -> None:
         validator = registry.validators.get(config.use)
         if validator is None:
             known = ", ".join(sorted(registry.validators))
-            raise fail(f"validators.{name}.use", f"no validator plugin {config.use!r} (known: {known})")
+            raise fail(
+                f"validators.{name}.use", f"no validator plugin {config.use!r} (known: {known})"
+            )
         for option, value in config.options.items():
             expected = validator.option_types.get(option)
             if expected is None:
                 known = ", ".join(sorted(validator.option_types)) or "none"
-                raise fail(f"validators.{name}.{option}", f"unknown option for {config.use} (known: {known})")
+                raise fail(
+                    f"validators.{name}.{option}",
+                    f"unknown option for {config.use} (known: {known})",
+                )
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise fail(f"validators.{name}.{option}", f"bad value {value!r}")
     for env in registry.environments.values():
         if env.rollback not in registry.rollback_strategies:
             known = ", ".join(sorted(registry.rollback_strategies))
-            raise fail(f"environments.{env.name}.rollback", f"no rollback strategy {env.rollback!r} (known: {known})")
+            raise fail(
+                f"environments.{env.name}.rollback",
+                f"no rollback strategy {env.rollback!r} (known: {known})",
+            )
         for vname in env.validators:
             if vname not in settings.validators:
                 raise fail(f"environments.{env.name}.validators", f"unknown validator {vname!r}")

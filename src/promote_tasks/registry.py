@@ -21,8 +21,8 @@ from promote_tasks.errors import PluginError
 
 if TYPE_CHECKING:
     from promote_tasks.config import Settings
-    from promote_tasks.model import Environment
     from promote_tasks.model import EnvFacts
+    from promote_tasks.model import Environment
     from promote_tasks.model import Plan
     from promote_tasks.model import Snapshot
     from promote_tasks.model import Verdict
@@ -116,7 +116,9 @@ class Register(Generic[T]):
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {self.plugin} registered a {self.kind} without a name")
         if not self._check(item):
-            raise PluginError(f"plugin {self.plugin} registered {self.kind} {name!r} of the wrong shape")
+            raise PluginError(
+                f"plugin {self.plugin} registered {self.kind} {name!r} of the wrong shape"
+            )
         if name in self.items:
             raise PluginError(
                 f"{self.kind} {name!r} is registered twice: by {self.owners[name]} and by {self.plugin}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.machine import fix_plan_id
@@ -17,8 +19,6 @@ from tests.builders import pr
 from tests.builders import sha
 from tests.builders import snap
 from tests.builders import st
-
-import pytest
 
 H = sha("head")
 FEATURE = pr(7, "feature/add-greeting", sha("feature"), "dev")
@@ -59,10 +59,19 @@ def test_waits_for_ci_within_the_grace_period():
 
 @pytest.mark.transition("R4")
 def test_deployed_starts_validation():
-    action = next_action(facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "success"),)))
-    assert (action.transition, action.source, action.target) == ("R4", State.DEPLOYED, State.VALIDATING)
+    action = next_action(
+        facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "success"),))
+    )
+    assert (action.transition, action.source, action.target) == (
+        "R4",
+        State.DEPLOYED,
+        State.VALIDATING,
+    )
     assert action.plan == "add-greeting"
-    assert [(e.kind, e.arg("context") if e.kind == "set-status" else e.arg("validator")) for e in action.effects] == [
+    assert [
+        (e.kind, e.arg("context") if e.kind == "set-status" else e.arg("validator"))
+        for e in action.effects
+    ] == [
         ("set-status", "promote/dev"),
         ("start-validator", "health"),
         ("set-status", "promote/dev/health"),
@@ -85,19 +94,43 @@ def validating(*verdicts, statuses=()):
 
 @pytest.mark.transition("R5")
 def test_all_validators_passed_promotes():
-    action = next_action(validating(Verdict("health", Result.PASSED), Verdict("smoke", Result.PASSED, "https://ci/1")))
-    assert (action.transition, action.source, action.target) == ("R5", State.VALIDATING, State.PROMOTED)
+    action = next_action(
+        validating(
+            Verdict("health", Result.PASSED), Verdict("smoke", Result.PASSED, "https://ci/1")
+        )
+    )
+    assert (action.transition, action.source, action.target) == (
+        "R5",
+        State.VALIDATING,
+        State.PROMOTED,
+    )
     final = action.effects[-1]
     assert (final.arg("context"), final.arg("state")) == ("promote/dev", "success")
-    recorded = {e.arg("context"): (e.arg("state"), e.arg("target_url")) for e in action.effects[:-1]}
-    assert recorded == {"promote/dev/health": ("success", ""), "promote/dev/smoke": ("success", "https://ci/1")}
+    recorded = {
+        e.arg("context"): (e.arg("state"), e.arg("target_url")) for e in action.effects[:-1]
+    }
+    assert recorded == {
+        "promote/dev/health": ("success", ""),
+        "promote/dev/smoke": ("success", "https://ci/1"),
+    }
 
 
 @pytest.mark.transition("R6")
 def test_a_failed_validator_fails_the_instance():
-    action = next_action(validating(Verdict("health", Result.FAILED, summary="503"), Verdict("smoke", Result.PENDING)))
-    assert (action.transition, action.source, action.target) == ("R6", State.VALIDATING, State.FAILED)
-    assert (action.effects[-1].arg("context"), action.effects[-1].arg("state")) == ("promote/dev", "failure")
+    action = next_action(
+        validating(
+            Verdict("health", Result.FAILED, summary="503"), Verdict("smoke", Result.PENDING)
+        )
+    )
+    assert (action.transition, action.source, action.target) == (
+        "R6",
+        State.VALIDATING,
+        State.FAILED,
+    )
+    assert (action.effects[-1].arg("context"), action.effects[-1].arg("state")) == (
+        "promote/dev",
+        "failure",
+    )
     assert "health" in action.effects[-1].arg("description")
 
 
@@ -120,7 +153,9 @@ def test_pending_validators_wait_and_record_interim_verdicts_once():
 
 
 def test_recorded_verdicts_stand_in_when_no_fresh_ones_were_gathered():
-    env = validating(statuses=(st(2, "promote/dev/health", "success"), st(3, "promote/dev/smoke", "success")))
+    env = validating(
+        statuses=(st(2, "promote/dev/health", "success"), st(3, "promote/dev/smoke", "success"))
+    )
     assert next_action(env).transition == "R5"
 
 
@@ -134,7 +169,12 @@ def test_promoted_opens_the_pr_to_the_next_environment():
     action = next_action(promoted_dev(next_contains_head=False))
     assert (action.transition, action.source, action.target) == ("R7", State.PROMOTED, None)
     effect = action.effects[0]
-    assert (effect.kind, effect.arg("head"), effect.arg("base"), effect.arg("plan")) == ("open-pr", "dev", "test", "add-greeting")
+    assert (effect.kind, effect.arg("head"), effect.arg("base"), effect.arg("plan")) == (
+        "open-pr",
+        "dev",
+        "test",
+        "add-greeting",
+    )
 
 
 def test_an_open_promotion_pr_is_not_opened_twice():
@@ -160,7 +200,11 @@ def complete_main(plans):
 @pytest.mark.transition("R8")
 def test_complete_in_production_moves_the_plan_to_done():
     action = complete_main((PLAN,))
-    assert (action.transition, action.source, action.target) == ("R8", State.PROMOTED, State.COMPLETE)
+    assert (action.transition, action.source, action.target) == (
+        "R8",
+        State.PROMOTED,
+        State.COMPLETE,
+    )
     assert [(e.kind, e.arg("plan")) for e in action.effects] == [("complete-plan", "add-greeting")]
     done = Plan("add-greeting", status="done")
     assert complete_main((done,)).transition is None
@@ -175,9 +219,17 @@ def failed_test(*deployments, statuses=(), plans=(), **kw):
 @pytest.mark.transition("R3")
 def test_a_failed_deployment_is_recorded_as_the_verdict():
     action = failed_test()
-    assert (action.transition, action.source, action.target) == ("R3", State.DEPLOYING, State.FAILED)
+    assert (action.transition, action.source, action.target) == (
+        "R3",
+        State.DEPLOYING,
+        State.FAILED,
+    )
     effect = action.effects[0]
-    assert (effect.arg("context"), effect.arg("state"), effect.arg("sha")) == ("promote/test", "failure", H)
+    assert (effect.arg("context"), effect.arg("state"), effect.arg("sha")) == (
+        "promote/test",
+        "failure",
+        H,
+    )
     assert "deployment 5 failure" in effect.arg("description")
 
 
@@ -186,18 +238,26 @@ def test_failure_rolls_back_first_then_files_the_fix_plan():
     recorded = (st(1, "promote/test", "failure"),)
     first = failed_test(statuses=recorded)
     assert (first.transition, first.source, first.target) == ("R9", State.FAILED, None)
-    assert [(e.kind, e.arg("strategy"), e.arg("failed_sha")) for e in first.effects] == [("rollback", "redeploy", H)]
+    assert [(e.kind, e.arg("strategy"), e.arg("failed_sha")) for e in first.effects] == [
+        ("rollback", "redeploy", H)
+    ]
     key = f"test@{H}"
     rolling = dep(6, "test", sha("h0"), "in_progress", task="deploy:rollback", rollback_of=H)
     second = failed_test(dep(5, "test", H, "failure"), rolling, statuses=recorded)
     assert second.transition is None
     assert second.waiting_for.startswith("rollback of test to")
-    rolled = dep(6, "test", sha("h0"), "in_progress", "success", task="deploy:rollback", rollback_of=H)
+    rolled = dep(
+        6, "test", sha("h0"), "in_progress", "success", task="deploy:rollback", rollback_of=H
+    )
     third = failed_test(dep(5, "test", H, "failure"), rolled, statuses=recorded)
     assert third.transition == "R9"
     filed = third.effects[0]
     assert (filed.kind, filed.arg("id"), filed.arg("key"), filed.arg("culprit")) == (
-        "file-fix-plan", fix_plan_id(key), key, "8")
+        "file-fix-plan",
+        fix_plan_id(key),
+        key,
+        "8",
+    )
     assert filed.arg("rollback_target") == sha("h0")
     fix = Plan(fix_plan_id(key), status="inbox", priority=0, fix_key=key)
     fourth = failed_test(dep(5, "test", H, "failure"), rolled, statuses=recorded, plans=(fix,))
@@ -206,7 +266,9 @@ def test_failure_rolls_back_first_then_files_the_fix_plan():
 
 def test_a_failed_rollback_stops_everything_loudly():
     rolled = dep(6, "test", sha("h0"), "failure", task="deploy:rollback", rollback_of=H)
-    action = failed_test(dep(5, "test", H, "failure"), rolled, statuses=(st(1, "promote/test", "failure"),))
+    action = failed_test(
+        dep(5, "test", H, "failure"), rolled, statuses=(st(1, "promote/test", "failure"),)
+    )
     assert action.transition is None
     assert action.stop is not None
     assert "rollback of test" in action.stop

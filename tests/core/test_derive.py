@@ -78,14 +78,24 @@ def test_derive_state(env, env_facts, expected):
 
 @pytest.mark.transition("R2")
 def test_deployment_success_moves_deploying_to_deployed():
-    before = facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "queued", "in_progress"),))
-    after = facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "queued", "in_progress", "success"),))
+    before = facts(
+        "dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "queued", "in_progress"),)
+    )
+    after = facts(
+        "dev",
+        H,
+        merged_pull=FEATURE,
+        deployments=(dep(5, "dev", H, "queued", "in_progress", "success"),),
+    )
     assert derive(snap(before), PIPELINE).env("dev").state is State.DEPLOYING
     assert derive(snap(after), PIPELINE).env("dev").state is State.DEPLOYED
 
 
 def test_evidence_names_the_object_and_url():
-    state = derive(snap(facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "failure"),))), PIPELINE)
+    state = derive(
+        snap(facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "failure"),))),
+        PIPELINE,
+    )
     failure = [e for e in state.env("dev").evidence if e.kind == "deployment"]
     assert failure[0].id == 5
     assert failure[0].url.endswith("/deployments/5") or failure[0].url.endswith("501")
@@ -101,7 +111,9 @@ def test_plan_identity_from_feature_branch_and_promote_plan_line():
 
 
 def test_a_head_not_from_a_merged_pr_is_a_violation():
-    pushed = facts("dev", H, deployments=(dep(5, "dev", H, "success"), dep(4, "dev", H0, "success")))
+    pushed = facts(
+        "dev", H, deployments=(dep(5, "dev", H, "success"), dep(4, "dev", H0, "success"))
+    )
     state = derive(snap(pushed), PIPELINE).env("dev")
     assert state.violation is not None
     assert "did not come from a merged pull request" in state.violation
@@ -123,14 +135,26 @@ def test_rollback_deployment_is_kept_apart_from_the_failed_instance():
         merged_pull=PROMOTION,
         deployments=(
             dep(5, "test", H, "queued", "failure"),
-            dep(6, "test", target, "success", task="deploy:rollback", rollback_of=H, plan="fix-test-1234567"),
+            dep(
+                6,
+                "test",
+                target,
+                "success",
+                task="deploy:rollback",
+                rollback_of=H,
+                plan="fix-test-1234567",
+            ),
         ),
         statuses=(st(1, "promote/test", "failure"),),
     )
     state = derive(snap(env), PIPELINE).env("test")
     assert state.state is State.FAILED
     assert state.rollback is not None
-    assert (state.rollback.target, state.rollback.state, state.rollback.succeeded) == (target, "success", True)
+    assert (state.rollback.target, state.rollback.state, state.rollback.succeeded) == (
+        target,
+        "success",
+        True,
+    )
 
 
 def test_rollback_of_another_sha_is_not_this_instances_rollback():
@@ -157,6 +181,8 @@ def test_active_plan_is_the_one_furthest_along():
 
 def test_a_failed_fix_plan_hands_the_halt_to_its_own_fix_plan():
     first = Plan("fix-dev-1111111", status="doing", priority=0, fix_key="dev@" + "1" * 40)
-    child = Plan("fix-test-2222222", status="doing", priority=0, parent=first.id, fix_key="test@" + "2" * 40)
+    child = Plan(
+        "fix-test-2222222", status="doing", priority=0, parent=first.id, fix_key="test@" + "2" * 40
+    )
     state = derive(snap(plans=(first, child)), PIPELINE)
     assert (state.halted, state.fix_plan) == (True, child.id)

@@ -25,19 +25,26 @@ def drive(world: World, limit: int = 400, order: list[bool] | None = None) -> li
             break
         if order is None or order[step % len(order)]:
             world.tick()
-        if action.transition is None and not action.effects and not action.waiting_for and world.idle():
+        if (
+            action.transition is None
+            and not action.effects
+            and not action.waiting_for
+            and world.idle()
+        ):
             break
     return seen
 
 
 def check_invariants(before, action):
     if action.transition in PROGRESS and before.halted:
-        assert before.fix_plan is not None and action.plan == before.fix_plan, action
+        assert before.fix_plan is not None, action
+        assert action.plan == before.fix_plan, action
     env = before.env(action.environment) if action.environment else None
     for effect in action.effects:
         args = dict(effect.args)
         if "sha" in args or "failed_sha" in args:
-            assert env is not None and args.get("sha", args.get("failed_sha")) == env.sha, action
+            assert env is not None, action
+            assert args.get("sha", args.get("failed_sha")) == env.sha, action
         if "environment" in args:
             assert args["environment"] == action.environment, action
 
@@ -68,9 +75,12 @@ def test_a_failure_halts_rolls_back_files_a_fix_plan_and_the_fix_flows_through()
     r6 = taken.index(("R6", "test", "add-greeting"))
     assert [t[0] for t in taken[r6 : r6 + 3]] == ["R6", "R9", "R9"]
     fix = [p for p in world.plans if p.fix_key]
-    assert len(fix) == 1 and fix[0].done
-    assert world.plans[0].id == "add-greeting" and not world.plans[0].done
-    assert taken[-1][0] == "R8" and taken[-1][2] == fix[0].id
+    assert len(fix) == 1
+    assert fix[0].done
+    assert world.plans[0].id == "add-greeting"
+    assert not world.plans[0].done
+    assert taken[-1][0] == "R8"
+    assert taken[-1][2] == fix[0].id
 
 
 def test_every_transition_row_is_taken_on_some_journey():
@@ -83,7 +93,9 @@ def test_every_transition_row_is_taken_on_some_journey():
     assert taken == {t.id for t in TRANSITIONS} - {"R1", "R2"}
 
 
-FAILURE_POINTS = [(env.name, stage) for env in PIPELINE.environments for stage in ("deploy", *env.validators)]
+FAILURE_POINTS = [
+    (env.name, stage) for env in PIPELINE.environments for stage in ("deploy", *env.validators)
+]
 
 
 @settings(max_examples=40, deadline=None)

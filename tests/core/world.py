@@ -61,7 +61,9 @@ class World:
         envs = []
         for name, env in self.envs.items():
             following = PIPELINE.after(name)
-            verdicts = tuple(self._verdict(name, env.head, v) for v in PIPELINE.get(name).validators)
+            verdicts = tuple(
+                self._verdict(name, env.head, v) for v in PIPELINE.get(name).validators
+            )
             envs.append(
                 EnvFacts(
                     name=name,
@@ -71,14 +73,17 @@ class World:
                     statuses=tuple(self.statuses.get(env.head, ())),
                     promotions=tuple(env.promotions),
                     verdicts=verdicts,
-                    next_contains_head=following is not None and self.envs[following.name].head == env.head,
+                    next_contains_head=following is not None
+                    and self.envs[following.name].head == env.head,
                 )
             )
         stamp = f"2026-11-24T10:{self.clock // 60:02d}:{self.clock % 60:02d}Z"
         return Snapshot("acme/shop", stamp, tuple(envs), (), tuple(self.plans))
 
     def _verdict(self, env: str, head: str, validator: str) -> Verdict:
-        started = any(s.context == f"promote/{env}/{validator}" for s in self.statuses.get(head, ()))
+        started = any(
+            s.context == f"promote/{env}/{validator}" for s in self.statuses.get(head, ())
+        )
         if not started:
             return Verdict(validator, Result.PENDING)
         if (env, validator) in self.failures:
@@ -98,7 +103,9 @@ class World:
         if action.transition:
             self.actions.append(action)
         if action.transition == "R6":  # a scripted validator failure fails once
-            self.failures -= {(action.environment, v) for v in PIPELINE.get(action.environment or "").validators}
+            self.failures -= {
+                (action.environment, v) for v in PIPELINE.get(action.environment or "").validators
+            }
         self.clock += 1
         return action
 
@@ -117,7 +124,9 @@ class World:
 
     def do_complete_plan(self, plan: str) -> None:
         moved = completion(tuple(self.plans), plan)
-        self.plans = [dataclasses.replace(p, status="done") if p.id in moved else p for p in self.plans]
+        self.plans = [
+            dataclasses.replace(p, status="done") if p.id in moved else p for p in self.plans
+        ]
 
     def do_rollback(self, environment: str, failed_sha: str, plan: str, **_: str) -> None:
         good = sha("h0")

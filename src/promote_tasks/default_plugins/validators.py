@@ -45,14 +45,20 @@ class HttpHealth:
             return run.environment.url
         # The URL the deployment reported for this sha, newest first.
         for deployment in sorted(run.facts.deployments, key=lambda d: -d.id):
-            if deployment.sha == run.sha and deployment.latest and deployment.latest.environment_url:
+            if (
+                deployment.sha == run.sha
+                and deployment.latest
+                and deployment.latest.environment_url
+            ):
                 return deployment.latest.environment_url
         return None
 
     def check(self, run: ValidationRun) -> Verdict:
         url = self.url(run)
         if url is None:
-            return Verdict(run.name, Result.FAILED, None, "no URL: set url in the environment or validator")
+            return Verdict(
+                run.name, Result.FAILED, None, "no URL: set url in the environment or validator"
+            )
         expect = int(run.options.get("expect_status", 200))
         body_text = run.options.get("expect_body")
         attempts = 1 + int(run.options.get("retries", 2))
@@ -71,7 +77,7 @@ class HttpHealth:
 
 def _get(url: str, timeout: float) -> tuple[int | None, str, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - configured URL
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read(65536).decode("utf-8", "replace"), ""
     except urllib.error.HTTPError as e:
         return e.code, e.read(65536).decode("utf-8", "replace"), ""
@@ -84,7 +90,10 @@ class Workflow:
     """Named workflow runs or check runs for the head sha concluded successfully."""
 
     name = "workflow"
-    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"workflows": list, "checks": list}
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
+        "workflows": list,
+        "checks": list,
+    }
 
     def start(self, run: ValidationRun) -> None:
         return None
@@ -93,11 +102,15 @@ class Workflow:
         workflows = [str(w) for w in run.options.get("workflows", [])]
         checks = [str(c) for c in run.options.get("checks", [])]
         if not workflows and not checks:
-            return Verdict(run.name, Result.FAILED, None, "configure workflows or checks to wait for")
+            return Verdict(
+                run.name, Result.FAILED, None, "configure workflows or checks to wait for"
+            )
         results: list[tuple[str, str | None, str | None, str]] = []  # name, status, conclusion, url
         for workflow in workflows:
             found = [
-                r for r in run.facts.runs if r.head_sha == run.sha and r.path.rsplit("/", 1)[-1] == workflow
+                r
+                for r in run.facts.runs
+                if r.head_sha == run.sha and r.path.rsplit("/", 1)[-1] == workflow
             ]
             latest = max(found, key=lambda r: r.id, default=None)
             results.append(
@@ -109,7 +122,9 @@ class Workflow:
             found_checks = [c for c in run.facts.checks if c.head_sha == run.sha and c.name == name]
             newest = max(found_checks, key=lambda c: c.id, default=None)
             results.append(
-                (name, newest.status, newest.conclusion, newest.url) if newest else (name, None, None, "")
+                (name, newest.status, newest.conclusion, newest.url)
+                if newest
+                else (name, None, None, "")
             )
         for name, status, conclusion, url in results:
             if status == "completed" and conclusion not in OK_CONCLUSIONS:
@@ -128,7 +143,10 @@ class Monitor:
     """
 
     name = "monitor"
-    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"checks": list, "soak_seconds": int}
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
+        "checks": list,
+        "soak_seconds": int,
+    }
 
     def start(self, run: ValidationRun) -> None:
         return None
@@ -137,10 +155,18 @@ class Monitor:
         names = [str(c) for c in run.options.get("checks", ["monitor"])]
         soak = int(run.options.get("soak_seconds", 300))
         for check in run.facts.checks:
-            if check.head_sha == run.sha and check.name in names and check.conclusion not in (None, *OK_CONCLUSIONS):
-                return Verdict(run.name, Result.FAILED, check.url or None, f"{check.name} {check.conclusion}")
+            if (
+                check.head_sha == run.sha
+                and check.name in names
+                and check.conclusion not in (None, *OK_CONCLUSIONS)
+            ):
+                return Verdict(
+                    run.name, Result.FAILED, check.url or None, f"{check.name} {check.conclusion}"
+                )
         context = f"promote/{run.environment.name}/{run.name}"
-        started = [s.created_at for s in run.facts.statuses if s.context == context and s.created_at]
+        started = [
+            s.created_at for s in run.facts.statuses if s.context == context and s.created_at
+        ]
         if not started:
             return Verdict(run.name, Result.PENDING, None, f"soak of {soak}s not started")
         elapsed = _seconds(min(started), run.snapshot.taken_at)
@@ -160,7 +186,10 @@ class ManualApproval:
     """A designated reviewer, not an author of the change, approves this exact sha."""
 
     name = "manual-approval"
-    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {"reviewers": list, "template": str}
+    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
+        "reviewers": list,
+        "template": str,
+    }
 
     def start(self, run: ValidationRun) -> None:
         if run.github is not None:
@@ -177,11 +206,15 @@ class ManualApproval:
             if a.sha == run.sha and a.user.lower() in reviewers and a.user.lower() not in authors
         ]
         if not decisions:
-            return Verdict(run.name, Result.PENDING, None, "waiting for " + " or ".join(sorted(reviewers)))
+            return Verdict(
+                run.name, Result.PENDING, None, "waiting for " + " or ".join(sorted(reviewers))
+            )
         last = decisions[-1]
         if last.state == "approved":
             return Verdict(run.name, Result.PASSED, last.url or None, f"approved by {last.user}")
-        return Verdict(run.name, Result.FAILED, last.url or None, f"rejected by {last.user}: {last.reason}")
+        return Verdict(
+            run.name, Result.FAILED, last.url or None, f"rejected by {last.user}: {last.reason}"
+        )
 
 
 @hookimpl

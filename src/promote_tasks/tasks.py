@@ -1,5 +1,8 @@
 """The ``promote`` invoke collection: status, next, plugins (and more as they land).
 
+The module is ``tasks`` so that ``from promote_tasks import promote`` always means the
+collection (a submodule named ``promote`` would shadow it once imported).
+
 Tasks are thin: settings → plugins → snapshot → derive → decide → render. A user's
 ``tasks.py`` adds the collection in two lines::
 
@@ -19,10 +22,10 @@ from pathlib import Path
 from typing import Any
 from typing import TypeVar
 
-from invoke import Collection
-from invoke import Context
-from invoke import Exit
-from invoke import task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 from promote_tasks import render
 from promote_tasks.config import Settings
@@ -83,7 +86,9 @@ def read_snapshot_file(path: str) -> Snapshot:
 def _snapshot(session: Session, path: str | None) -> Snapshot:
     if path:
         snapshot = read_snapshot_file(path)
-        missing = [n for n in session.pipeline.names if n not in {e.name for e in snapshot.environments}]
+        missing = [
+            n for n in session.pipeline.names if n not in {e.name for e in snapshot.environments}
+        ]
         if missing:
             raise SnapshotError(f"{path}: no facts for environment {missing[0]!r} of this pipeline")
         return snapshot
@@ -103,7 +108,9 @@ def _emit(data: dict[str, Any] | None, text: str, as_json: bool) -> None:
     },
 )
 @reports_errors
-def status(c: Context, json_: bool = False, snapshot: str | None = None, save_snapshot: str | None = None) -> None:
+def status(
+    c: Context, json_: bool = False, snapshot: str | None = None, save_snapshot: str | None = None
+) -> None:
     """Show each environment's state, derived from GitHub."""
     session = Session.load()
     facts = _snapshot(session, snapshot)
@@ -121,7 +128,9 @@ def status(c: Context, json_: bool = False, snapshot: str | None = None, save_sn
     },
 )
 @reports_errors
-def next_(c: Context, json_: bool = False, dry_run: bool = False, snapshot: str | None = None) -> None:
+def next_(
+    c: Context, json_: bool = False, dry_run: bool = False, snapshot: str | None = None
+) -> None:
     """Take exactly one step of the Promote machine and say what it did."""
     session = Session.load()
     facts = _snapshot(session, snapshot)
@@ -149,7 +158,8 @@ def plugins_(c: Context, json_: bool = False) -> None:
         ]
     }
     text = "\n".join(
-        f"{p['name']}: {', '.join(p['contributes']) or ', '.join(p['hooks'])}" for p in data["plugins"]
+        f"{p['name']}: {', '.join(p['contributes']) or ', '.join(p['hooks'])}"
+        for p in data["plugins"]
     )
     _emit(data, text, json_)
 

@@ -1,0 +1,132 @@
+"""The console script and the invoke collection, run as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from promote_tasks.cli import main
+
+ROOT = Path(__file__).parent.parent
+EXAMPLE = ROOT / "examples" / "snapshot.json"
+
+
+def promote(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    script = shutil.which("promote", path=str(Path(sys.executable).parent))
+    assert script, "the promote console script is installed"
+    return subprocess.run([script, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_help_lists_the_tasks():
+    result = promote("--help")
+    assert result.returncode == 0
+    for name in ("next", "status", "plugins"):
+        assert f"\n  {name} " in result.stdout
+
+
+def test_invoke_list_in_the_repository_shows_the_promote_collection():
+    invoke = shutil.which("invoke", path=str(Path(sys.executable).parent))
+    result = subprocess.run(
+        [invoke, "--list"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    for name in ("promote.next", "promote.status", "promote.plugins", "test", "lint"):
+        assert name in result.stdout
+
+
+def test_collection_is_importable_from_the_package():
+    from promote_tasks import promote as collection
+
+    assert collection.name == "promote"
+    assert {"status", "next", "plugins"} <= set(collection.task_names)
+
+
+def test_status_json_from_a_saved_snapshot(tmp_path):
+    result = promote("status", "--json", "--snapshot", str(EXAMPLE), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"repository", "halted", "fix_plan", "active_plan", "environments"}
+    assert (data["repository"], data["halted"], data["active_plan"]) == (
+        "acme/shop",
+        False,
+        "add-greeting",
+    )
+    test = data["environments"][1]
+    assert {"name", "branch", "sha", "plan", "state", "validators", "evidence", "next"} <= set(test)
+    assert (test["name"], test["state"], test["plan"]) == ("test", "validating", "add-greeting")
+    assert [v["result"] for v in test["validators"]] == ["passed", "passed", "pending"]
+
+
+def test_next_json_from_a_saved_snapshot_writes_nothing(tmp_path):
+    result = promote("next", "--json", "--snapshot", str(EXAMPLE), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"transition", "environment", "from", "to", "did", "waiting_for"} <= set(data)
+    assert data["transition"] is None
+    assert data["waiting_for"].endswith(": manual")
+
+
+def test_status_text_is_inert_against_escape_sequences(tmp_path):
+    text = EXAMPLE.read_text().replace(
+        '"repository": "acme/shop"', '"repository": "acme/\\u001b[31mshop"'
+    )
+    (tmp_path / "s.json").write_text(text)
+    result = promote("status", "--snapshot", str(tmp_path / "s.json"), cwd=tmp_path)
+    assert result.returncode == 0
+    assert "\x1b" not in result.stdout
+    assert "acme/\\x1b[31mshop" in result.stdout
+
+
+ERRORS = {
+    "missing file": (lambda d: ["status", "--snapshot", str(d / "none.json")], "cannot read snapshot"),
+    "not json": (lambda d: ["status", "--snapshot", _write(d, "x.json", "{oops")], "not JSON"),
+    "unknown key": (lambda d: ["status", "--snapshot", _write(d, "k.json", EXAMPLE.read_text().replace('"taken_at"', '"taken"'))], "unknown key 'taken'"),
+    "wrong type": (lambda d: ["next", "--snapshot", _write(d, "t.json", EXAMPLE.read_text().replace('"id": 12,', '"id": "12",'))], "environments[0].deployments[0].id: expected int"),
+    "no github yet": (lambda d: ["status"], "pass --snapshot FILE"),
+}  # fmt: skip
+
+
+def _write(directory: Path, name: str, text: str) -> str:
+    (directory / name).write_text(text)
+    return str(directory / name)
+
+
+@pytest.mark.parametrize(("args", "message"), ERRORS.values(), ids=ERRORS.keys())
+def test_errors_are_one_line_with_exit_status_1(tmp_path, args, message):
+    result = promote(*args(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("promote: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_configuration_is_reported_with_file_and_key(tmp_path):
+    (tmp_path / "promote.toml").write_text('reviewers = "rita"\n')
+    result = promote("status", "--snapshot", str(EXAMPLE), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"promote: error: {tmp_path / 'promote.toml'}: reviewers: expected a list of GitHub logins, got 'rita'"
+    )
+
+
+def test_snapshot_must_cover_the_configured_pipeline(tmp_path):
+    (tmp_path / "promote.toml").write_text(
+        '[[environments]]\nname = "dev"\n[[environments]]\nname = "prod"\n'
+    )
+    result = promote("status", "--snapshot", str(EXAMPLE), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no facts for environment 'prod'" in result.stderr
+
+
+def test_plugins_lists_contributions(tmp_path, capsys):
+    assert main(["plugins", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    validators = next(p for p in data["plugins"] if p["name"] == "validators")
+    assert "validator:manual-approval" in validators["contributes"]

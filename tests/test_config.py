@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import pytest
+
+from promote_tasks.config import find_config
+from promote_tasks.config import load_settings
+from promote_tasks.config import settings_from
+from promote_tasks.errors import ConfigError
+
+
+def test_defaults_are_dev_test_main_with_manual_testing_in_test(tmp_path):
+    settings = load_settings(tmp_path)
+    assert settings.source == "defaults"
+    assert [(e.name, e.branch, e.production) for e in settings.environments] == [
+        ("dev", "dev", False),
+        ("test", "test", False),
+        ("main", "main", True),
+    ]
+    assert "manual" in settings.environments[1].validators
+    assert settings.validators["manual"].use == "manual-approval"
+
+
+def test_pyproject_tool_promote(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.promote]\nreviewers = ["rita"]\nplugins_dir = "plugins"\n'
+        '[[tool.promote.environments]]\nname = "staging"\nvalidators = ["health"]\n'
+        '[[tool.promote.environments]]\nname = "prod"\nbranch = "main"\nrollback = "reset"\n'
+    )
+    settings = load_settings(tmp_path)
+    assert settings.reviewers == ("rita",)
+    assert [(e.name, e.branch, e.production, e.rollback) for e in settings.environments] == [
+        ("staging", "staging", False, "redeploy"),
+        ("prod", "main", True, "reset"),
+    ]
+    assert settings.plugins_path() == tmp_path / "plugins"
+
+
+def test_promote_toml_wins_and_is_found_from_a_subdirectory(tmp_path):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "promote.toml").write_text('reviewers = ["rita"]\n')
+    (tmp_path / "pyproject.toml").write_text('[tool.promote]\nreviewers = ["bob"]\n')
+    (tmp_path / "src").mkdir()
+    assert find_config(tmp_path / "src") == tmp_path / "promote.toml"
+    assert load_settings(tmp_path / "src").reviewers == ("rita",)
+
+
+def test_validator_options_merge_with_the_builtin_defaults():
+    settings = settings_from(
+        {
+            "validators": {
+                "monitor": {"soak_seconds": 60},
+                "lint": {"use": "workflow", "checks": ["lint"]},
+            }
+        }
+    )
+    assert settings.validators["monitor"].options == {"checks": ["monitor"], "soak_seconds": 60}
+    assert settings.validators["lint"].options == {"checks": ["lint"]}
+
+
+BAD = {
+    "unknown top-level key": ({"reviewer": ["rita"]}, "tool.promote.reviewer: unknown key"),
+    "bad type": (
+        {"deploy_grace_seconds": "soon"},
+        "tool.promote.deploy_grace_seconds: expected a number of seconds",
+    ),
+    "bool is not a number": ({"deploy_grace_seconds": True}, "tool.promote.deploy_grace_seconds"),
+    "unknown environment key": (
+        {"environments": [{"name": "dev", "brnach": "x"}]},
+        "tool.promote.environments[0].brnach: unknown key",
+    ),
+    "environment without name": (
+        {"environments": [{"branch": "dev"}]},
+        "tool.promote.environments[0].name: is required",
+    ),
+    "bad environment name": (
+        {"environments": [{"name": "a b"}]},
+        "tool.promote.environments[0].name: 'a b' is not a valid name",
+    ),
+    "unknown validator": (
+        {"environments": [{"name": "dev", "validators": ["helth"]}]},
+        "unknown validator 'helth'",
+    ),
+    "production not last": (
+        {"environments": [{"name": "a", "production": True}, {"name": "b"}]},
+        "only the last environment can be production",
+    ),
+    "same branch twice": (
+        {"environments": [{"name": "a", "branch": "x"}, {"name": "b", "branch": "x"}]},
+        "branch 'x' appears twice",
+    ),
+    "no environments": ({"environments": []}, "needs at least one environment"),
+    "bad repository": ({"repository": "just-a-name"}, "expected owner/name"),
+    "validator not a table": (
+        {"validators": {"x": 3}},
+        "tool.promote.validators.x: expected a table",
+    ),
+}
+
+
+@pytest.mark.parametrize(("data", "message"), BAD.values(), ids=BAD.keys())
+def test_bad_values_name_the_file_and_key(tmp_path, data, message):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(data, source=str(tmp_path / "pyproject.toml"), prefix="tool.promote.")
+    text = str(caught.value)
+    assert text.startswith(str(tmp_path / "pyproject.toml") + ": ")
+    assert message in text
+    assert "\n" not in text
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    (tmp_path / "promote.toml").write_text("reviewers = [\n")
+    with pytest.raises(ConfigError, match=r"promote\.toml: not valid TOML"):
+        load_settings(tmp_path)

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from promote_tasks.config import settings_from
+from promote_tasks.errors import ConfigError
+from promote_tasks.errors import PluginError
+from promote_tasks.machine import decide
+from promote_tasks.machine import derive
+from promote_tasks.model import Result
+from promote_tasks.plugins import collect
+from promote_tasks.plugins import describe
+from promote_tasks.plugins import make_plugin_manager
+from promote_tasks.plugins import pipeline_from
+from promote_tasks.registry import ValidationRun
+from tests.builders import snap
+
+ROOT = Path(__file__).parent.parent
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    (directory / name).write_text(text)
+    return directory
+
+
+def test_defaults_register_through_the_hooks():
+    pm = make_plugin_manager(entry_points=False)
+    registry = collect(pm, settings_from({}))
+    assert sorted(registry.validators) == ["http-health", "manual-approval", "monitor", "workflow"]
+    assert sorted(registry.rollback_strategies) == ["redeploy", "reset", "revert"]
+    assert registry.rollback_strategies["reset"].opt_in
+    assert sorted(registry.plan_stores) == ["files", "issues"]
+    assert registry.owners["validator:http-health"] == "validators"
+    names = [name for name, _ in describe(pm)]
+    assert names[:4] == ["environments", "validators", "rollback", "plan_stores"]
+
+
+def test_pipeline_orders_environments_and_makes_the_last_production():
+    settings = settings_from({})
+    pipeline = pipeline_from(collect(make_plugin_manager(entry_points=False), settings), settings)
+    assert pipeline.names == ("dev", "test", "main")
+    assert [e.production for e in pipeline.environments] == [False, False, True]
+
+
+def test_team_plugin_in_the_repository_loads_by_path_and_validates():
+    settings = settings_from(
+        {
+            "plugins_dir": "plugins",
+            "validators": {"hours": {"use": "business-hours", "start": 9, "end": 17}},
+            "environments": [{"name": "dev"}, {"name": "main", "validators": ["hours"]}],
+        },
+        root=ROOT,
+    )
+    pm = make_plugin_manager(plugins_dir=settings.plugins_path(), entry_points=False)
+    registry = collect(pm, settings)
+    assert registry.owners["validator:business-hours"] == "plugins/business_hours.py"
+    pipeline = pipeline_from(registry, settings)
+    validator = registry.validators["business-hours"]
+    for taken_at, expected in (("2026-11-24T10:00:00Z", Result.PASSED), ("2026-11-24T20:00:00Z", Result.PENDING),
+                               ("2026-11-28T10:00:00Z", Result.PENDING)):  # fmt: skip
+        snapshot = snap(taken_at=taken_at)
+        run = ValidationRun(
+            "hours",
+            pipeline.get("main"),
+            "0" * 40,
+            settings.validators["hours"].options,
+            settings,
+            snapshot,
+        )
+        assert validator.check(run).result is expected, taken_at
+    assert decide(derive(snap(), pipeline), snap(), pipeline).transition is None
+
+
+def test_duplicate_names_name_both_plugins(tmp_path):
+    plugins = write(tmp_path / "plugins", "mine.py", (
+        "from promote_tasks import hookimpl\n"
+        "class V:\n    name = 'workflow'\n    option_types = {}\n"
+        "    def start(self, run): pass\n    def check(self, run): pass\n"
+        "@hookimpl\ndef register_validators(register):\n    register(V())\n"))  # fmt: skip
+    pm = make_plugin_manager(plugins_dir=plugins, entry_points=False)
+    with pytest.raises(
+        PluginError,
+        match=r"validator 'workflow' is registered twice: by validators and by plugins/mine\.py",
+    ):
+        collect(pm, settings_from({}))
+
+
+def test_a_misspelt_hook_is_an_error_at_start_up(tmp_path):
+    plugins = write(tmp_path / "plugins", "typo.py", (
+        "from promote_tasks import hookimpl\n@hookimpl\ndef register_validator(register):\n    pass\n"))  # fmt: skip
+    with pytest.raises(PluginError, match=r"register_validator.*misspelt hook name"):
+        make_plugin_manager(plugins_dir=plugins, entry_points=False)
+
+
+def test_a_plugin_that_fails_to_import_is_named(tmp_path):
+    plugins = write(tmp_path / "plugins", "broken.py", "raise RuntimeError('boom')\n")
+    with pytest.raises(PluginError, match=r"broken\.py failed to load: RuntimeError: boom"):
+        make_plugin_manager(plugins_dir=plugins, entry_points=False)
+
+
+def test_wrong_shape_is_refused(tmp_path):
+    plugins = write(tmp_path / "plugins", "shape.py", (
+        "from promote_tasks import hookimpl\nclass S:\n    name = 'odd'\n"
+        "@hookimpl\ndef register_rollback_strategies(register):\n    register(S())\n"))  # fmt: skip
+    with pytest.raises(PluginError, match="registered rollback strategy 'odd' of the wrong shape"):
+        collect(make_plugin_manager(plugins_dir=plugins, entry_points=False), settings_from({}))
+
+
+def test_entry_point_plugins_load(tmp_path, monkeypatch):
+    package = tmp_path / "acme_promote"
+    write(package, "__init__.py", (
+        "from promote_tasks import hookimpl\nfrom promote_tasks.model import Environment\n"
+        "@hookimpl\ndef register_environments(register):\n"
+        "    register(Environment('preview', 'preview', order=5))\n"))  # fmt: skip
+    dist = tmp_path / "acme_promote-1.0.dist-info"
+    write(dist, "METADATA", "Metadata-Version: 2.1\nName: acme-promote\nVersion: 1.0\n")
+    write(dist, "entry_points.txt", "[promote_tasks]\nacme = acme_promote\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = settings_from({})
+    pipeline = pipeline_from(collect(make_plugin_manager(), settings), settings)
+    assert pipeline.names == ("dev", "preview", "test", "main")
+    sys.modules.pop("acme_promote", None)
+
+
+CONFIG_ERRORS = {
+    "unknown validator plugin": ({"validators": {"x": {"use": "nope"}}}, "validators.x.use: no validator plugin 'nope'"),
+    "unknown option": ({"validators": {"health": {"timout": 3}}}, "validators.health.timout: unknown option for http-health"),
+    "bad option value": ({"validators": {"health": {"retries": "many"}}}, "validators.health.retries: bad value 'many'"),
+    "unknown rollback": ({"rollback": "undo"}, "no rollback strategy 'undo'"),
+    "unknown plan store": ({"plan_store": "jira"}, "plan_store: no plan store 'jira'"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("data", "message"), CONFIG_ERRORS.values(), ids=CONFIG_ERRORS.keys())
+def test_settings_are_checked_against_what_plugins_offer(data, message):
+    settings = settings_from(data, source="promote.toml")
+    with pytest.raises(ConfigError, match="^promote.toml: .*" + message.replace(".", r"\.")):
+        collect(make_plugin_manager(entry_points=False), settings)
+
+
+def test_plugins_dir_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="is not a directory"):
+        make_plugin_manager(plugins_dir=tmp_path / "missing", entry_points=False)
+
+
+def test_the_notification_hook_is_callable_by_plugins(tmp_path):
+    plugins = write(tmp_path / "plugins", "chat.py", (
+        "from promote_tasks import hookimpl\nSEEN = []\n"
+        "@hookimpl\ndef promote_transition(action, did, repository):\n    SEEN.append((action, did, repository))\n"))  # fmt: skip
+    pm = make_plugin_manager(plugins_dir=plugins, entry_points=False)
+    pm.hook.promote_transition(action="R4", did=("x",), repository="acme/shop")
+    assert sys.modules["promote_tasks_local_plugins.chat"].SEEN == [("R4", ("x",), "acme/shop")]
