@@ -130,3 +130,27 @@ def test_plugins_lists_contributions(tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     validators = next(p for p in data["plugins"] if p["name"] == "validators")
     assert "validator:manual-approval" in validators["contributes"]
+
+
+def test_save_snapshot_round_trips(tmp_path):
+    saved = tmp_path / "saved.json"
+    first = promote(
+        "status", "--json", "--snapshot", str(EXAMPLE), "--save-snapshot", str(saved), cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr
+    again = promote("status", "--json", "--snapshot", str(saved), cwd=tmp_path)
+    assert json.loads(again.stdout) == json.loads(first.stdout)
+    assert json.loads(saved.read_text()) == json.loads(EXAMPLE.read_text())
+
+
+def test_save_snapshot_to_an_unwritable_place_is_one_line(tmp_path):
+    result = promote(
+        "status",
+        "--snapshot",
+        str(EXAMPLE),
+        "--save-snapshot",
+        str(tmp_path / "no" / "x.json"),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("promote: error: cannot write snapshot")

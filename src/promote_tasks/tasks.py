@@ -36,6 +36,7 @@ from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.model import Pipeline
 from promote_tasks.model import Snapshot
+from promote_tasks.model import dump_snapshot
 from promote_tasks.model import load_snapshot
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import describe
@@ -83,6 +84,13 @@ def read_snapshot_file(path: str) -> Snapshot:
     return load_snapshot(text, path)
 
 
+def write_snapshot_file(path: str, snapshot: Snapshot) -> None:
+    try:
+        Path(path).write_text(dump_snapshot(snapshot), encoding="utf-8")
+    except OSError as e:
+        raise SnapshotError(f"cannot write snapshot {path}: {e.strerror}") from None
+
+
 def _snapshot(session: Session, path: str | None) -> Snapshot:
     if path:
         snapshot = read_snapshot_file(path)
@@ -114,6 +122,8 @@ def status(
     """Show each environment's state, derived from GitHub."""
     session = Session.load()
     facts = _snapshot(session, snapshot)
+    if save_snapshot:
+        write_snapshot_file(save_snapshot, facts)
     state = derive(facts, session.pipeline)
     action = decide(state, facts, session.pipeline)
     _emit(render.status_data(state, action), render.status_text(state, action), json_)
