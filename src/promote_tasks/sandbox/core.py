@@ -75,7 +75,11 @@ class Sandbox(App):
         self.clone_path = directory / "clone"
         self._clone()
         self._stopped = threading.Event()
-        self._threads = [threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)]
+        self._threads = [
+            threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-http", daemon=True
+            )
+        ]
         if step_ms > 0:
             self._threads.append(threading.Thread(target=self._tick, name="sandbox-ci", daemon=True))
         for thread in self._threads:

@@ -413,7 +413,7 @@ class Store:
                 pull.mergeable_asked = False
                 issue.updated_at = self.now()
                 self.repo.set_ref(f"refs/pull/{issue.number}/head", head)
-            if head != base and self.repo.is_ancestor(head, base):
+            if branch == pull.base_ref and self.repo.is_ancestor(head, base):
                 # GitHub marks a pull request merged once its head is reachable from its base.
                 self._mark_merged(issue, base, actor, before)
 

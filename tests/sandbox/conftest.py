@@ -1,0 +1,74 @@
+"""Fixtures for the sandbox's own tests: the shared sandbox fixtures plus a plain HTTP client."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from promote_tasks.sandbox import Sandbox
+
+pytest_plugins = ["promote_tasks.sandbox.testing"]
+
+
+@dataclass
+class Resp:
+    status: int
+    headers: http.client.HTTPMessage
+    text: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.text) if self.text else None
+
+
+class Client:
+    """A deliberately naive client: one connection per request, no retries."""
+
+    def __init__(self, sandbox: Sandbox, token: str | None) -> None:
+        self.sandbox = sandbox
+        self.token = token
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = "default",
+        headers: dict[str, str] | None = None,
+    ) -> Resp:
+        url = urlsplit(self.sandbox.api_url)
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+        sent = {"Accept": "application/vnd.github+json", **(headers or {})}
+        tok = self.token if token == "default" else token
+        if tok is not None:
+            sent["Authorization"] = f"token {tok}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        try:
+            conn.request(method, path, body=data, headers=sent)
+            resp = conn.getresponse()
+            return Resp(resp.status, resp.headers, resp.read().decode())
+        finally:
+            conn.close()
+
+    def repo(self, method: str, tail: str, body: Any = None, **kw: Any) -> Resp:
+        return self(method, f"/repos/{self.sandbox.repository}{tail}", body, **kw)
+
+
+@pytest.fixture
+def gh(sandbox: Sandbox) -> Client:
+    """The author's client for the default ``sandbox``."""
+    return Client(sandbox, sandbox.author_token)
+
+
+@pytest.fixture
+def rita(sandbox: Sandbox) -> Client:
+    return Client(sandbox, sandbox.reviewer_token)
