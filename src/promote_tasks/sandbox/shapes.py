@@ -490,8 +490,9 @@ class Shapes:
 
     # -- pull requests and issues ------------------------------------------------------------
 
-    def label(self, label: Label) -> JSON:
-        return {
+    def label(self, label: Label, *, embedded: bool = False) -> JSON:
+        """A label; labels inside issues and pulls lack ``archived_at``."""
+        data: JSON = {
             "id": label.id,
             "node_id": node_id("LA", label.id),
             "url": f"{self.api}/labels/{label.name}",
@@ -500,9 +501,13 @@ class Shapes:
             "color": label.color,
             "default": False,
         }
+        if not embedded:
+            data["archived_at"] = None
+        data["archived_by"] = None
+        return data
 
     def _labels(self, issue: Issue) -> list[JSON]:
-        return [self.label(self.store.labels[name]) for name in issue.labels]
+        return [self.label(self.store.labels[name], embedded=True) for name in issue.labels]
 
     def _pull_links(self, n: int) -> JSON:
         a = self.api
