@@ -172,12 +172,12 @@ def _derive_env(
         state = State.VALIDATING
         evidence.append(_status_evidence(verdicts[-1]))
     elif newest is not None and newest_state in DEPLOY_SUCCESS | DEPLOY_SUPERSEDED:
-        state = State.DEPLOYED
+        state = ROWS["R2"].target  # the deployment succeeded
         evidence.append(
             Evidence("deployment", newest.id, newest.url, f"deployment {newest.id} succeeded")
         )
     elif newest is not None or runs:
-        state = State.DEPLOYING
+        state = ROWS["R2"].source  # a deployment is under way
         if newest is not None:
             evidence.append(Evidence("deployment", newest.id, newest.url,
                                      f"deployment {newest.id} {newest_state or 'created'}"))  # fmt: skip
@@ -279,13 +279,15 @@ def _settled(state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...]) -> bool:
 # -- decide ------------------------------------------------------------------------------------
 
 
-def _take(row_id: str, env: EnvState, *effects: Effect, plan: str | None = None) -> Action:
+def _take(row_id: str, env: EnvState, *effects: Effect, observed: bool = False) -> Action:
+    """The action for one table row; ``observed``: the facts already show the row's target."""
     row = ROWS[row_id]
-    if row.source is not None and env.state is not row.source:
+    expected = row.target if observed else row.source
+    if expected is not None and env.state is not expected:
         raise AssertionError(f"{row_id} taken from {env.state} in {env.name}")  # a bug in decide
     if row.production is not None and row.production != env.production:
         raise AssertionError(f"{row_id} taken in {env.name} (production={env.production})")
-    return Action(row_id, env.name, row.source, row.target, effects, plan=plan or env.plan)
+    return Action(row_id, env.name, row.source, row.target, effects, plan=env.plan)
 
 
 def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Action:
@@ -349,23 +351,9 @@ def _on_failure(
         reason = next(
             (e.summary for e in env.evidence if e.kind != "pull_request"), "deploy failed"
         )
-        row = ROWS["R3"]
-        return Action(
-            "R3",
-            env.name,
-            row.source,
-            row.target,
-            (
-                effect(
-                    "set-status",
-                    sha=env.sha,
-                    context=verdict_context(env.name),
-                    state="failure",
-                    description=reason[:140],
-                ),
-            ),
-            plan=env.plan,
-        )
+        status = effect("set-status", sha=env.sha, context=verdict_context(env.name),
+                        state="failure", description=reason[:140])  # fmt: skip
+        return _take("R3", env, status, observed=True)
     key = env.key
     if env.rollback is None:
         return _take(
@@ -407,13 +395,9 @@ def _progress(
             and merged_at
             and _seconds_between(merged_at, snapshot.taken_at) >= pipeline.deploy_grace_seconds
         ):
-            row = ROWS["R1"]
-            return Action(
-                "R1", env.name, row.source, row.target,
-                (effect("dispatch-deploy", environment=env.name, branch=env.branch, sha=env.sha,
-                        workflow=pipeline.deploy_workflow),),
-                plan=env.plan,
-            )  # fmt: skip
+            dispatch = effect("dispatch-deploy", environment=env.name, branch=env.branch,
+                              sha=env.sha, workflow=pipeline.deploy_workflow)  # fmt: skip
+            return _take("R1", env, dispatch, observed=True)
         waits.append(f"deployment of {env.name} at {env.sha[:7]}")
         return None
     if env.state is State.DEPLOYED:
@@ -445,9 +429,7 @@ def _progress(
     if env.state is State.COMPLETE and env.plan is not None:
         if any(p.id == env.plan and p.done for p in snapshot.plans):
             return None
-        row = ROWS["R8"]
-        return Action("R8", env.name, row.source, row.target,
-                      (effect("complete-plan", plan=env.plan),), plan=env.plan)  # fmt: skip
+        return _take("R8", env, effect("complete-plan", plan=env.plan), observed=True)
     return None
 
 
