@@ -1,0 +1,89 @@
+"""``python -m promote_tasks.sandbox serve`` (what ``promote sandbox serve`` runs)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from promote_tasks.sandbox.cli import main
+
+
+def _serve(*args: str) -> tuple[subprocess.Popen[str], dict[str, str], float]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "promote_tasks.sandbox", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    values: dict[str, str] = {}
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        if line == "READY":
+            break
+        key, _, value = line.partition("=")
+        values[key] = value
+    return proc, values, time.perf_counter() - start
+
+
+def test_serve_prints_env_lines_then_ready_and_stops_on_sigint(tmp_path: Path) -> None:
+    proc, values, elapsed = _serve("--port", "0", "--dir", str(tmp_path / "sb"))
+    try:
+        for key in ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_TOKEN", "PROMOTE_REVIEWER_TOKEN", "PROMOTE_CLONE"):
+            assert values.get(key), key
+        assert values["GITHUB_REPOSITORY"] == "acme/shop"
+        assert Path(values["PROMOTE_CLONE"], ".git").is_dir()
+        req = urllib.request.Request(
+            f"{values['GITHUB_API_URL']}/user", headers={"Authorization": f"token {values['GITHUB_TOKEN']}"}
+        )
+        with urllib.request.urlopen(req) as resp:
+            assert json.load(resp)["login"] == "alice"
+        req = urllib.request.Request(
+            f"{values['GITHUB_API_URL']}/user",
+            headers={"Authorization": f"token {values['PROMOTE_REVIEWER_TOKEN']}"},
+        )
+        with urllib.request.urlopen(req) as resp:
+            assert json.load(resp)["login"] == "rita"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=15)
+    assert code == 0
+    print(f"sandbox serve startup: {elapsed:.2f} s")  # reported, never asserted
+
+
+def test_serve_stops_cleanly_on_sigterm_and_ci_runs_on_its_own(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps({"merge_bot": True, "fail": [{"env": "dev", "stage": "smoke", "times": 1}]}))
+    proc, values, _ = _serve("--dir", str(tmp_path / "sb"), "--scenario", str(scenario), "--step-ms", "5")
+    try:
+        url = values["GITHUB_API_URL"]
+        with urllib.request.urlopen(f"{url}/_sandbox/scenario") as resp:
+            assert json.load(resp)["fail"] == [{"env": "dev", "stage": "smoke", "times": 1}]
+        merged = False
+        for _ in range(500):
+            with urllib.request.urlopen(f"{url}/_sandbox/state") as resp:
+                state = json.load(resp)
+            if state["pulls"][0]["merged"] and not state["busy"]:
+                merged = True
+                break
+            time.sleep(0.01)
+        assert merged
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=15)
+    assert code == 0
+
+
+def test_bad_scenario_is_a_one_line_error(tmp_path: Path, capsys: object) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"fail": [{"env": "qa", "stage": "deploy"}]}))
+    assert main(["serve", "--dir", str(tmp_path / "sb"), "--scenario", str(bad)]) == 1
+    bad.write_text("{not json")
+    assert main(["serve", "--scenario", str(bad)]) == 1
+    assert main(["serve", "--fault-rate", "2"]) == 1

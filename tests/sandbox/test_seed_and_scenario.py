@@ -1,0 +1,102 @@
+"""The seeded workflow files and the scenario format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from promote_tasks.sandbox import FailRule
+from promote_tasks.sandbox import Sandbox
+from promote_tasks.sandbox import Scenario
+from promote_tasks.sandbox import ScenarioError
+from promote_tasks.sandbox.seed import SMOKE_WORKFLOW
+from promote_tasks.sandbox.seed import deploy_workflow
+
+
+def test_seeded_workflows_pass_the_github_workflow_schema(sandbox: Sandbox, tmp_path: Path) -> None:
+    checker = shutil.which("check-jsonschema") or str(Path(__file__).parents[2] / ".venv/bin/check-jsonschema")
+    files = []
+    for name in ("deploy.yml", "smoke.yml"):
+        path = sandbox.clone_path / ".github" / "workflows" / name
+        text = path.read_text()
+        assert "actions/checkout@v5" in text
+        files.append(str(path))
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    stepz: []\n")
+    ok = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", *files], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", str(broken)], capture_output=True)
+    assert bad.returncode != 0
+
+
+def test_deploy_workflow_declares_what_the_sandbox_simulates() -> None:
+    text = deploy_workflow(("dev", "test", "main"))
+    assert "paths-ignore:\n      - 'plans/**'" in text
+    assert "workflow_dispatch:" in text and "environment:" in text and "sha:" in text
+    assert "branches: [dev, test, main]" in text
+    assert "deployment_status:" in SMOKE_WORKFLOW
+
+
+def test_scenario_round_trips_and_counts_failures() -> None:
+    data = {
+        "fail": [{"env": "test", "stage": "deploy", "times": 1}, {"env": "main", "stage": "monitor"}],
+        "merge_bot": True,
+        "merge_method": "squash",
+    }
+    scenario = Scenario.from_json(data)
+    assert scenario.failures("test", "deploy") == 1
+    assert scenario.failures("main", "monitor") is None
+    assert scenario.failures("dev", "deploy") == 0
+    assert scenario.production == "main"
+    again = Scenario.from_json(json.loads(json.dumps(scenario.to_json())))
+    assert again.fail == scenario.fail and again.merge_method == "squash"
+    assert FailRule("main", "monitor") in scenario.fail
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"fail": [{"env": "qa", "stage": "deploy"}]}, "fail.env"),
+        ({"fail": [{"env": "dev", "stage": "build"}]}, "fail.stage"),
+        ({"fail": [{"env": "dev"}]}, "env and stage"),
+        ({"fail": [{"env": "dev", "stage": "deploy", "times": "1"}]}, "times"),
+        ({"merge_method": "fast-forward"}, "merge_method"),
+        ({"merge_bot": "yes"}, "merge_bot"),
+        ({"reviewer": "alice"}, "reviewer"),
+        ({"users": [{"login": "x", "token": "ghp_abc"}], "author": "x", "reviewer": "x"}, "real GitHub"),
+        ({"colour": 1}, "colour"),
+        ([], "JSON object"),
+    ],
+)
+def test_bad_scenarios_name_the_key(data: object, words: str) -> None:
+    with pytest.raises(ScenarioError, match=words):
+        Scenario.from_json(data)
+
+
+def test_custom_names_and_users(make_sandbox: object) -> None:
+    scenario = Scenario.from_json(
+        {
+            "owner": "team",
+            "repo": "app",
+            "plan_id": "new-thing",
+            "users": [
+                {"login": "dana", "role": "write", "token": "sbx_dana_fixed"},
+                {"login": "rex", "role": "admin"},
+            ],
+            "author": "dana",
+            "reviewer": "rex",
+        }
+    )
+    assert callable(make_sandbox)
+    sandbox = make_sandbox(scenario=scenario)
+    assert sandbox.repository == "team/app"
+    assert sandbox.author_token == "sbx_dana_fixed"
+    assert sandbox.users["rex"]["role"] == "admin"
+    env = sandbox.env()
+    assert env["GITHUB_REPOSITORY"] == "team/app" and env["GITHUB_TOKEN"] == "sbx_dana_fixed"
+    assert (sandbox.clone_path / "plans" / "doing" / "new-thing.md").exists()
+    assert 'reviewers = ["rex"]' in (sandbox.clone_path / "promote.toml").read_text()
