@@ -7,11 +7,15 @@ merge (the PR's commits rewritten onto the branch, committed by "GitHub").
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -327,6 +331,17 @@ def test_limit_bounds_the_walk(lab: Lab) -> None:
     )
 
 
+def test_no_known_good_at_all_is_refused_without_walking(lab: Lab, tmp_path: Path) -> None:
+    failed = lab.land("merge", 2)
+    clone = lab.shallow_clone(tmp_path / "clone")
+    with pytest.raises(GitError) as caught:
+        rollback_target(clone, failed.sha, [])
+    assert str(caught.value) == (
+        f"no known-good commit before {failed.sha[:7]} in {clone}: none was given"
+    )
+    assert run_git(clone, "rev-list", "--count", "HEAD") == "1"  # nothing fetched
+
+
 def test_walk_reaching_the_root_says_so(lab: Lab) -> None:
     failed = lab.land("merge", 2)
     with pytest.raises(GitError, match=r"reached the first commit after 1 first-parent commits"):
@@ -391,23 +406,40 @@ def test_shallow_clone_is_deepened_to_find_known_good(lab: Lab, tmp_path: Path) 
 
 
 def test_shallow_clone_is_deepened_progressively(lab: Lab, tmp_path: Path) -> None:
-    for _ in range(90):
+    for _ in range(200):
         lab.commit("direct")  # stand-ins for earlier landings: any single-parent commits
     good = lab.rev("dev~80")
     failed = lab.rev("dev")
     clone = lab.shallow_clone(tmp_path / "clone")
     assert rollback_target(clone, failed, [good]) == good
     depth = int(run_git(clone, "rev-list", "--count", "HEAD"))
-    assert 81 < depth < 92  # three deepenings (32, 32, 64 commits), not the whole history
+    assert 81 <= depth < 201  # deepened a few times (32, 33, 66 commits), not unshallowed
+    assert is_shallow(clone)
 
 
-def test_shallow_clone_unshallows_when_the_walk_reaches_the_root(lab: Lab, tmp_path: Path) -> None:
+def test_shallow_clone_deepened_to_the_root(lab: Lab, tmp_path: Path) -> None:
     lab.land("squash", 1)
     failed = lab.land("merge", 2)
     clone = lab.shallow_clone(tmp_path / "clone")
     with pytest.raises(GitError, match=r"reached the first commit after 2 first-parent commits"):
         rollback_target(clone, failed.sha, ["f" * 40])
     assert not is_shallow(clone)
+
+
+def test_shallow_clone_of_a_shallow_clone_cannot_be_deepened(lab: Lab, tmp_path: Path) -> None:
+    for _ in range(6):
+        lab.commit("direct")
+    middle = lab.shallow_clone(tmp_path / "middle", depth=3)
+    clone = tmp_path / "clone"
+    run_git(tmp_path, "clone", "-q", "--depth=1", f"file://{middle}", str(clone))
+    with pytest.raises(GitError) as caught:
+        rollback_target(clone, "HEAD", [lab.root])
+    message = str(caught.value)
+    assert message.startswith(f"cannot walk back from {lab.rev('dev')[:7]}: {clone} is still ")
+    assert message.endswith(
+        "after fetching all history from 'origin'; clone with full history "
+        "(actions/checkout: fetch-depth: 0)"
+    )
 
 
 def test_known_good_parent_needs_no_fetch_in_a_depth_1_clone(lab: Lab, tmp_path: Path) -> None:
@@ -496,3 +528,248 @@ def test_importing_the_module_does_not_import_gitpython() -> None:
     code = "import sys, promote_tasks.git; print('git' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- a real merge history ------------------------------------------------------------------------
+#
+# merge_history.json holds stretches of scipy/scipy's main branch (regenerate with
+# fixtures/make_history_fixture.py): every first-parent commit with its parents, the PR it came
+# from, how that PR landed and the ground truth "branch tip before this PR landed", worked out
+# from topology and refs/pull/N/head. Each stretch is rebuilt here with the same topology and
+# authorship and synthetic content, and every answer is checked against the ground truth.
+
+HISTORY = FIXTURES / "merge_history.json"
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """One stretch of the real history, rebuilt in a local repository."""
+
+    path: Path
+    base: str  # real sha of the commit below the stretch
+    entries: list[dict[str, Any]]  # newest first, as in the fixture
+    synthetic: dict[str, str]  # real sha -> rebuilt sha
+    heads: dict[int, str]  # PR number -> rebuilt head sha
+
+    def __getitem__(self, real: str) -> str:
+        return self.synthetic[real]
+
+    @property
+    def tips(self) -> list[dict[str, Any]]:
+        return [e for e in self.entries if e["tip"]]
+
+    def known_good(self, *, without: str | None = None) -> set[str]:
+        """Every commit the branch ever pointed to (each passed, as far as this test cares)."""
+        return {self[e["sha"]] for e in self.tips if e["sha"] != without} | {self[self.base]}
+
+
+def _ident(kind: str, number: int | str, date: str) -> bytes:
+    return f"{kind} Author {number} <author{number}@example.invalid> {date}\n".encode()
+
+
+def _data(text: str) -> bytes:
+    raw = text.encode()
+    return b"data %d\n%s\n" % (len(raw), raw)
+
+
+def rebuild(stretch: dict[str, Any], path: Path) -> Rebuilt:
+    """Replay a stretch with ``git fast-import``: same parents, authors and dates, new content."""
+    marks: dict[str, int] = {}
+    stream: list[bytes] = []
+    clock = iter(range(1_000_000_000, 2_000_000_000, 60))
+
+    def commit(
+        real: str,
+        ref: str,
+        parents: list[str],
+        subject: str,
+        author: bytes,
+        committer: str = "github",
+    ) -> None:
+        marks[real] = len(marks) + 1
+        who = b"GitHub <noreply@github.com>" if committer == "github" else b"A Person <p@x.invalid>"
+        stream.append(f"commit {ref}\nmark :{marks[real]}\n".encode())
+        stream.append(author)
+        stream.append(b"committer %s %d +0000\n" % (who, next(clock)))
+        stream.append(_data(subject))
+        for n, parent in enumerate(parents):
+            stream.append(f"{'from' if n == 0 else 'merge'} :{marks[parent]}\n".encode())
+        stream.append(b"M 644 inline history.txt\n" + _data(real))
+
+    base = stretch["base"]
+    commit(base, "refs/heads/main", [], "base", _ident("author", 0, "1000000000 +0000"))
+    heads: dict[int, str] = {}
+    for e in reversed(stretch["entries"]):
+        author = _ident("author", e["author"], e["author_date"])
+        parents = [e["parents"][0]]
+        if len(e["parents"]) > 1:  # a side branch from the fork point, ending at the PR head
+            side = e["parents"][1]
+            fork = e.get("fork") or base
+            chain = [fork]
+            for n in range(min(max(e["pr_commits"] or 1, 1), 3) - 1):
+                chain.append(f"{side}-{n}")
+                commit(chain[-1], "refs/heads/side", [chain[-2]], "side", author, "person")
+            commit(side, "refs/heads/side", [chain[-1]], "pr head", author, "person")
+            parents.append(side)
+        commit(e["sha"], "refs/heads/main", parents, e["subject"], author, e["committer"])
+        if "pr_head" in e:
+            head = e["pr_head"]
+            who = _ident("author", head["author"], head["author_date"])
+            commit(head["sha"], f"refs/pull/{e['pr']}/head", [e["before"]], "pr head", who)
+            heads[e["pr"]] = head["sha"]
+
+    path.mkdir(parents=True)
+    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
+    stream.append(b"done\n")
+    marks_file = path / ".git" / "fast-import-marks"
+    subprocess.run(
+        ["git", "fast-import", "--quiet", "--done", f"--export-marks={marks_file}"],
+        cwd=path,
+        input=b"".join(stream),
+        check=True,
+        env=env,
+    )
+    by_mark = dict(line.split() for line in marks_file.read_text().splitlines())
+    synthetic = {real: by_mark[f":{mark}"] for real, mark in marks.items()}
+    return Rebuilt(
+        path=path,
+        base=base,
+        entries=stretch["entries"],
+        synthetic=synthetic,
+        heads={number: synthetic[sha] for number, sha in heads.items()},
+    )
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> list[Rebuilt]:
+    document = json.loads(HISTORY.read_text())
+    root = tmp_path_factory.mktemp("history")
+    return [rebuild(s, root / f"stretch-{n}") for n, s in enumerate(document["stretches"])]
+
+
+def test_history_fixture_is_small_and_covers_every_method_and_trap() -> None:
+    assert HISTORY.stat().st_size < 200_000
+    document = json.loads(HISTORY.read_text())
+    entries = [e for s in document["stretches"] for e in s["entries"]]
+    assert 100 <= len(entries) <= 400
+    methods = Counter(e["method"] for e in entries if e["tip"])
+    assert methods["merge"] > 20
+    assert methods["squash"] > 20
+    assert methods["rebase"] > 5
+    traps = Counter(t for e in entries for t in e.get("traps", []))
+    for trap in (
+        "merge-titled-like-squash",  # a true merge, titled "... (#N)"
+        "single-parent-titled-like-merge",  # a squash, titled "Merge pull request #N ..."
+        "rebased-commit-with-pr-number",  # a rebased commit carrying "(#N)"
+        "rebased-by-person",  # rebased commits committed by a person, not GitHub
+        "squash-of-several-commits",
+    ):
+        assert traps[trap] >= 1, trap
+    assert max(e["landed"] for e in entries) >= 10  # a rebase merge of many commits
+
+
+def test_history_rebuilt_with_the_same_topology(history: list[Rebuilt]) -> None:
+    for rebuilt in history:
+        fp = run_git(rebuilt.path, "rev-list", "--first-parent", "main").split()
+        assert fp == [rebuilt[e["sha"]] for e in rebuilt.entries] + [rebuilt[rebuilt.base]]
+        for e in rebuilt.entries:
+            line = run_git(rebuilt.path, "rev-list", "--parents", "-n1", rebuilt[e["sha"]])
+            assert line.split()[1:] == [rebuilt[p] for p in e["parents"]]
+
+
+def test_history_rollback_target_is_the_tip_before_each_pr(history: list[Rebuilt]) -> None:
+    wrong = []
+    for rebuilt in history:
+        known_good = rebuilt.known_good()
+        for e in rebuilt.entries:  # rebased commits that were never the tip included
+            got = rollback_target(rebuilt.path, rebuilt[e["sha"]], known_good)
+            if got != rebuilt[e["before"]]:
+                wrong.append((e["sha"][:10], e["method"], e["subject"][:40]))
+    assert wrong == []
+
+
+def test_history_second_failure_in_a_row_skips_the_first(history: list[Rebuilt]) -> None:
+    checked = 0
+    for rebuilt in history:
+        tips = rebuilt.tips
+        for newer, older in itertools.pairwise(tips):
+            assert newer["before"] == older["sha"]
+            known_good = rebuilt.known_good(without=older["sha"])
+            got = rollback_target(rebuilt.path, rebuilt[newer["sha"]], known_good)
+            assert got == rebuilt[older["before"]], (newer["sha"], older["sha"])
+            checked += 1
+    assert checked > 200
+
+
+def test_history_pre_merge_commit_from_github_facts(history: list[Rebuilt]) -> None:
+    wrong, traps = [], Counter[str]()
+    for rebuilt in history:
+        for e in rebuilt.tips:
+            if e["method"] is None:
+                continue
+            count = e["landed"] if e["method"] == "rebase" else e["pr_commits"] or 1
+            merged, before = rebuilt[e["sha"]], rebuilt[e["before"]]
+            answers = [pre_merge_commit(rebuilt.path, merged, pr_commits=count, method=e["method"])]
+            if e["method"] == "merge" or count == 1 or e["pr"] in rebuilt.heads:
+                head = rebuilt.heads.get(e["pr"])
+                answers.append(
+                    pre_merge_commit(rebuilt.path, merged, pr_commits=count, pr_head_sha=head)
+                )
+            if any(answer != before for answer in answers):
+                wrong.append((e["sha"][:10], e["method"], e["subject"][:40]))
+            traps.update(e.get("traps", []))
+    assert wrong == []
+    assert traps["merge-titled-like-squash"]
+    assert traps["rebased-commit-with-pr-number"]
+
+
+def test_history_merge_method_told_from_topology_and_pr_head(history: list[Rebuilt]) -> None:
+    told = Counter[str]()
+    for rebuilt in history:
+        for e in rebuilt.tips:
+            count = e["landed"] if e["method"] == "rebase" else e["pr_commits"] or 1
+            if e["method"] is None or count == 1:
+                continue  # one commit: squash and rebase are the same shape
+            head = rebuilt.heads.get(e["pr"])
+            if e["method"] != "merge" and head is None:
+                continue
+            got = merge_method(rebuilt.path, rebuilt[e["sha"]], pr_commits=count, pr_head_sha=head)
+            assert got == e["method"], e["sha"]
+            told[got] += 1
+    assert told["merge"]
+    assert told["squash"]
+    assert told["rebase"]
+
+
+def test_history_shallow_clone_is_deepened_across_the_stretch(
+    history: list[Rebuilt], tmp_path: Path
+) -> None:
+    rebuilt = history[0]
+    source = rebuilt.path
+    newest = rebuilt.entries[0]
+    clone = tmp_path / "clone"
+    run_git(tmp_path, "clone", "-q", "--depth=1", "--branch=main", f"file://{source}", str(clone))
+    assert is_shallow(clone)
+    # Nothing passed in the whole stretch: the walk must reach the base, deepening as it goes.
+    assert (
+        rollback_target(clone, rebuilt[newest["sha"]], {rebuilt[rebuilt.base]})
+        == rebuilt[rebuilt.base]
+    )
+
+    biggest = max(rebuilt.tips, key=lambda e: e["landed"] if e["method"] == "rebase" else 0)
+    run_git(source, "branch", "-f", "biggest-rebase", rebuilt[biggest["sha"]])
+    clone = tmp_path / "clone-rebase"
+    run_git(
+        tmp_path,
+        "clone",
+        "-q",
+        "--depth=1",
+        "--branch=biggest-rebase",
+        f"file://{source}",
+        str(clone),
+    )
+    got = pre_merge_commit(
+        clone, rebuilt[biggest["sha"]], pr_commits=biggest["landed"], method="rebase"
+    )
+    assert got == rebuilt[biggest["before"]]

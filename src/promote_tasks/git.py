@@ -98,6 +98,8 @@ def rollback_target(
     with _opened(repo_path) as repo:
         failed = _resolve(repo, failed_sha, path)
         short = _short(failed.hexsha)
+        if not is_good:  # walking (and deepening) would be for nothing
+            raise GitError(f"no known-good commit before {short} in {path}: none was given")
         walked = 0
         for commit in _first_parents(repo, failed, limit, remote=remote, path=path):
             walked += 1
@@ -235,6 +237,9 @@ class _ShaMatcher:
     def __init__(self, full: frozenset[str], prefixes: tuple[str, ...]) -> None:
         self._full = full
         self._prefixes = prefixes
+
+    def __bool__(self) -> bool:
+        return bool(self._full or self._prefixes)
 
     def __call__(self, sha: str) -> bool:
         return sha in self._full or (bool(self._prefixes) and sha.startswith(self._prefixes))
