@@ -35,7 +35,9 @@ def runs(gh: Client, **query: str) -> list[dict[str, Any]]:
 
 
 def check_runs(gh: Client, sha: str, name: str) -> list[dict[str, Any]]:
-    return list(gh.repo("GET", f"/commits/{sha}/check-runs?check_name={name}&filter=all").json["check_runs"])
+    return list(
+        gh.repo("GET", f"/commits/{sha}/check-runs?check_name={name}&filter=all").json["check_runs"]
+    )
 
 
 def health(sandbox: Sandbox, env: str) -> tuple[int, dict[str, Any]]:
@@ -48,19 +50,31 @@ def test_seeded_environments_are_deployed_and_validated(gh: Client, sandbox: San
     for env in ("dev", "test", "main"):
         found = deployments(gh, env)
         assert len(found) == 1
-        assert found[0]["sha"] == sha and found[0]["creator"]["login"] == "github-actions[bot]"
+        assert found[0]["sha"] == sha
+        assert found[0]["creator"]["login"] == "github-actions[bot]"
         assert states(gh, found[0]["id"]) == ["queued", "in_progress", "success"]
         status = gh.repo("GET", f"/deployments/{found[0]['id']}/statuses").json[0]
         assert status["environment_url"] == f"{sandbox.api_url}/_sandbox/health/{env}"
-        assert health(sandbox, env) == (200, {"status": "ok", "environment": env, "sha": sha,
-                                              "deployment_id": found[0]["id"]})
+        assert health(sandbox, env) == (
+            200,
+            {"status": "ok", "environment": env, "sha": sha, "deployment_id": found[0]["id"]},
+        )
     combined = gh.repo("GET", f"/commits/{sha}/status").json
     contexts = {s["context"]: s["state"] for s in combined["statuses"]}
-    for ctx in ("promote/dev", "promote/test", "promote/main", "promote/dev/health", "promote/dev/smoke",
-                "promote/test/manual", "promote/main/monitor"):
+    for ctx in (
+        "promote/dev",
+        "promote/test",
+        "promote/main",
+        "promote/dev/health",
+        "promote/dev/smoke",
+        "promote/test/manual",
+        "promote/main/monitor",
+    ):
         assert contexts[ctx] == "success"
     assert combined["state"] == "success"
-    assert all(s["creator"]["login"] == "alice" for s in gh.repo("GET", f"/commits/{sha}/statuses").json)
+    assert all(
+        s["creator"]["login"] == "alice" for s in gh.repo("GET", f"/commits/{sha}/statuses").json
+    )
     assert [r["conclusion"] for r in runs(gh)] == ["success"] * 6
     monitor = check_runs(gh, sha, "monitor")
     assert [(m["status"], m["conclusion"]) for m in monitor] == [("in_progress", None)]
@@ -70,7 +84,11 @@ def test_merge_starts_a_deploy_that_advances_step_by_step(gh: Client, sandbox: S
     assert gh.repo("PUT", "/pulls/1/merge", {}).status == 200
     new = head(gh, "dev")
     [run] = runs(gh, branch="dev", event="push", head_sha=new)
-    assert (run["status"], run["path"], run["name"]) == ("queued", ".github/workflows/deploy.yml", "Deploy")
+    assert (run["status"], run["path"], run["name"]) == (
+        "queued",
+        ".github/workflows/deploy.yml",
+        "Deploy",
+    )
     assert run["actor"]["login"] == "alice"
     assert len(deployments(gh, "dev")) == 1  # not yet created
     sandbox.advance()
@@ -82,7 +100,8 @@ def test_merge_starts_a_deploy_that_advances_step_by_step(gh: Client, sandbox: S
     sandbox.advance()
     assert states(gh, deployment["id"]) == ["queued", "in_progress"]
     [check] = check_runs(gh, new, "deploy")
-    assert check["status"] == "in_progress" and check["deployment"]["id"] == deployment["id"]
+    assert check["status"] == "in_progress"
+    assert check["deployment"]["id"] == deployment["id"]
     sandbox.advance()
     assert states(gh, deployment["id"]) == ["queued", "in_progress", "success"]
     done = gh.repo("GET", f"/actions/runs/{run['id']}").json
@@ -96,7 +115,8 @@ def test_merge_starts_a_deploy_that_advances_step_by_step(gh: Client, sandbox: S
     assert health(sandbox, "dev")[1]["sha"] == new
     # smoke tests follow the successful deployment
     [smoke] = runs(gh, event="deployment_status", head_sha=new)
-    assert smoke["path"] == ".github/workflows/smoke.yml" and smoke["head_branch"] == "dev"
+    assert smoke["path"] == ".github/workflows/smoke.yml"
+    assert smoke["head_branch"] == "dev"
     sandbox.settle()
     [smoke_check] = check_runs(gh, new, "smoke")
     assert smoke_check["conclusion"] == "success"
@@ -105,7 +125,11 @@ def test_merge_starts_a_deploy_that_advances_step_by_step(gh: Client, sandbox: S
 
 def test_plans_only_push_does_not_deploy(gh: Client, sandbox: Sandbox) -> None:
     content = base64.b64encode(b"---\nid: x\ntitle: X\npriority: 1\n---\n").decode()
-    resp = gh.repo("PUT", "/contents/plans/inbox/x.md", {"message": "Plan x", "content": content, "branch": "dev"})
+    resp = gh.repo(
+        "PUT",
+        "/contents/plans/inbox/x.md",
+        {"message": "Plan x", "content": content, "branch": "dev"},
+    )
     assert resp.status == 201
     sandbox.settle()
     assert runs(gh, head_sha=head(gh, "dev")) == []
@@ -118,7 +142,9 @@ def test_a_real_git_push_to_an_env_branch_triggers_a_deploy(gh: Client, sandbox:
     clone = sandbox.clone_path
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=clone, check=True, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=clone, check=True, capture_output=True, text=True
+        ).stdout.strip()
 
     git("checkout", "-q", "-b", "dev", "origin/dev")
     (clone / "hotfix.txt").write_text("hot\n")
@@ -128,7 +154,8 @@ def test_a_real_git_push_to_an_env_branch_triggers_a_deploy(gh: Client, sandbox:
     sha = git("rev-parse", "HEAD")
     sandbox.advance()
     found = runs(gh, head_sha=sha)
-    assert len(found) == 1 and found[0]["event"] == "push"
+    assert len(found) == 1
+    assert found[0]["event"] == "push"
     sandbox.settle()
     assert deployments(gh, "dev")[0]["sha"] == sha
 
@@ -157,25 +184,40 @@ def test_deploy_failure_per_scenario_counts_attempts(make_sandbox: Callable[...,
     sandbox.settle()
     run = gh.repo("GET", f"/actions/runs/{run_id}").json
     assert (run["event"], run["head_branch"], run["head_sha"], run["conclusion"]) == (
-        "workflow_dispatch", "dev", new, "success")
+        "workflow_dispatch",
+        "dev",
+        new,
+        "success",
+    )
     rollback = deployments(gh, "dev")[0]
-    assert rollback["sha"] == old and states(gh, rollback["id"])[-1] == "success"
+    assert rollback["sha"] == old
+    assert states(gh, rollback["id"])[-1] == "success"
     assert health(sandbox, "dev")[1]["sha"] == old
 
 
 def test_dispatch_validation_and_204(gh: Client) -> None:
     path = "/actions/workflows/deploy.yml/dispatches"
     sha = head(gh, "dev")
-    assert gh.repo("POST", path, {"ref": "dev", "inputs": {"environment": "dev", "sha": sha}}).status == 204
+    assert (
+        gh.repo("POST", path, {"ref": "dev", "inputs": {"environment": "dev", "sha": sha}}).status
+        == 204
+    )
     assert gh.repo("POST", path, {"ref": sha, "inputs": {"environment": "dev"}}).status == 422
     assert gh.repo("POST", path, {"ref": "dev", "inputs": {}}).json["message"] == (
-        "Required input 'environment' not provided")
+        "Required input 'environment' not provided"
+    )
     assert gh.repo("POST", path, {"ref": "dev", "inputs": {"environment": "prod"}}).status == 422
-    assert gh.repo("POST", path, {"ref": "dev", "inputs": {"environment": "dev", "x": "1"}}).status == 422
+    assert (
+        gh.repo("POST", path, {"ref": "dev", "inputs": {"environment": "dev", "x": "1"}}).status
+        == 422
+    )
     smoke = gh.repo("POST", "/actions/workflows/smoke.yml/dispatches", {"ref": "dev"})
     assert smoke.status == 422
     wf = gh.repo("GET", "/actions/workflows").json
-    assert [w["path"] for w in wf["workflows"]] == [".github/workflows/deploy.yml", ".github/workflows/smoke.yml"]
+    assert [w["path"] for w in wf["workflows"]] == [
+        ".github/workflows/deploy.yml",
+        ".github/workflows/smoke.yml",
+    ]
     by_id = gh.repo("GET", f"/actions/workflows/{wf['workflows'][0]['id']}/runs").json
     assert by_id["total_count"] == 4  # three seeded deploys and the dispatch
 
@@ -189,11 +231,16 @@ def test_smoke_failure_and_health_failure(make_sandbox: Callable[..., Sandbox]) 
     sandbox.settle()
     assert check_runs(gh, new, "smoke")[0]["conclusion"] == "failure"
     code, body = health(sandbox, "dev")
-    assert code == 503 and body["sha"] == new
+    assert code == 503
+    assert body["sha"] == new
     assert health(sandbox, "dev")[0] == 503  # per deployment, not per request
     assert health(sandbox, "test")[0] == 200
     # a second deployment of the same sha is healthy again
-    gh.repo("POST", "/actions/workflows/deploy.yml/dispatches", {"ref": "dev", "inputs": {"environment": "dev"}})
+    gh.repo(
+        "POST",
+        "/actions/workflows/deploy.yml/dispatches",
+        {"ref": "dev", "inputs": {"environment": "dev"}},
+    )
     sandbox.settle()
     assert health(sandbox, "dev")[0] == 200
 
@@ -202,13 +249,17 @@ def test_production_monitor_fails_after_a_few_steps(make_sandbox: Callable[..., 
     sandbox = make_sandbox(scenario=Scenario(fail=(FailRule("main", "monitor"),)))
     gh = Client(sandbox, sandbox.author_token)
     sha = head(gh, "feature/add-greeting")
-    resp = gh.repo("POST", "/actions/workflows/deploy.yml/dispatches",
-                   {"ref": "main", "inputs": {"environment": "main", "sha": sha}})
+    resp = gh.repo(
+        "POST",
+        "/actions/workflows/deploy.yml/dispatches",
+        {"ref": "main", "inputs": {"environment": "main", "sha": sha}},
+    )
     assert resp.status == 204
     for _ in range(3):
         sandbox.advance()
     [monitor] = check_runs(gh, sha, "monitor")
-    assert monitor["status"] == "in_progress" and monitor["app"]["slug"] == "sandbox-monitor"
+    assert monitor["status"] == "in_progress"
+    assert monitor["app"]["slug"] == "sandbox-monitor"
     sandbox.settle()
     [monitor] = check_runs(gh, sha, "monitor")
     assert (monitor["status"], monitor["conclusion"]) == ("completed", "failure")
@@ -218,19 +269,34 @@ def test_production_monitor_fails_after_a_few_steps(make_sandbox: Callable[..., 
 
 def test_rest_created_deployment_gets_no_statuses_on_its_own(gh: Client, sandbox: Sandbox) -> None:
     sha = head(gh, "dev")
-    resp = gh.repo("POST", "/deployments", {"ref": sha, "environment": "dev", "task": "deploy:rollback",
-                                            "auto_merge": False, "required_contexts": [],
-                                            "payload": {"promote": {"rollback_of": sha}}})
+    resp = gh.repo(
+        "POST",
+        "/deployments",
+        {
+            "ref": sha,
+            "environment": "dev",
+            "task": "deploy:rollback",
+            "auto_merge": False,
+            "required_contexts": [],
+            "payload": {"promote": {"rollback_of": sha}},
+        },
+    )
     assert resp.status == 201
     body = resp.json
-    assert body["payload"] == {"promote": {"rollback_of": sha}} and body["creator"]["login"] == "alice"
+    assert body["payload"] == {"promote": {"rollback_of": sha}}
+    assert body["creator"]["login"] == "alice"
     assert body["production_environment"] is False
     sandbox.settle()
     assert states(gh, body["id"]) == []
-    posted = gh.repo("POST", f"/deployments/{body['id']}/statuses", {"state": "success", "log_url": "http://x"})
-    assert posted.status == 201 and posted.json["target_url"] == "http://x"
+    posted = gh.repo(
+        "POST", f"/deployments/{body['id']}/statuses", {"state": "success", "log_url": "http://x"}
+    )
+    assert posted.status == 201
+    assert posted.json["target_url"] == "http://x"
     assert states(gh, body["id"]) == ["success"]
-    assert gh.repo("POST", f"/deployments/{body['id']}/statuses", {"state": "waiting"}).status == 422
+    assert (
+        gh.repo("POST", f"/deployments/{body['id']}/statuses", {"state": "waiting"}).status == 422
+    )
 
 
 def test_create_deployment_defaults_are_hostile(gh: Client, sandbox: Sandbox) -> None:
@@ -248,36 +314,60 @@ def test_create_deployment_defaults_are_hostile(gh: Client, sandbox: Sandbox) ->
     gh.repo("PUT", "/pulls/3/merge", {})
     sandbox.settle()
     count = len(gh.repo("GET", "/deployments").json)
-    auto = gh.repo("POST", "/deployments", {"ref": "dev", "environment": "dev", "required_contexts": []})
+    auto = gh.repo(
+        "POST", "/deployments", {"ref": "dev", "environment": "dev", "required_contexts": []}
+    )
     assert auto.status == 202
     assert auto.json == {"message": "Auto-merged main into dev on deployment."}
     assert len(gh.repo("GET", "/deployments").json) == count
     assert head(gh, "dev") != dev
-    old = gh.repo("POST", "/deployments", {"ref": dev, "environment": "dev", "required_contexts": []})
+    old = gh.repo(
+        "POST", "/deployments", {"ref": dev, "environment": "dev", "required_contexts": []}
+    )
     assert old.status == 409
-    ok = gh.repo("POST", "/deployments", {"ref": dev, "environment": "dev", "required_contexts": [],
-                                          "auto_merge": False})
-    assert ok.status == 201 and ok.json["environment"] == "dev"
+    ok = gh.repo(
+        "POST",
+        "/deployments",
+        {"ref": dev, "environment": "dev", "required_contexts": [], "auto_merge": False},
+    )
+    assert ok.status == 201
+    assert ok.json["environment"] == "dev"
 
 
-def test_required_reviewers_hold_the_run_until_approved(make_sandbox: Callable[..., Sandbox]) -> None:
+def test_required_reviewers_hold_the_run_until_approved(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
     sandbox = make_sandbox(scenario=Scenario(required_reviewers={"test": ("rita",)}))
     gh = Client(sandbox, sandbox.author_token)
     rita = Client(sandbox, sandbox.reviewer_token)
-    gh.repo("POST", "/actions/workflows/deploy.yml/dispatches", {"ref": "test", "inputs": {"environment": "test"}})
+    gh.repo(
+        "POST",
+        "/actions/workflows/deploy.yml/dispatches",
+        {"ref": "test", "inputs": {"environment": "test"}},
+    )
     sandbox.settle()
     [run] = runs(gh, event="workflow_dispatch")
     assert run["status"] == "waiting"
     pending = gh.repo("GET", f"/actions/runs/{run['id']}/pending_deployments").json
-    assert pending[0]["environment"]["name"] == "test" and pending[0]["current_user_can_approve"] is False
-    assert rita.repo("GET", f"/actions/runs/{run['id']}/pending_deployments").json[0]["current_user_can_approve"]
+    assert pending[0]["environment"]["name"] == "test"
+    assert pending[0]["current_user_can_approve"] is False
+    assert rita.repo("GET", f"/actions/runs/{run['id']}/pending_deployments").json[0][
+        "current_user_can_approve"
+    ]
     env_id = pending[0]["environment"]["id"]
-    denied = gh.repo("POST", f"/actions/runs/{run['id']}/pending_deployments",
-                     {"environment_ids": [env_id], "state": "approved", "comment": "me"})
+    denied = gh.repo(
+        "POST",
+        f"/actions/runs/{run['id']}/pending_deployments",
+        {"environment_ids": [env_id], "state": "approved", "comment": "me"},
+    )
     assert denied.status == 422
-    ok = rita.repo("POST", f"/actions/runs/{run['id']}/pending_deployments",
-                   {"environment_ids": [env_id], "state": "approved", "comment": "ship it"})
-    assert ok.status == 200 and ok.json[0]["environment"] == "test"
+    ok = rita.repo(
+        "POST",
+        f"/actions/runs/{run['id']}/pending_deployments",
+        {"environment_ids": [env_id], "state": "approved", "comment": "ship it"},
+    )
+    assert ok.status == 200
+    assert ok.json[0]["environment"] == "test"
     sandbox.settle()
     assert gh.repo("GET", f"/actions/runs/{run['id']}").json["conclusion"] == "success"
     approvals = gh.repo("GET", f"/actions/runs/{run['id']}/approvals").json
@@ -296,12 +386,15 @@ def test_merge_bot_merges_unless_the_gate_fails(make_sandbox: Callable[..., Sand
     gh.repo("POST", f"/statuses/{feature}", {"state": "success", "context": "promote/gate"})
     sandbox.settle()
     pr = gh.repo("GET", "/pulls/1").json
-    assert pr["merged"] and pr["merged_by"]["login"] == "alice"
+    assert pr["merged"]
+    assert pr["merged_by"]["login"] == "alice"
     assert deployments(gh, "dev")[0]["sha"] == head(gh, "dev")
 
 
 @pytest.mark.parametrize("method", ["squash", "rebase"])
-def test_merge_bot_uses_the_scenario_method(make_sandbox: Callable[..., Sandbox], method: str) -> None:
+def test_merge_bot_uses_the_scenario_method(
+    make_sandbox: Callable[..., Sandbox], method: str
+) -> None:
     sandbox = make_sandbox(scenario=Scenario(merge_bot=True, merge_method=method))
     gh = Client(sandbox, sandbox.author_token)
     sandbox.settle()

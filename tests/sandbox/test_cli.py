@@ -35,12 +35,19 @@ def _serve(*args: str) -> tuple[subprocess.Popen[str], dict[str, str], float]:
 def test_serve_prints_env_lines_then_ready_and_stops_on_sigint(tmp_path: Path) -> None:
     proc, values, elapsed = _serve("--port", "0", "--dir", str(tmp_path / "sb"))
     try:
-        for key in ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_TOKEN", "PROMOTE_REVIEWER_TOKEN", "PROMOTE_CLONE"):
+        for key in (
+            "GITHUB_API_URL",
+            "GITHUB_REPOSITORY",
+            "GITHUB_TOKEN",
+            "PROMOTE_REVIEWER_TOKEN",
+            "PROMOTE_CLONE",
+        ):
             assert values.get(key), key
         assert values["GITHUB_REPOSITORY"] == "acme/shop"
         assert Path(values["PROMOTE_CLONE"], ".git").is_dir()
         req = urllib.request.Request(
-            f"{values['GITHUB_API_URL']}/user", headers={"Authorization": f"token {values['GITHUB_TOKEN']}"}
+            f"{values['GITHUB_API_URL']}/user",
+            headers={"Authorization": f"token {values['GITHUB_TOKEN']}"},
         )
         with urllib.request.urlopen(req) as resp:
             assert json.load(resp)["login"] == "alice"
@@ -59,8 +66,12 @@ def test_serve_prints_env_lines_then_ready_and_stops_on_sigint(tmp_path: Path) -
 
 def test_serve_stops_cleanly_on_sigterm_and_ci_runs_on_its_own(tmp_path: Path) -> None:
     scenario = tmp_path / "scenario.json"
-    scenario.write_text(json.dumps({"merge_bot": True, "fail": [{"env": "dev", "stage": "smoke", "times": 1}]}))
-    proc, values, _ = _serve("--dir", str(tmp_path / "sb"), "--scenario", str(scenario), "--step-ms", "5")
+    scenario.write_text(
+        json.dumps({"merge_bot": True, "fail": [{"env": "dev", "stage": "smoke", "times": 1}]})
+    )
+    proc, values, _ = _serve(
+        "--dir", str(tmp_path / "sb"), "--scenario", str(scenario), "--step-ms", "5"
+    )
     try:
         url = values["GITHUB_API_URL"]
         with urllib.request.urlopen(f"{url}/_sandbox/scenario") as resp:

@@ -12,10 +12,15 @@ from promote_tasks.sandbox import Sandbox
 from tests.sandbox.conftest import Client
 
 
-def _attempt(sandbox: Sandbox, method: str, path: str, body: object | None) -> tuple[str, http.client.HTTPResponse | None]:
+def _attempt(
+    sandbox: Sandbox, method: str, path: str, body: object | None
+) -> tuple[str, http.client.HTTPResponse | None]:
     port = int(sandbox.api_url.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    headers = {"Authorization": f"token {sandbox.author_token}", "Accept": "application/vnd.github+json"}
+    headers = {
+        "Authorization": f"token {sandbox.author_token}",
+        "Accept": "application/vnd.github+json",
+    }
     data = json.dumps(body).encode() if body is not None else None
     try:
         conn.request(method, path, body=data, headers=headers)
@@ -38,8 +43,12 @@ def test_each_fault_kind_appears_and_only_applied_then_dropped_applies_writes(
     for i in range(400):
         write = i % 2 == 0
         title = f"probe {i}"
-        outcome, resp = _attempt(sandbox, "POST" if write else "GET", f"{repo}/issues",
-                                 {"title": title} if write else None)
+        outcome, resp = _attempt(
+            sandbox,
+            "POST" if write else "GET",
+            f"{repo}/issues",
+            {"title": title} if write else None,
+        )
         with sandbox.store.lock:
             applied = any(issue.title == title for issue in sandbox.store.issues.values())
         if outcome == "dropped":
@@ -64,9 +73,13 @@ def test_each_fault_kind_appears_and_only_applied_then_dropped_applies_writes(
         if kind == "applied_then_dropped":
             assert write, "reads are never 'applied then dropped'"
         seen[kind] += 1
-        if all(seen[k] for k in ("502", "drop", "secondary_rate_limit", "429", "applied_then_dropped")):
+        if all(
+            seen[k] for k in ("502", "drop", "secondary_rate_limit", "429", "applied_then_dropped")
+        ):
             break
-    assert all(seen[k] for k in ("502", "drop", "secondary_rate_limit", "429", "applied_then_dropped")), seen
+    assert all(
+        seen[k] for k in ("502", "drop", "secondary_rate_limit", "429", "applied_then_dropped")
+    ), seen
     faults = control("GET", "/_sandbox/stats", token=None).json["faults"]
     assert sum(faults.values()) == sum(v for k, v in seen.items() if k != "ok")
     # control endpoints and health are never faulted

@@ -60,9 +60,9 @@ def invented_keys(value: Any, data: Any, path: str = "$") -> list[str]:
 
 
 def validate(model_spec: str, text: str) -> list[str]:
-    from pydantic import TypeAdapter
-
     import json
+
+    from pydantic import TypeAdapter
 
     adapter: TypeAdapter[Any] = TypeAdapter(_model(model_spec))
     value = adapter.validate_json(text, strict=True)
@@ -74,7 +74,9 @@ def _journey(sandbox: Sandbox) -> list[Exchange]:
     rita = Client(sandbox, sandbox.reviewer_token)
     log: list[Exchange] = []
 
-    def write(name: str, model: str, status: int, client: Client, method: str, tail: str, body: Any = None) -> Resp:
+    def write(
+        name: str, model: str, status: int, client: Client, method: str, tail: str, body: Any = None
+    ) -> Resp:
         resp = client.repo(method, tail, body)
         assert resp.status == status, (name, resp.status, resp.text)
         log.append(Exchange(name, model, resp, status))
@@ -83,62 +85,260 @@ def _journey(sandbox: Sandbox) -> list[Exchange]:
     def b64(text: str) -> str:
         return base64.b64encode(text.encode()).decode()
 
-    write("request reviewers", "PullRequestSimple", 201, gh, "POST", "/pulls/1/requested_reviewers",
-          {"reviewers": ["rita"]})
-    write("create review", "PullRequestReview", 200, rita, "POST", "/pulls/1/reviews",
-          {"event": "APPROVE", "body": "ok"})
-    write("update pull", "PullRequest", 200, gh, "PATCH", "/pulls/1", {"body": "Plan: add-greeting"})
-    write("merge pull", "PullRequestMergeResult", 200, gh, "PUT", "/pulls/1/merge", {"merge_method": "merge"})
+    write(
+        "request reviewers",
+        "PullRequestSimple",
+        201,
+        gh,
+        "POST",
+        "/pulls/1/requested_reviewers",
+        {"reviewers": ["rita"]},
+    )
+    write(
+        "create review",
+        "PullRequestReview",
+        200,
+        rita,
+        "POST",
+        "/pulls/1/reviews",
+        {"event": "APPROVE", "body": "ok"},
+    )
+    write(
+        "update pull", "PullRequest", 200, gh, "PATCH", "/pulls/1", {"body": "Plan: add-greeting"}
+    )
+    write(
+        "merge pull",
+        "PullRequestMergeResult",
+        200,
+        gh,
+        "PUT",
+        "/pulls/1/merge",
+        {"merge_method": "merge"},
+    )
     sandbox.settle()
     dev = gh.repo("GET", "/git/ref/heads/dev").json["object"]["sha"]
-    write("create status", "Status", 201, gh, "POST", f"/statuses/{dev}",
-          {"state": "success", "context": "promote/dev", "description": "ok", "target_url": "http://x"})
-    write("create pull", "PullRequest", 201, gh, "POST", "/pulls",
-          {"title": "Promote add-greeting to test", "head": "dev", "base": "test",
-           "body": "Promote-Plan: add-greeting"})
-    write("create issue", "Issue", 201, gh, "POST", "/issues",
-          {"title": "Manual test", "body": "- [ ] a", "labels": ["promote"], "assignees": ["rita"]})
-    write("update issue", "ReposOwnerRepoIssuesIssueNumberPatchResponse200", 200, gh, "PATCH", "/issues/3",
-          {"state": "closed"})
-    comment = write("create comment", "IssueComment", 201, rita, "POST", "/issues/3/comments", {"body": "approve"})
-    write("update comment", "IssueComment", 200, rita, "PATCH", f"/issues/comments/{comment.json['id']}",
-          {"body": "approve!"})
-    write("add labels", "list[Label]", 200, gh, "POST", "/issues/2/labels", {"labels": ["promotion"]})
-    write("set labels", "list[Label]", 200, gh, "PUT", "/issues/2/labels", {"labels": ["promotion", "x"]})
+    write(
+        "create status",
+        "Status",
+        201,
+        gh,
+        "POST",
+        f"/statuses/{dev}",
+        {
+            "state": "success",
+            "context": "promote/dev",
+            "description": "ok",
+            "target_url": "http://x",
+        },
+    )
+    write(
+        "create pull",
+        "PullRequest",
+        201,
+        gh,
+        "POST",
+        "/pulls",
+        {
+            "title": "Promote add-greeting to test",
+            "head": "dev",
+            "base": "test",
+            "body": "Promote-Plan: add-greeting",
+        },
+    )
+    write(
+        "create issue",
+        "Issue",
+        201,
+        gh,
+        "POST",
+        "/issues",
+        {"title": "Manual test", "body": "- [ ] a", "labels": ["promote"], "assignees": ["rita"]},
+    )
+    write(
+        "update issue",
+        "ReposOwnerRepoIssuesIssueNumberPatchResponse200",
+        200,
+        gh,
+        "PATCH",
+        "/issues/3",
+        {"state": "closed"},
+    )
+    comment = write(
+        "create comment",
+        "IssueComment",
+        201,
+        rita,
+        "POST",
+        "/issues/3/comments",
+        {"body": "approve"},
+    )
+    write(
+        "update comment",
+        "IssueComment",
+        200,
+        rita,
+        "PATCH",
+        f"/issues/comments/{comment.json['id']}",
+        {"body": "approve!"},
+    )
+    write(
+        "add labels", "list[Label]", 200, gh, "POST", "/issues/2/labels", {"labels": ["promotion"]}
+    )
+    write(
+        "set labels",
+        "list[Label]",
+        200,
+        gh,
+        "PUT",
+        "/issues/2/labels",
+        {"labels": ["promotion", "x"]},
+    )
     write("remove label", "list[Label]", 200, gh, "DELETE", "/issues/2/labels/x")
-    write("create label", "Label", 201, gh, "POST", "/labels", {"name": "promote:fix", "color": "ff0000"})
-    write("create ref", "GitRef", 201, gh, "POST", "/git/refs", {"ref": "refs/promote/locks/dev", "sha": dev})
-    write("update ref", "GitRef", 200, gh, "PATCH", "/git/refs/promote/locks/dev", {"sha": dev, "force": True})
-    blob = write("create blob", "ShortBlob", 201, gh, "POST", "/git/blobs", {"content": "x", "encoding": "utf-8"})
+    write(
+        "create label",
+        "Label",
+        201,
+        gh,
+        "POST",
+        "/labels",
+        {"name": "promote:fix", "color": "ff0000"},
+    )
+    write(
+        "create ref",
+        "GitRef",
+        201,
+        gh,
+        "POST",
+        "/git/refs",
+        {"ref": "refs/promote/locks/dev", "sha": dev},
+    )
+    write(
+        "update ref",
+        "GitRef",
+        200,
+        gh,
+        "PATCH",
+        "/git/refs/promote/locks/dev",
+        {"sha": dev, "force": True},
+    )
+    blob = write(
+        "create blob",
+        "ShortBlob",
+        201,
+        gh,
+        "POST",
+        "/git/blobs",
+        {"content": "x", "encoding": "utf-8"},
+    )
     tree_sha = gh.repo("GET", f"/git/commits/{dev}").json["tree"]["sha"]
-    tree = write("create tree", "GitTree", 201, gh, "POST", "/git/trees",
-                 {"base_tree": tree_sha, "tree": [{"path": "plans/x.md", "mode": "100644", "type": "blob",
-                                                    "sha": blob.json["sha"]}]})
-    write("create commit", "GitCommit", 201, gh, "POST", "/git/commits",
-          {"message": "x", "tree": tree.json["sha"], "parents": [dev]})
-    put = write("put contents", "FileCommit", 201, gh, "PUT", "/contents/plans/inbox/fix.md",
-                {"message": "Add", "content": b64("---\nid: fix\n---\n"), "branch": "dev"})
-    write("delete contents", "FileCommit", 200, gh, "DELETE", "/contents/plans/inbox/fix.md",
-          {"message": "Drop", "sha": put.json["content"]["sha"], "branch": "dev"})
-    deployment = write("create deployment", "Deployment", 201, gh, "POST", "/deployments",
-                       {"ref": dev, "environment": "dev", "task": "deploy:rollback", "auto_merge": False,
-                        "required_contexts": [], "payload": {"promote": {"rollback_of": dev}}})
-    write("create deployment status", "DeploymentStatus", 201, gh, "POST",
-          f"/deployments/{deployment.json['id']}/statuses",
-          {"state": "success", "environment_url": "http://x", "log_url": "http://y"})
-    write("put environment", "Environment", 200, gh, "PUT", "/environments/test",
-          {"wait_timer": 0, "reviewers": [{"type": "User", "id": sandbox.store.users["rita"].id}],
-           "deployment_branch_policy": None})
-    write("dispatch (no details)", "", 204, gh, "POST", "/actions/workflows/deploy.yml/dispatches",
-          {"ref": "test", "inputs": {"environment": "test", "sha": dev}})
+    tree = write(
+        "create tree",
+        "GitTree",
+        201,
+        gh,
+        "POST",
+        "/git/trees",
+        {
+            "base_tree": tree_sha,
+            "tree": [
+                {"path": "plans/x.md", "mode": "100644", "type": "blob", "sha": blob.json["sha"]}
+            ],
+        },
+    )
+    write(
+        "create commit",
+        "GitCommit",
+        201,
+        gh,
+        "POST",
+        "/git/commits",
+        {"message": "x", "tree": tree.json["sha"], "parents": [dev]},
+    )
+    put = write(
+        "put contents",
+        "FileCommit",
+        201,
+        gh,
+        "PUT",
+        "/contents/plans/inbox/fix.md",
+        {"message": "Add", "content": b64("---\nid: fix\n---\n"), "branch": "dev"},
+    )
+    write(
+        "delete contents",
+        "FileCommit",
+        200,
+        gh,
+        "DELETE",
+        "/contents/plans/inbox/fix.md",
+        {"message": "Drop", "sha": put.json["content"]["sha"], "branch": "dev"},
+    )
+    deployment = write(
+        "create deployment",
+        "Deployment",
+        201,
+        gh,
+        "POST",
+        "/deployments",
+        {
+            "ref": dev,
+            "environment": "dev",
+            "task": "deploy:rollback",
+            "auto_merge": False,
+            "required_contexts": [],
+            "payload": {"promote": {"rollback_of": dev}},
+        },
+    )
+    write(
+        "create deployment status",
+        "DeploymentStatus",
+        201,
+        gh,
+        "POST",
+        f"/deployments/{deployment.json['id']}/statuses",
+        {"state": "success", "environment_url": "http://x", "log_url": "http://y"},
+    )
+    write(
+        "put environment",
+        "Environment",
+        200,
+        gh,
+        "PUT",
+        "/environments/test",
+        {
+            "wait_timer": 0,
+            "reviewers": [{"type": "User", "id": sandbox.store.users["rita"].id}],
+            "deployment_branch_policy": None,
+        },
+    )
+    write(
+        "dispatch (no details)",
+        "",
+        204,
+        gh,
+        "POST",
+        "/actions/workflows/deploy.yml/dispatches",
+        {"ref": "test", "inputs": {"environment": "test", "sha": dev}},
+    )
     sandbox.settle()
     run_id = gh.repo("GET", "/actions/runs?event=workflow_dispatch").json["workflow_runs"][0]["id"]
     env_id = gh.repo("GET", "/environments/test").json["id"]
-    log.append(Exchange("pending deployments", "list[PendingDeployment]",
-                        rita.repo("GET", f"/actions/runs/{run_id}/pending_deployments"), 200))
-    write("review pending deployments", "list[Deployment]", 200, rita, "POST",
-          f"/actions/runs/{run_id}/pending_deployments",
-          {"environment_ids": [env_id], "state": "approved", "comment": "go"})
+    log.append(
+        Exchange(
+            "pending deployments",
+            "list[PendingDeployment]",
+            rita.repo("GET", f"/actions/runs/{run_id}/pending_deployments"),
+            200,
+        )
+    )
+    write(
+        "review pending deployments",
+        "list[Deployment]",
+        200,
+        rita,
+        "POST",
+        f"/actions/runs/{run_id}/pending_deployments",
+        {"environment_ids": [env_id], "state": "approved", "comment": "go"},
+    )
     write("cancel run", "EmptyObject", 202, gh, "POST", f"/actions/runs/{run_id}/cancel")
     gh.repo("PUT", "/environments/test", {"reviewers": []})
     write("merge promotion", "PullRequestMergeResult", 200, gh, "PUT", "/pulls/2/merge", {})
@@ -156,16 +356,41 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox,
 
 
 WRITE_NAMES = [
-    "request reviewers", "create review", "update pull", "merge pull", "create status", "create pull",
-    "create issue", "update issue", "create comment", "update comment", "add labels", "set labels",
-    "remove label", "create label", "create ref", "update ref", "create blob", "create tree", "create commit",
-    "put contents", "delete contents", "create deployment", "create deployment status", "put environment",
-    "review pending deployments", "cancel run", "merge promotion", "pending deployments",
+    "request reviewers",
+    "create review",
+    "update pull",
+    "merge pull",
+    "create status",
+    "create pull",
+    "create issue",
+    "update issue",
+    "create comment",
+    "update comment",
+    "add labels",
+    "set labels",
+    "remove label",
+    "create label",
+    "create ref",
+    "update ref",
+    "create blob",
+    "create tree",
+    "create commit",
+    "put contents",
+    "delete contents",
+    "create deployment",
+    "create deployment status",
+    "put environment",
+    "review pending deployments",
+    "cancel run",
+    "merge promotion",
+    "pending deployments",
 ]
 
 
 @pytest.mark.parametrize("name", WRITE_NAMES)
-def test_write_responses_match_githubs_models(journey: tuple[Sandbox, list[Exchange]], name: str) -> None:
+def test_write_responses_match_githubs_models(
+    journey: tuple[Sandbox, list[Exchange]], name: str
+) -> None:
     _, log = journey
     [exchange] = [e for e in log if e.name == name]
     assert validate(exchange.model, exchange.resp.text) == []
@@ -205,8 +430,16 @@ def _reads(sandbox: Sandbox) -> list[tuple[str, str, str]]:
         ("combined status", f"/commits/{main}/status", "CombinedCommitStatus"),
         ("statuses", f"/commits/{main}/statuses", "list[Status]"),
         ("commit pulls", f"/commits/{dev}/pulls", "list[PullRequestSimple]"),
-        ("check runs", f"/commits/{main}/check-runs", "ReposOwnerRepoCommitsRefCheckRunsGetResponse200"),
-        ("check suites", f"/commits/{main}/check-suites", "ReposOwnerRepoCommitsRefCheckSuitesGetResponse200"),
+        (
+            "check runs",
+            f"/commits/{main}/check-runs",
+            "ReposOwnerRepoCommitsRefCheckRunsGetResponse200",
+        ),
+        (
+            "check suites",
+            f"/commits/{main}/check-suites",
+            "ReposOwnerRepoCommitsRefCheckSuitesGetResponse200",
+        ),
         ("check run", f"/check-runs/{check}", "CheckRun"),
         ("compare", "/compare/main...dev", "CommitComparison"),
         ("content file", "/contents/plans/doing/add-greeting.md", "ContentFile"),
@@ -229,8 +462,11 @@ def _reads(sandbox: Sandbox) -> list[tuple[str, str, str]]:
         ("deployment status", f"/deployments/{deployment}/statuses/{status}", "DeploymentStatus"),
         ("workflows", "/actions/workflows", "ReposOwnerRepoActionsWorkflowsGetResponse200"),
         ("workflow", "/actions/workflows/deploy.yml", "Workflow"),
-        ("workflow runs", f"/actions/workflows/{wf}/runs",
-         "ReposOwnerRepoActionsWorkflowsWorkflowIdRunsGetResponse200"),
+        (
+            "workflow runs",
+            f"/actions/workflows/{wf}/runs",
+            "ReposOwnerRepoActionsWorkflowsWorkflowIdRunsGetResponse200",
+        ),
         ("runs", "/actions/runs", "ReposOwnerRepoActionsRunsGetResponse200"),
         ("run", f"/actions/runs/{run}", "WorkflowRun"),
         ("jobs", f"/actions/runs/{run}/jobs", "ReposOwnerRepoActionsRunsRunIdJobsGetResponse200"),
@@ -244,13 +480,59 @@ def _reads(sandbox: Sandbox) -> list[tuple[str, str, str]]:
 
 
 READ_IDS = [
-    "user", "public user", "rate limit", "repository", "branches", "branch", "permission", "get ref",
-    "matching refs", "legacy ref", "legacy refs", "blob", "tree", "git commit", "commits", "commit",
-    "combined status", "statuses", "commit pulls", "check runs", "check suites", "check run", "compare",
-    "content file", "content dir", "pulls", "pull", "pull commits", "pull files", "reviews",
-    "requested reviewers", "issues", "issue", "issue of a pull", "comments", "comment", "issue labels", "labels",
-    "deployments", "deployment", "deployment status", "workflows", "workflow", "workflow runs", "runs", "run",
-    "jobs", "job", "approvals", "environments", "environment", "error 404", "error 422",
+    "user",
+    "public user",
+    "rate limit",
+    "repository",
+    "branches",
+    "branch",
+    "permission",
+    "get ref",
+    "matching refs",
+    "legacy ref",
+    "legacy refs",
+    "blob",
+    "tree",
+    "git commit",
+    "commits",
+    "commit",
+    "combined status",
+    "statuses",
+    "commit pulls",
+    "check runs",
+    "check suites",
+    "check run",
+    "compare",
+    "content file",
+    "content dir",
+    "pulls",
+    "pull",
+    "pull commits",
+    "pull files",
+    "reviews",
+    "requested reviewers",
+    "issues",
+    "issue",
+    "issue of a pull",
+    "comments",
+    "comment",
+    "issue labels",
+    "labels",
+    "deployments",
+    "deployment",
+    "deployment status",
+    "workflows",
+    "workflow",
+    "workflow runs",
+    "runs",
+    "run",
+    "jobs",
+    "job",
+    "approvals",
+    "environments",
+    "environment",
+    "error 404",
+    "error 422",
 ]
 
 
@@ -267,14 +549,20 @@ def test_read_responses_match_githubs_models(
     sandbox, _ = journey
     path, model = reads[name]
     gh = Client(sandbox, sandbox.author_token)
-    url = path if path in ("/user", "/rate_limit") or path.startswith("/users/") else f"/repos/{sandbox.repository}{path}"
+    url = (
+        path
+        if path in ("/user", "/rate_limit") or path.startswith("/users/")
+        else f"/repos/{sandbox.repository}{path}"
+    )
     resp = gh("GET", url)
     expected = 404 if name == "error 404" else 422 if name == "error 422" else 200
     assert resp.status == expected, resp.text
     assert validate(model, resp.text) == []
 
 
-def test_every_read_route_is_covered(journey: tuple[Sandbox, list[Exchange]], reads: dict[str, tuple[str, str]]) -> None:
+def test_every_read_route_is_covered(
+    journey: tuple[Sandbox, list[Exchange]], reads: dict[str, tuple[str, str]]
+) -> None:
     """Every GET route the router knows is exercised above (or is an alias of one that is)."""
     sandbox, _ = journey
     aliases = {
@@ -319,16 +607,23 @@ def test_deployment_statuses_list_matches_except_githubs_own_waiting_state(
 def test_dispatch_with_run_details(journey: tuple[Sandbox, list[Exchange]]) -> None:
     sandbox, _ = journey
     gh = Client(sandbox, sandbox.author_token)
-    resp = gh.repo("POST", "/actions/workflows/deploy.yml/dispatches",
-                   {"ref": "dev", "inputs": {"environment": "dev"}, "return_run_details": True})
+    resp = gh.repo(
+        "POST",
+        "/actions/workflows/deploy.yml/dispatches",
+        {"ref": "dev", "inputs": {"environment": "dev"}, "return_run_details": True},
+    )
     assert resp.status == 200
     assert set(resp.json) == {"workflow_run_id", "run_url", "html_url"}
     assert isinstance(resp.json["workflow_run_id"], int)
-    assert validate("WorkflowRun", gh(
-        "GET", resp.json["run_url"].replace(sandbox.api_url, "")).text) == []
+    assert (
+        validate("WorkflowRun", gh("GET", resp.json["run_url"].replace(sandbox.api_url, "")).text)
+        == []
+    )
 
 
-def test_validation_error_bodies_match_githubs_model(journey: tuple[Sandbox, list[Exchange]]) -> None:
+def test_validation_error_bodies_match_githubs_model(
+    journey: tuple[Sandbox, list[Exchange]],
+) -> None:
     """422 bodies: GitHub sends ``status`` on every error (reference Appendix A, item 6), though
     its validation-error schemas do not declare it; that one key is the only difference allowed."""
     sandbox, _ = journey

@@ -47,10 +47,16 @@ def test_sync_client_reads_and_writes(sandbox: Sandbox) -> None:
     statuses = api.repos.list_deployment_statuses(latest.id)
     assert max(statuses, key=lambda s: s.id).state == "success"
     details = api.actions.create_workflow_dispatch(
-        "deploy.yml", ref="dev", inputs={"environment": "dev", "sha": merged.sha}, return_run_details=True
+        "deploy.yml",
+        ref="dev",
+        inputs={"environment": "dev", "sha": merged.sha},
+        return_run_details=True,
     )
     assert details.workflow_run_id > 0
-    assert api.actions.create_workflow_dispatch("deploy.yml", ref="dev", inputs={"environment": "dev"}) is None
+    assert (
+        api.actions.create_workflow_dispatch("deploy.yml", ref="dev", inputs={"environment": "dev"})
+        is None
+    )
     with pytest.raises(APIError) as missing:
         api.pulls.get(999)
     assert missing.value.status_code == 404
@@ -99,7 +105,8 @@ def test_async_client_reads_concurrently(sandbox: Sandbox) -> None:
     assert dev.object.sha == test.object.sha == main.object.sha
     assert [d.environment for d in (d_dev[0], d_test[0], d_main[0])] == ["dev", "test", "main"]
     assert runs.total_count == 6
-    assert pulls[0].number == 1 and issues[0].pull_request
+    assert pulls[0].number == 1
+    assert issues[0].pull_request
     assert {c.name for c in checks.check_runs} == {"deploy", "smoke", "monitor"}
 
 

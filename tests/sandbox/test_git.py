@@ -11,12 +11,17 @@ from tests.sandbox.conftest import Client
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def bare(sandbox: Sandbox, *args: str) -> str:
     return subprocess.run(
-        ["git", "--git-dir", str(sandbox.bare_path), *args], check=True, capture_output=True, text=True
+        ["git", "--git-dir", str(sandbox.bare_path), *args],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -24,12 +29,20 @@ def test_seeded_repository_has_env_branches_plan_and_feature(sandbox: Sandbox) -
     heads = {b: bare(sandbox, "rev-parse", f"refs/heads/{b}") for b in ("main", "test", "dev")}
     assert len(set(heads.values())) == 1
     files = bare(sandbox, "ls-tree", "-r", "--name-only", "main").splitlines()
-    for path in ("README.md", "app.txt", "promote.toml", ".github/workflows/deploy.yml",
-                 ".github/workflows/smoke.yml", ".github/promote/manual-test.md",
-                 "plans/doing/add-greeting.md"):
+    for path in (
+        "README.md",
+        "app.txt",
+        "promote.toml",
+        ".github/workflows/deploy.yml",
+        ".github/workflows/smoke.yml",
+        ".github/promote/manual-test.md",
+        "plans/doing/add-greeting.md",
+    ):
         assert path in files
     plan = bare(sandbox, "show", "main:plans/doing/add-greeting.md")
-    assert plan.startswith("---\nid: add-greeting\ntitle: Add a greeting to the app\npriority: 2\n---\n")
+    assert plan.startswith(
+        "---\nid: add-greeting\ntitle: Add a greeting to the app\npriority: 2\n---\n"
+    )
     assert 'reviewers = ["rita"]' in bare(sandbox, "show", "main:promote.toml")
     assert "- [ ]" in bare(sandbox, "show", "main:.github/promote/manual-test.md")
     feature = bare(sandbox, "rev-parse", "refs/heads/feature/add-greeting")
@@ -43,7 +56,8 @@ def test_clone_is_a_normal_checkout_with_origin(sandbox: Sandbox) -> None:
     assert git(clone, "rev-parse", "--abbrev-ref", "HEAD") == "main"
     assert (clone / "app.txt").read_text() == "shop v1\n"
     branches = git(clone, "branch", "-r")
-    assert "origin/dev" in branches and "origin/feature/add-greeting" in branches
+    assert "origin/dev" in branches
+    assert "origin/feature/add-greeting" in branches
     assert git(clone, "config", "user.name") == "Alice Author"
 
 
@@ -61,13 +75,20 @@ def test_get_ref_singular_accepts_raw_and_encoded_slashes(gh: Client, sandbox: S
 def test_matching_refs_and_legacy_refs(gh: Client) -> None:
     names = [r["ref"] for r in gh.repo("GET", "/git/matching-refs/heads/").json]
     assert names == sorted(names)
-    assert {"refs/heads/dev", "refs/heads/test", "refs/heads/main", "refs/heads/feature/add-greeting"} <= set(names)
+    assert {
+        "refs/heads/dev",
+        "refs/heads/test",
+        "refs/heads/main",
+        "refs/heads/feature/add-greeting",
+    } <= set(names)
     assert not any(n.startswith("refs/pull/") for n in names)
     assert gh.repo("GET", "/git/matching-refs/heads/nomatch").json == []
     exact = gh.repo("GET", "/git/refs/heads/dev").json
-    assert isinstance(exact, dict) and exact["ref"] == "refs/heads/dev"
+    assert isinstance(exact, dict)
+    assert exact["ref"] == "refs/heads/dev"
     under = gh.repo("GET", "/git/refs/heads/feature").json
-    assert isinstance(under, list) and under[0]["ref"] == "refs/heads/feature/add-greeting"
+    assert isinstance(under, list)
+    assert under[0]["ref"] == "refs/heads/feature/add-greeting"
 
 
 def test_create_ref_twice_is_422_reference_already_exists(gh: Client) -> None:
@@ -92,11 +113,15 @@ def test_update_ref_requires_fast_forward_unless_forced(gh: Client, sandbox: San
     assert back.status == 422
     assert back.json["message"] == "Update is not a fast forward"
     forced = gh.repo("PATCH", "/git/refs/heads%2Fscratch", {"sha": main, "force": True})
-    assert forced.status == 200 and forced.json["object"]["sha"] == main
+    assert forced.status == 200
+    assert forced.json["object"]["sha"] == main
     forward = gh.repo("PATCH", "/git/refs/heads/scratch", {"sha": feature, "force": False})
     assert forward.status == 200
     assert bare(sandbox, "rev-parse", "refs/heads/scratch") == feature
-    assert gh.repo("PATCH", "/git/refs/heads/nope", {"sha": main}).json["message"] == "Reference does not exist"
+    assert (
+        gh.repo("PATCH", "/git/refs/heads/nope", {"sha": main}).json["message"]
+        == "Reference does not exist"
+    )
 
 
 def test_commit_and_compare(gh: Client, sandbox: Sandbox) -> None:
@@ -115,16 +140,22 @@ def test_commit_and_compare(gh: Client, sandbox: Sandbox) -> None:
     behind = gh.repo("GET", "/compare/feature/add-greeting...dev").json
     assert (behind["status"], behind["ahead_by"], behind["behind_by"]) == ("behind", 0, 1)
     same = gh.repo("GET", "/compare/dev...main").json
-    assert same["status"] == "identical" and same["total_commits"] == 0
+    assert same["status"] == "identical"
+    assert same["total_commits"] == 0
     assert gh.repo("GET", "/compare/dev...nope").status == 404
     listed = gh.repo("GET", "/commits?sha=feature/add-greeting").json
-    assert [c["sha"] for c in listed][:1] == [feature] and len(listed) == 2
+    assert [c["sha"] for c in listed][:1] == [feature]
+    assert len(listed) == 2
 
 
-def test_git_data_api_builds_commits_with_base_tree_and_deletions(gh: Client, sandbox: Sandbox) -> None:
+def test_git_data_api_builds_commits_with_base_tree_and_deletions(
+    gh: Client, sandbox: Sandbox
+) -> None:
     dev = gh.repo("GET", "/git/ref/heads/dev").json["object"]["sha"]
     base_tree = gh.repo("GET", f"/git/commits/{dev}").json["tree"]["sha"]
-    blob = gh.repo("POST", "/git/blobs", {"content": "---\nid: add-greeting\n---\n", "encoding": "utf-8"})
+    blob = gh.repo(
+        "POST", "/git/blobs", {"content": "---\nid: add-greeting\n---\n", "encoding": "utf-8"}
+    )
     assert blob.status == 201
     got = gh.repo("GET", f"/git/blobs/{blob.json['sha']}").json
     assert base64.b64decode(got["content"]) == b"---\nid: add-greeting\n---\n"
@@ -134,8 +165,18 @@ def test_git_data_api_builds_commits_with_base_tree_and_deletions(gh: Client, sa
         {
             "base_tree": base_tree,
             "tree": [
-                {"path": "plans/done/add-greeting.md", "mode": "100644", "type": "blob", "sha": blob.json["sha"]},
-                {"path": "plans/doing/add-greeting.md", "mode": "100644", "type": "blob", "sha": None},
+                {
+                    "path": "plans/done/add-greeting.md",
+                    "mode": "100644",
+                    "type": "blob",
+                    "sha": blob.json["sha"],
+                },
+                {
+                    "path": "plans/doing/add-greeting.md",
+                    "mode": "100644",
+                    "type": "blob",
+                    "sha": None,
+                },
             ],
         },
     )
@@ -160,7 +201,8 @@ def test_git_data_api_builds_commits_with_base_tree_and_deletions(gh: Client, sa
 
 def test_contents_get_put_delete_with_sha_conflicts(gh: Client, sandbox: Sandbox) -> None:
     got = gh.repo("GET", "/contents/plans/doing/add-greeting.md?ref=dev").json
-    assert got["type"] == "file" and got["encoding"] == "base64"
+    assert got["type"] == "file"
+    assert got["encoding"] == "base64"
     assert base64.b64decode(got["content"]).startswith(b"---\nid: add-greeting")
     listing = gh.repo("GET", "/contents/plans/doing").json
     assert [e["name"] for e in listing] == ["add-greeting.md"]
@@ -168,25 +210,47 @@ def test_contents_get_put_delete_with_sha_conflicts(gh: Client, sandbox: Sandbox
     assert {"README.md", "plans", ".github"} <= {e["name"] for e in root}
     assert gh.repo("GET", "/contents/nope.md").status == 404
     new = base64.b64encode(b"---\nid: fix-dev\ntitle: Fix dev\npriority: 0\n---\n").decode()
-    created = gh.repo("PUT", "/contents/plans/inbox/fix-dev.md", {"message": "Add fix plan", "content": new, "branch": "dev"})
+    created = gh.repo(
+        "PUT",
+        "/contents/plans/inbox/fix-dev.md",
+        {"message": "Add fix plan", "content": new, "branch": "dev"},
+    )
     assert created.status == 201
     assert created.json["content"]["path"] == "plans/inbox/fix-dev.md"
     assert bare(sandbox, "show", "dev:plans/inbox/fix-dev.md").startswith("---\nid: fix-dev")
-    no_sha = gh.repo("PUT", "/contents/plans/inbox/fix-dev.md", {"message": "x", "content": new, "branch": "dev"})
+    no_sha = gh.repo(
+        "PUT", "/contents/plans/inbox/fix-dev.md", {"message": "x", "content": new, "branch": "dev"}
+    )
     assert no_sha.status == 422
     wrong = gh.repo(
-        "PUT", "/contents/plans/inbox/fix-dev.md", {"message": "x", "content": new, "branch": "dev", "sha": got["sha"]}
+        "PUT",
+        "/contents/plans/inbox/fix-dev.md",
+        {"message": "x", "content": new, "branch": "dev", "sha": got["sha"]},
     )
     assert wrong.status == 409
     sha = created.json["content"]["sha"]
     updated = gh.repo(
-        "PUT", "/contents/plans/inbox/fix-dev.md", {"message": "Edit", "content": new + "eA==", "branch": "dev", "sha": sha}
+        "PUT",
+        "/contents/plans/inbox/fix-dev.md",
+        {"message": "Edit", "content": new + "eA==", "branch": "dev", "sha": sha},
     )
     assert updated.status in (200, 409, 422)
-    gone = gh.repo("DELETE", "/contents/plans/inbox/fix-dev.md", {"message": "Drop", "sha": sha, "branch": "dev"})
-    assert gone.status == 200 and gone.json["content"] is None
+    gone = gh.repo(
+        "DELETE",
+        "/contents/plans/inbox/fix-dev.md",
+        {"message": "Drop", "sha": sha, "branch": "dev"},
+    )
+    assert gone.status == 200
+    assert gone.json["content"] is None
     assert "plans/inbox/fix-dev.md" not in bare(sandbox, "ls-tree", "-r", "--name-only", "dev")
-    assert gh.repo("DELETE", "/contents/plans/inbox/fix-dev.md", {"message": "Drop", "sha": sha, "branch": "dev"}).status == 404
+    assert (
+        gh.repo(
+            "DELETE",
+            "/contents/plans/inbox/fix-dev.md",
+            {"message": "Drop", "sha": sha, "branch": "dev"},
+        ).status
+        == 404
+    )
 
 
 def test_a_push_from_the_clone_is_seen_by_the_api(gh: Client, sandbox: Sandbox) -> None:

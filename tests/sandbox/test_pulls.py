@@ -12,7 +12,10 @@ from tests.sandbox.conftest import Client
 
 def bare(sandbox: Sandbox, *args: str) -> str:
     return subprocess.run(
-        ["git", "--git-dir", str(sandbox.bare_path), *args], check=True, capture_output=True, text=True
+        ["git", "--git-dir", str(sandbox.bare_path), *args],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -24,7 +27,11 @@ def add_commits(gh: Client, branch: str, base: str, files: dict[str, str]) -> li
     assert gh.repo("POST", "/git/refs", {"ref": f"refs/heads/{branch}", "sha": sha}).status == 201
     made = []
     for path, text in files.items():
-        body = {"message": f"Change {path}", "content": base64.b64encode(text.encode()).decode(), "branch": branch}
+        body = {
+            "message": f"Change {path}",
+            "content": base64.b64encode(text.encode()).decode(),
+            "branch": branch,
+        }
         existing = gh.repo("GET", f"/contents/{path}?ref={branch}")
         if existing.status == 200:
             body["sha"] = existing.json["sha"]
@@ -44,13 +51,25 @@ def test_seeded_pull_request_is_open_from_feature_to_dev(gh: Client) -> None:
 
 
 def test_second_open_pr_for_same_head_and_base_is_422(gh: Client) -> None:
-    resp = gh.repo("POST", "/pulls", {"title": "again", "head": "feature/add-greeting", "base": "dev"})
+    resp = gh.repo(
+        "POST", "/pulls", {"title": "again", "head": "feature/add-greeting", "base": "dev"}
+    )
     assert resp.status == 422
-    assert resp.json["errors"][0]["message"] == "A pull request already exists for acme:feature/add-greeting."
-    same_owner = gh.repo("POST", "/pulls", {"title": "again", "head": "acme:feature/add-greeting", "base": "dev"})
+    assert (
+        resp.json["errors"][0]["message"]
+        == "A pull request already exists for acme:feature/add-greeting."
+    )
+    same_owner = gh.repo(
+        "POST", "/pulls", {"title": "again", "head": "acme:feature/add-greeting", "base": "dev"}
+    )
     assert same_owner.status == 422
     assert gh.repo("POST", "/pulls", {"title": "x", "head": "nope", "base": "dev"}).status == 422
-    assert gh.repo("POST", "/pulls", {"title": "x", "head": "feature/add-greeting", "base": "nope"}).status == 422
+    assert (
+        gh.repo(
+            "POST", "/pulls", {"title": "x", "head": "feature/add-greeting", "base": "nope"}
+        ).status
+        == 422
+    )
 
 
 def test_pr_without_commits_is_422(gh: Client) -> None:
@@ -61,7 +80,10 @@ def test_pr_without_commits_is_422(gh: Client) -> None:
 
 def test_head_filter_needs_owner_prefix_and_bare_branch_is_ignored(gh: Client) -> None:
     add_commits(gh, "feature/two", "dev", {"two.txt": "2\n"})
-    assert gh.repo("POST", "/pulls", {"title": "Two", "head": "feature/two", "base": "dev"}).status == 201
+    assert (
+        gh.repo("POST", "/pulls", {"title": "Two", "head": "feature/two", "base": "dev"}).status
+        == 201
+    )
     everything = gh.repo("GET", "/pulls?head=feature/two").json
     assert len(everything) == 2
     only = gh.repo("GET", "/pulls?head=acme:feature/two").json
@@ -74,9 +96,11 @@ def test_head_filter_needs_owner_prefix_and_bare_branch_is_ignored(gh: Client) -
 
 def test_mergeable_is_null_until_github_has_computed_it(gh: Client) -> None:
     first = gh.repo("GET", "/pulls/1").json
-    assert first["mergeable"] is None and first["mergeable_state"] == "unknown"
+    assert first["mergeable"] is None
+    assert first["mergeable_state"] == "unknown"
     second = gh.repo("GET", "/pulls/1").json
-    assert second["mergeable"] is True and second["mergeable_state"] == "clean"
+    assert second["mergeable"] is True
+    assert second["mergeable_state"] == "clean"
     assert second["merge_commit_sha"]  # the test merge commit
 
 
@@ -86,12 +110,16 @@ def test_merge_commit_method(gh: Client, sandbox: Sandbox) -> None:
     assert gh.repo("PUT", "/pulls/1/merge", {"sha": "0" * 40}).status == 409
     resp = gh.repo("PUT", "/pulls/1/merge", {"merge_method": "merge"})
     assert resp.status == 200
-    assert resp.json["merged"] is True and resp.json["message"] == "Pull Request successfully merged"
+    assert resp.json["merged"] is True
+    assert resp.json["message"] == "Pull Request successfully merged"
     new = bare(sandbox, "rev-parse", "dev")
     assert resp.json["sha"] == new
     assert bare(sandbox, "rev-parse", f"{new}^1") == dev
     assert bare(sandbox, "rev-parse", f"{new}^2") == head
-    assert bare(sandbox, "log", "-1", "--format=%s", new) == "Merge pull request #1 from acme/feature/add-greeting"
+    assert (
+        bare(sandbox, "log", "-1", "--format=%s", new)
+        == "Merge pull request #1 from acme/feature/add-greeting"
+    )
     assert bare(sandbox, "log", "-1", "--format=%cn <%ce>", new) == "GitHub <noreply@github.com>"
     pr = gh.repo("GET", "/pulls/1").json
     assert (pr["state"], pr["merged"], pr["merge_commit_sha"]) == ("closed", True, new)
@@ -118,14 +146,20 @@ def test_rebase_method_recreates_each_commit(gh: Client, sandbox: Sandbox) -> No
     originals = add_commits(gh, "feature/many", "dev", {"a.txt": "a\n", "b.txt": "b\n"})
     # move dev on so the rebase really re-creates the commits
     assert gh.repo("PUT", "/pulls/1/merge", {"merge_method": "merge"}).status == 200
-    number = gh.repo("POST", "/pulls", {"title": "Many", "head": "feature/many", "base": "dev"}).json["number"]
+    number = gh.repo(
+        "POST", "/pulls", {"title": "Many", "head": "feature/many", "base": "dev"}
+    ).json["number"]
     before = bare(sandbox, "rev-parse", "dev")
     resp = gh.repo("PUT", f"/pulls/{number}/merge", {"merge_method": "rebase"})
     assert resp.status == 200
     new = bare(sandbox, "rev-list", f"{before}..dev").split()
-    assert len(new) == 2 and not set(new) & set(originals)
+    assert len(new) == 2
+    assert not set(new) & set(originals)
     assert bare(sandbox, "rev-parse", "dev~2") == before
-    assert [bare(sandbox, "log", "-1", "--format=%s", s) for s in reversed(new)] == ["Change a.txt", "Change b.txt"]
+    assert [bare(sandbox, "log", "-1", "--format=%s", s) for s in reversed(new)] == [
+        "Change a.txt",
+        "Change b.txt",
+    ]
     assert gh.repo("GET", f"/pulls/{number}").json["merge_commit_sha"] == new[0]
     pulls = gh.repo("GET", f"/commits/{new[0]}/pulls").json
     assert [p["number"] for p in pulls] == [number]
@@ -133,16 +167,22 @@ def test_rebase_method_recreates_each_commit(gh: Client, sandbox: Sandbox) -> No
 
 def test_conflicting_pr_cannot_be_merged(gh: Client, sandbox: Sandbox) -> None:
     add_commits(gh, "feature/clash", "dev", {"app.txt": "something else\n"})
-    number = gh.repo("POST", "/pulls", {"title": "Clash", "head": "feature/clash", "base": "dev"}).json["number"]
+    number = gh.repo(
+        "POST", "/pulls", {"title": "Clash", "head": "feature/clash", "base": "dev"}
+    ).json["number"]
     assert gh.repo("PUT", "/pulls/1/merge", {}).status == 200
     gh.repo("GET", f"/pulls/{number}")
     pr = gh.repo("GET", f"/pulls/{number}").json
-    assert pr["mergeable"] is False and pr["mergeable_state"] == "dirty"
+    assert pr["mergeable"] is False
+    assert pr["mergeable_state"] == "dirty"
     resp = gh.repo("PUT", f"/pulls/{number}/merge", {})
-    assert resp.status == 405 and resp.json["message"] == "Pull Request is not mergeable"
+    assert resp.status == 405
+    assert resp.json["message"] == "Pull Request is not mergeable"
 
 
-def test_commit_pulls_returns_the_merged_pr_and_open_ones_off_default(gh: Client, sandbox: Sandbox) -> None:
+def test_commit_pulls_returns_the_merged_pr_and_open_ones_off_default(
+    gh: Client, sandbox: Sandbox
+) -> None:
     feature = bare(sandbox, "rev-parse", "feature/add-greeting")
     assert [p["number"] for p in gh.repo("GET", f"/commits/{feature}/pulls").json] == [1]
     gh.repo("PUT", "/pulls/1/merge", {})
@@ -157,11 +197,14 @@ def test_pushing_the_head_into_the_base_marks_the_pr_merged(gh: Client, sandbox:
     feature = bare(sandbox, "rev-parse", "feature/add-greeting")
     assert gh.repo("PATCH", "/git/refs/heads/dev", {"sha": feature}).status == 200
     pr = gh.repo("GET", "/pulls/1").json
-    assert pr["state"] == "closed" and pr["merged"] is True
+    assert pr["state"] == "closed"
+    assert pr["merged"] is True
     assert pr["merge_commit_sha"] == feature
 
 
-def test_reviews_author_cannot_approve_and_reviewer_can(gh: Client, rita: Client, sandbox: Sandbox) -> None:
+def test_reviews_author_cannot_approve_and_reviewer_can(
+    gh: Client, rita: Client, sandbox: Sandbox
+) -> None:
     own = gh.repo("POST", "/pulls/1/reviews", {"event": "APPROVE"})
     assert own.status == 422
     assert "approve your own pull request" in own.json["errors"][0]
@@ -173,38 +216,58 @@ def test_reviews_author_cannot_approve_and_reviewer_can(gh: Client, rita: Client
     assert commented.json["state"] == "COMMENTED"
     pending = rita.repo("POST", "/pulls/1/reviews", {"body": "draft"})
     assert pending.json["state"] == "PENDING"
-    assert [r["state"] for r in gh.repo("GET", "/pulls/1/reviews").json] == ["APPROVED", "COMMENTED"]
-    assert [r["state"] for r in rita.repo("GET", "/pulls/1/reviews").json] == ["APPROVED", "COMMENTED", "PENDING"]
+    assert [r["state"] for r in gh.repo("GET", "/pulls/1/reviews").json] == [
+        "APPROVED",
+        "COMMENTED",
+    ]
+    assert [r["state"] for r in rita.repo("GET", "/pulls/1/reviews").json] == [
+        "APPROVED",
+        "COMMENTED",
+        "PENDING",
+    ]
 
 
 def test_requested_reviewers(gh: Client) -> None:
     resp = gh.repo("POST", "/pulls/1/requested_reviewers", {"reviewers": ["rita"]})
     assert resp.status == 201
-    assert [u["login"] for u in gh.repo("GET", "/pulls/1/requested_reviewers").json["users"]] == ["rita"]
+    assert [u["login"] for u in gh.repo("GET", "/pulls/1/requested_reviewers").json["users"]] == [
+        "rita"
+    ]
     assert gh.repo("POST", "/pulls/1/requested_reviewers", {"reviewers": ["alice"]}).status == 422
     assert gh.repo("POST", "/pulls/1/requested_reviewers", {"reviewers": ["mallory"]}).status == 422
 
 
-def test_issues_list_includes_prs_and_filters_labels_state_assignee(gh: Client, rita: Client) -> None:
+def test_issues_list_includes_prs_and_filters_labels_state_assignee(
+    gh: Client, rita: Client
+) -> None:
     issue = gh.repo(
-        "POST", "/issues", {"title": "Manual test: test@abc", "body": "- [ ] one", "labels": ["promote", "manual-test"],
-                            "assignees": ["rita"]}
+        "POST",
+        "/issues",
+        {
+            "title": "Manual test: test@abc",
+            "body": "- [ ] one",
+            "labels": ["promote", "manual-test"],
+            "assignees": ["rita"],
+        },
     )
     assert issue.status == 201
     number = issue.json["number"]
     assert number == 2  # issues and pull requests share numbers
     listed = gh.repo("GET", "/issues").json
     assert [i["number"] for i in listed] == [2, 1]
-    assert "pull_request" in listed[1] and "pull_request" not in listed[0]
+    assert "pull_request" in listed[1]
+    assert "pull_request" not in listed[0]
     assert [i["number"] for i in gh.repo("GET", "/issues?labels=promote,manual-test").json] == [2]
     assert gh.repo("GET", "/issues?labels=promote,nope").json == []
     assert [i["number"] for i in gh.repo("GET", "/issues?assignee=rita").json] == [2]
     assert [i["number"] for i in gh.repo("GET", "/issues?assignee=none").json] == [1]
     comment = rita.repo("POST", f"/issues/{number}/comments", {"body": "approve"})
-    assert comment.status == 201 and comment.json["user"]["login"] == "rita"
+    assert comment.status == 201
+    assert comment.json["user"]["login"] == "rita"
     assert [c["body"] for c in gh.repo("GET", f"/issues/{number}/comments").json] == ["approve"]
     closed = gh.repo("PATCH", f"/issues/{number}", {"state": "closed"})
-    assert closed.json["state"] == "closed" and closed.json["closed_by"]["login"] == "alice"
+    assert closed.json["state"] == "closed"
+    assert closed.json["closed_by"]["login"] == "alice"
     assert [i["number"] for i in gh.repo("GET", "/issues?state=closed").json] == [2]
     assert gh.repo("GET", f"/issues/{number}").json["comments"] == 1
 
@@ -222,14 +285,19 @@ def test_labels_on_issues(gh: Client) -> None:
 def test_read_user_may_open_issues_but_labels_are_dropped(sandbox: Sandbox) -> None:
     bob = Client(sandbox, sandbox.users["bob"]["token"])
     resp = bob.repo("POST", "/issues", {"title": "hi", "labels": ["x"]})
-    assert resp.status == 201 and resp.json["labels"] == []
+    assert resp.status == 201
+    assert resp.json["labels"] == []
 
 
 @pytest.mark.parametrize("method", ["merge", "squash", "rebase"])
-def test_merged_pr_closes_and_reports_merge_commit_sha(gh: Client, sandbox: Sandbox, method: str) -> None:
+def test_merged_pr_closes_and_reports_merge_commit_sha(
+    gh: Client, sandbox: Sandbox, method: str
+) -> None:
     assert gh.repo("PUT", "/pulls/1/merge", {"merge_method": method}).status == 200
     pr = gh.repo("GET", "/pulls/1").json
-    assert pr["state"] == "closed" and pr["merged"]
+    assert pr["state"] == "closed"
+    assert pr["merged"]
     assert pr["merge_commit_sha"] == bare(sandbox, "rev-parse", "dev")
     issue = gh.repo("GET", "/issues/1").json
-    assert issue["state"] == "closed" and issue["pull_request"]["merged_at"] == pr["merged_at"]
+    assert issue["state"] == "closed"
+    assert issue["pull_request"]["merged_at"] == pr["merged_at"]

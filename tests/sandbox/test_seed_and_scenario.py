@@ -18,7 +18,9 @@ from promote_tasks.sandbox.seed import deploy_workflow
 
 
 def test_seeded_workflows_pass_the_github_workflow_schema(sandbox: Sandbox, tmp_path: Path) -> None:
-    checker = shutil.which("check-jsonschema") or str(Path(__file__).parents[2] / ".venv/bin/check-jsonschema")
+    checker = shutil.which("check-jsonschema") or str(
+        Path(__file__).parents[2] / ".venv/bin/check-jsonschema"
+    )
     files = []
     for name in ("deploy.yml", "smoke.yml"):
         path = sandbox.clone_path / ".github" / "workflows" / name
@@ -27,23 +29,34 @@ def test_seeded_workflows_pass_the_github_workflow_schema(sandbox: Sandbox, tmp_
         files.append(str(path))
     broken = tmp_path / "broken.yml"
     broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    stepz: []\n")
-    ok = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", *files], capture_output=True, text=True)
+    ok = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-workflows", *files],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    bad = subprocess.run([checker, "--builtin-schema", "vendor.github-workflows", str(broken)], capture_output=True)
+    bad = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-workflows", str(broken)], capture_output=True
+    )
     assert bad.returncode != 0
 
 
 def test_deploy_workflow_declares_what_the_sandbox_simulates() -> None:
     text = deploy_workflow(("dev", "test", "main"))
     assert "paths-ignore:\n      - 'plans/**'" in text
-    assert "workflow_dispatch:" in text and "environment:" in text and "sha:" in text
+    assert "workflow_dispatch:" in text
+    assert "environment:" in text
+    assert "sha:" in text
     assert "branches: [dev, test, main]" in text
     assert "deployment_status:" in SMOKE_WORKFLOW
 
 
 def test_scenario_round_trips_and_counts_failures() -> None:
     data = {
-        "fail": [{"env": "test", "stage": "deploy", "times": 1}, {"env": "main", "stage": "monitor"}],
+        "fail": [
+            {"env": "test", "stage": "deploy", "times": 1},
+            {"env": "main", "stage": "monitor"},
+        ],
         "merge_bot": True,
         "merge_method": "squash",
     }
@@ -53,7 +66,8 @@ def test_scenario_round_trips_and_counts_failures() -> None:
     assert scenario.failures("dev", "deploy") == 0
     assert scenario.production == "main"
     again = Scenario.from_json(json.loads(json.dumps(scenario.to_json())))
-    assert again.fail == scenario.fail and again.merge_method == "squash"
+    assert again.fail == scenario.fail
+    assert again.merge_method == "squash"
     assert FailRule("main", "monitor") in scenario.fail
 
 
@@ -67,7 +81,10 @@ def test_scenario_round_trips_and_counts_failures() -> None:
         ({"merge_method": "fast-forward"}, "merge_method"),
         ({"merge_bot": "yes"}, "merge_bot"),
         ({"reviewer": "alice"}, "reviewer"),
-        ({"users": [{"login": "x", "token": "ghp_abc"}], "author": "x", "reviewer": "x"}, "real GitHub"),
+        (
+            {"users": [{"login": "x", "token": "ghp_abc"}], "author": "x", "reviewer": "x"},
+            "real GitHub",
+        ),
         ({"colour": 1}, "colour"),
         ([], "JSON object"),
     ],
@@ -97,6 +114,7 @@ def test_custom_names_and_users(make_sandbox: object) -> None:
     assert sandbox.author_token == "sbx_dana_fixed"
     assert sandbox.users["rex"]["role"] == "admin"
     env = sandbox.env()
-    assert env["GITHUB_REPOSITORY"] == "team/app" and env["GITHUB_TOKEN"] == "sbx_dana_fixed"
+    assert env["GITHUB_REPOSITORY"] == "team/app"
+    assert env["GITHUB_TOKEN"] == "sbx_dana_fixed"
     assert (sandbox.clone_path / "plans" / "doing" / "new-thing.md").exists()
     assert 'reviewers = ["rex"]' in (sandbox.clone_path / "promote.toml").read_text()

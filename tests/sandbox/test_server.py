@@ -47,8 +47,17 @@ def test_read_only_collaborator_cannot_write(sandbox: Sandbox) -> None:
 def test_every_response_has_rate_limit_headers_and_request_id_in_canonical_case(gh: Client) -> None:
     resp = gh.repo("GET", "")
     raw_names = [name for name, _ in resp.headers.items()]
-    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-RateLimit-Used",
-                 "X-RateLimit-Resource", "X-GitHub-Request-Id", "ETag", "Content-Type", "Content-Length"):
+    for name in (
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+        "X-RateLimit-Used",
+        "X-RateLimit-Resource",
+        "X-GitHub-Request-Id",
+        "ETag",
+        "Content-Type",
+        "Content-Length",
+    ):
         assert name in raw_names, name
     assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
     before = int(resp.headers["X-RateLimit-Remaining"])
@@ -62,7 +71,10 @@ def test_every_response_has_rate_limit_headers_and_request_id_in_canonical_case(
 def test_pagination_link_header_follows_to_the_last_page(gh: Client, sandbox: Sandbox) -> None:
     head = gh.repo("GET", "/git/ref/heads/main").json["object"]["sha"]
     for i in range(7):
-        assert gh.repo("POST", f"/statuses/{head}", {"state": "success", "context": f"c{i}"}).status == 201
+        assert (
+            gh.repo("POST", f"/statuses/{head}", {"state": "success", "context": f"c{i}"}).status
+            == 201
+        )
     total = len(gh.repo("GET", f"/commits/{head}/statuses?per_page=100").json)
     seen = []
     url = f"/repos/{sandbox.repository}/commits/{head}/statuses?per_page=3"
@@ -75,7 +87,8 @@ def test_pagination_link_header_follows_to_the_last_page(gh: Client, sandbox: Sa
         m = re.search(r'<([^>]+)>; rel="next"', link)
         url = m.group(1).replace(sandbox.api_url, "") if m else ""
         if m:
-            assert 'rel="last"' in link and "per_page=3" in link
+            assert 'rel="last"' in link
+            assert "per_page=3" in link
     assert pages == -(-total // 3)
     assert len(seen) == total == len(set(seen))
     assert seen == sorted(seen, reverse=True)
@@ -89,7 +102,8 @@ def test_wrapped_lists_carry_total_count_and_page_with_links(gh: Client) -> None
     assert len(body["workflow_runs"]) == 2
     assert 'rel="next"' in resp.headers["Link"]
     last = gh.repo("GET", f"/actions/runs?per_page=2&page={-(-body['total_count'] // 2)}")
-    assert "Link" in last.headers and 'rel="next"' not in last.headers["Link"]
+    assert "Link" in last.headers
+    assert 'rel="next"' not in last.headers["Link"]
 
 
 def test_etag_and_if_none_match_give_304_that_costs_no_rate_limit(gh: Client) -> None:
@@ -105,9 +119,13 @@ def test_etag_and_if_none_match_give_304_that_costs_no_rate_limit(gh: Client) ->
     assert int(third.headers["X-RateLimit-Remaining"]) == remaining
     # a change to the resource changes the tag
     issues = gh.repo("GET", "/issues")
-    assert gh.repo("GET", "/issues", headers={"If-None-Match": issues.headers["ETag"]}).status == 304
+    assert (
+        gh.repo("GET", "/issues", headers={"If-None-Match": issues.headers["ETag"]}).status == 304
+    )
     gh.repo("POST", "/issues", {"title": "another"})
-    assert gh.repo("GET", "/issues", headers={"If-None-Match": issues.headers["ETag"]}).status == 200
+    assert (
+        gh.repo("GET", "/issues", headers={"If-None-Match": issues.headers["ETag"]}).status == 200
+    )
 
 
 def test_etag_depends_on_the_token(sandbox: Sandbox) -> None:
@@ -162,6 +180,7 @@ def test_control_endpoints_need_no_token_and_live_outside_github_paths(sandbox: 
     assert state.status == 200
     assert set(state.json["environments"]) == {"dev", "test", "main"}
     scenario = control("GET", "/_sandbox/scenario", token=None).json
-    assert scenario["fail"] == [] and scenario["reviewer"] == "rita"
+    assert scenario["fail"] == []
+    assert scenario["reviewer"] == "rita"
     assert control("POST", "/_sandbox/advance", token=None).status == 200
     assert control("GET", "/_sandbox/nope", token=None).status == 404

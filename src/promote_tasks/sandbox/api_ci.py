@@ -21,7 +21,15 @@ from promote_tasks.sandbox.store import Workflow
 from promote_tasks.sandbox.store import iso
 
 DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
-RUN_STATUSES = ("requested", "in_progress", "completed", "queued", "pending", "waiting", "action_required")
+RUN_STATUSES = (
+    "requested",
+    "in_progress",
+    "completed",
+    "queued",
+    "pending",
+    "waiting",
+    "action_required",
+)
 RUN_CONCLUSIONS = ("cancelled", "failure", "neutral", "skipped", "stale", "success", "timed_out")
 
 
@@ -31,9 +39,17 @@ class CiApi(Base):
         r.add("POST", f"{REPO}/deployments", self.create_deployment)
         r.add("GET", f"{REPO}/deployments/{{deployment_id}}", self.get_deployment)
         r.add("DELETE", f"{REPO}/deployments/{{deployment_id}}", self.delete_deployment)
-        r.add("GET", f"{REPO}/deployments/{{deployment_id}}/statuses", self.list_deployment_statuses)
-        r.add("POST", f"{REPO}/deployments/{{deployment_id}}/statuses", self.create_deployment_status)
-        r.add("GET", f"{REPO}/deployments/{{deployment_id}}/statuses/{{status_id}}", self.get_deployment_status)
+        r.add(
+            "GET", f"{REPO}/deployments/{{deployment_id}}/statuses", self.list_deployment_statuses
+        )
+        r.add(
+            "POST", f"{REPO}/deployments/{{deployment_id}}/statuses", self.create_deployment_status
+        )
+        r.add(
+            "GET",
+            f"{REPO}/deployments/{{deployment_id}}/statuses/{{status_id}}",
+            self.get_deployment_status,
+        )
         r.add("GET", f"{REPO}/commits/{{ref:path}}/check-runs", self.list_check_runs)
         r.add("GET", f"{REPO}/commits/{{ref:path}}/check-suites", self.list_check_suites)
         r.add("GET", f"{REPO}/check-runs/{{check_run_id}}", self.get_check_run)
@@ -47,8 +63,15 @@ class CiApi(Base):
         r.add("GET", f"{REPO}/actions/runs/{{run_id}}/jobs", self.list_jobs)
         r.add("GET", f"{REPO}/actions/jobs/{{job_id}}", self.get_job)
         r.add("POST", f"{REPO}/actions/runs/{{run_id}}/cancel", self.cancel_run)
-        r.add("GET", f"{REPO}/actions/runs/{{run_id}}/pending_deployments", self.pending_deployments)
-        r.add("POST", f"{REPO}/actions/runs/{{run_id}}/pending_deployments", self.review_deployments, write=False)
+        r.add(
+            "GET", f"{REPO}/actions/runs/{{run_id}}/pending_deployments", self.pending_deployments
+        )
+        r.add(
+            "POST",
+            f"{REPO}/actions/runs/{{run_id}}/pending_deployments",
+            self.review_deployments,
+            write=False,
+        )
         r.add("GET", f"{REPO}/actions/runs/{{run_id}}/approvals", self.approvals)
         r.add("GET", f"{REPO}/environments", self.list_environments)
         r.add("GET", f"{REPO}/environments/{{environment_name:path}}", self.get_environment)
@@ -121,7 +144,8 @@ class CiApi(Base):
                 errors=[
                     {
                         "contexts": [
-                            {"context": c, "state": contexts.get(c, "missing")} for c in sorted(required)
+                            {"context": c, "state": contexts.get(c, "missing")}
+                            for c in sorted(required)
                         ],
                         "resource": "Deployment",
                         "field": "required_contexts",
@@ -193,7 +217,9 @@ class CiApi(Base):
         self.check_repo(req)
         deployment = self._deployment(req)
         latest = self.store.latest_deployment_status(deployment)
-        others = [d for d in self.store.deployments.values() if d.environment == deployment.environment]
+        others = [
+            d for d in self.store.deployments.values() if d.environment == deployment.environment
+        ]
         if len(others) > 1 and (latest is None or latest.state != "inactive"):
             raise ApiError(
                 422,
@@ -210,7 +236,9 @@ class CiApi(Base):
         deployment = self._deployment(req)
         state = self.text(req, "state", "DeploymentStatus", required=True)
         if state not in DEPLOYMENT_STATES:
-            raise invalid("DeploymentStatus", "state", "custom", message="state is not included in the list")
+            raise invalid(
+                "DeploymentStatus", "state", "custom", message="state is not included in the list"
+            )
         description = self.text(req, "description", "DeploymentStatus") or ""
         if len(description) > 140:
             raise invalid(
@@ -231,13 +259,17 @@ class CiApi(Base):
             auto_inactive=self.flag(req, "auto_inactive", True),
         )
         reply = Reply(201, self.shapes.deployment_status(status))
-        reply.headers["Location"] = f"{self.shapes.api}/deployments/{deployment.id}/statuses/{status.id}"
+        reply.headers["Location"] = (
+            f"{self.shapes.api}/deployments/{deployment.id}/statuses/{status.id}"
+        )
         return reply
 
     def list_deployment_statuses(self, req: Request) -> Reply:
         self.check_repo(req)
         deployment = self._deployment(req)
-        statuses = [self.store.deployment_statuses[i] for i in sorted(deployment.statuses, reverse=True)]
+        statuses = [
+            self.store.deployment_statuses[i] for i in sorted(deployment.statuses, reverse=True)
+        ]
         return paginate(req, [self.shapes.deployment_status(s) for s in statuses])
 
     def get_deployment_status(self, req: Request) -> Reply:
@@ -260,7 +292,9 @@ class CiApi(Base):
         if sha is None:
             raise ApiError(422, f"No commit found for SHA: {ref}")
         runs = sorted(
-            (c for c in self.store.check_runs.values() if c.head_sha == sha), key=lambda c: c.id, reverse=True
+            (c for c in self.store.check_runs.values() if c.head_sha == sha),
+            key=lambda c: c.id,
+            reverse=True,
         )
         if (req.q("filter") or "latest") == "latest":
             latest: dict[tuple[str, str], CheckRun] = {}
@@ -281,13 +315,17 @@ class CiApi(Base):
         sha = self.resolve(ref)
         if sha is None:
             raise ApiError(422, f"No commit found for SHA: {ref}")
-        suites = sorted((s for s in self.store.suites.values() if s.head_sha == sha), key=lambda s: s.id)
+        suites = sorted(
+            (s for s in self.store.suites.values() if s.head_sha == sha), key=lambda s: s.id
+        )
         name = req.q("check_name")
         if name is not None:
             suites = [
                 s
                 for s in suites
-                if any(c.suite_id == s.id and c.name == name for c in self.store.check_runs.values())
+                if any(
+                    c.suite_id == s.id and c.name == name for c in self.store.check_runs.values()
+                )
             ]
         return paginate(req, [self.shapes.check_suite(s) for s in suites], key="check_suites")
 
@@ -359,7 +397,11 @@ class CiApi(Base):
         if created is not None:
             runs = [r for r in runs if _created_matches(iso(r.created_at) or "", created)]
         exclude = req.qbool("exclude_pull_requests")
-        return paginate(req, [self.shapes.run(r, exclude_pull_requests=exclude) for r in runs], key="workflow_runs")
+        return paginate(
+            req,
+            [self.shapes.run(r, exclude_pull_requests=exclude) for r in runs],
+            key="workflow_runs",
+        )
 
     def list_runs(self, req: Request) -> Reply:
         self.check_repo(req)
@@ -371,7 +413,12 @@ class CiApi(Base):
 
     def get_run(self, req: Request) -> Reply:
         self.check_repo(req)
-        return Reply(200, self.shapes.run(self._run(req), exclude_pull_requests=req.qbool("exclude_pull_requests")))
+        return Reply(
+            200,
+            self.shapes.run(
+                self._run(req), exclude_pull_requests=req.qbool("exclude_pull_requests")
+            ),
+        )
 
     def list_jobs(self, req: Request) -> Reply:
         self.check_repo(req)
@@ -416,14 +463,18 @@ class CiApi(Base):
         items = []
         for env_name, reviewers in self.ci.pending(run):
             env = self.store.environments[env_name]
-            can = req.login in reviewers and not (env.prevent_self_review and req.login == run.triggering_actor)
+            can = req.login in reviewers and not (
+                env.prevent_self_review and req.login == run.triggering_actor
+            )
             items.append(
                 {
                     "environment": self.shapes.environment_ref(env),
                     "wait_timer": env.wait_timer,
                     "wait_timer_started_at": iso(run.waiting_since) if env.wait_timer else None,
                     "current_user_can_approve": can,
-                    "reviewers": [{"type": "User", "reviewer": self.shapes.user(x)} for x in reviewers],
+                    "reviewers": [
+                        {"type": "User", "reviewer": self.shapes.user(x)} for x in reviewers
+                    ],
                 }
             )
         return Reply(200, items)
@@ -484,7 +535,9 @@ class CiApi(Base):
         name = req.params["environment_name"]
         body = self.body(req)
         wait_timer = body.get("wait_timer", None)
-        if wait_timer is not None and (not isinstance(wait_timer, int) or not 0 <= wait_timer <= 43200):
+        if wait_timer is not None and (
+            not isinstance(wait_timer, int) or not 0 <= wait_timer <= 43200
+        ):
             raise ApiError(422, "wait_timer must be an integer between 0 and 43200")
         reviewers = body.get("reviewers")
         logins: list[str] | None = None
@@ -494,22 +547,25 @@ class CiApi(Base):
             logins = []
             by_id = {u.id: u.login for u in self.store.users.values() if u.type == "User"}
             for item in reviewers:
-                if not isinstance(item, dict) or item.get("type") != "User" or item.get("id") not in by_id:
+                if (
+                    not isinstance(item, dict)
+                    or item.get("type") != "User"
+                    or item.get("id") not in by_id
+                ):
                     raise ApiError(422, "reviewers must name users of this repository by id")
                 logins.append(by_id[item["id"]])
         policy = body.get("deployment_branch_policy", "unset")
-        if policy not in ("unset", None):
-            if (
-                not isinstance(policy, dict)
-                or not isinstance(policy.get("protected_branches"), bool)
-                or not isinstance(policy.get("custom_branch_policies"), bool)
-                or policy["protected_branches"] == policy["custom_branch_policies"]
-            ):
-                raise ApiError(
-                    422,
-                    "Failed to create the environment protection rule: protected_branches and "
-                    "custom_branch_policies cannot have the same value.",
-                )
+        if policy not in ("unset", None) and (
+            not isinstance(policy, dict)
+            or not isinstance(policy.get("protected_branches"), bool)
+            or not isinstance(policy.get("custom_branch_policies"), bool)
+            or policy["protected_branches"] == policy["custom_branch_policies"]
+        ):
+            raise ApiError(
+                422,
+                "Failed to create the environment protection rule: protected_branches and "
+                "custom_branch_policies cannot have the same value.",
+            )
         env = self.store.ensure_environment(name)
         if wait_timer is not None:
             env.wait_timer = wait_timer
@@ -535,11 +591,18 @@ def _created_matches(created: str, query: str) -> bool:
     for op in (">=", "<=", ">", "<"):
         if query.startswith(op):
             value = query[len(op) :]
-            cmp = {">=": created >= value, "<=": created <= value, ">": created > value, "<": created < value}
+            cmp = {
+                ">=": created >= value,
+                "<=": created <= value,
+                ">": created > value,
+                "<": created < value,
+            }
             return _normalise_cmp(created, value, op, cmp)
     if ".." in query:
         low, _, high = query.partition("..")
-        return (low in ("*", "") or created >= low) and (high in ("*", "") or created[: len(high)] <= high)
+        return (low in ("*", "") or created >= low) and (
+            high in ("*", "") or created[: len(high)] <= high
+        )
     return created.startswith(query)
 
 

@@ -21,7 +21,11 @@ from promote_tasks.sandbox.store import Label
 from promote_tasks.sandbox.store import Pull
 from promote_tasks.sandbox.store import Review
 
-REVIEW_EVENTS = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
+REVIEW_EVENTS = {
+    "APPROVE": "APPROVED",
+    "REQUEST_CHANGES": "CHANGES_REQUESTED",
+    "COMMENT": "COMMENTED",
+}
 LABEL_COLORS = ("d73a4a", "0075ca", "a2eeef", "7057ff", "008672", "e4e669", "d876e3", "cfd3d7")
 
 
@@ -69,7 +73,11 @@ class PullsApi(Base):
     def _open_pull(self, head_ref: str, base_ref: str) -> Issue | None:
         for issue in self.store.issues.values():
             pull = issue.pull
-            if pull and issue.state == "open" and (pull.head_ref, pull.base_ref) == (head_ref, base_ref):
+            if (
+                pull
+                and issue.state == "open"
+                and (pull.head_ref, pull.base_ref) == (head_ref, base_ref)
+            ):
                 return issue
         return None
 
@@ -171,13 +179,16 @@ class PullsApi(Base):
             issue.body = body
         if base is not None and base != pull.base_ref:
             if pull.merged_at is not None or issue.state != "open":
-                raise custom_invalid("PullRequest", "Cannot change the base branch of a closed pull request.")
+                raise custom_invalid(
+                    "PullRequest", "Cannot change the base branch of a closed pull request."
+                )
             base_sha = self.store.branch_sha(base)
             if base_sha is None:
                 raise invalid("PullRequest", "base")
             if self._open_pull(pull.head_ref, base):
                 raise custom_invalid(
-                    "PullRequest", f"A pull request already exists for base branch '{base}' and head branch '{pull.head_ref}'"
+                    "PullRequest",
+                    f"A pull request already exists for base branch '{base}' and head branch '{pull.head_ref}'",
                 )
             pull.base_ref, pull.base_sha = base, base_sha
             pull.mergeable = None
@@ -190,14 +201,19 @@ class PullsApi(Base):
                 issue.closed_by = req.login
             elif state == "open" and issue.state == "closed":
                 if pull.merged_at is not None:
-                    raise custom_invalid("PullRequest", "state cannot be changed. The pull request has been merged.")
+                    raise custom_invalid(
+                        "PullRequest", "state cannot be changed. The pull request has been merged."
+                    )
                 if self._open_pull(pull.head_ref, pull.base_ref):
                     raise custom_invalid(
-                        "PullRequest", f"A pull request already exists for {self.store.owner}:{pull.head_ref}."
+                        "PullRequest",
+                        f"A pull request already exists for {self.store.owner}:{pull.head_ref}.",
                     )
                 head_sha = self.store.branch_sha(pull.head_ref)
                 if head_sha is None:
-                    raise custom_invalid("PullRequest", "state cannot be changed. The head branch was deleted.")
+                    raise custom_invalid(
+                        "PullRequest", "state cannot be changed. The head branch was deleted."
+                    )
                 issue.state = "open"
                 issue.closed_at = None
                 issue.closed_by = None
@@ -264,11 +280,19 @@ class PullsApi(Base):
                 self.text(req, "commit_message", "PullRequest"),
             )
         except BaseMoved:
-            raise ApiError(409, "Base branch was modified. Review and try the merge again.") from None
+            raise ApiError(
+                409, "Base branch was modified. Review and try the merge again."
+            ) from None
         if new is None:
-            message = "This branch can't be rebased" if method == "rebase" else "Pull Request is not mergeable"
+            message = (
+                "This branch can't be rebased"
+                if method == "rebase"
+                else "Pull Request is not mergeable"
+            )
             raise ApiError(405, message)
-        return Reply(200, {"sha": new, "merged": True, "message": "Pull Request successfully merged"})
+        return Reply(
+            200, {"sha": new, "merged": True, "message": "Pull Request successfully merged"}
+        )
 
     # -- reviews -----------------------------------------------------------------------------
 
@@ -297,10 +321,14 @@ class PullsApi(Base):
             raise ApiError(422, "Unprocessable Entity", errors=[f"Event {event} is not valid"])
         own = req.login == issue.user
         if event == "APPROVE" and own:
-            raise ApiError(422, "Unprocessable Entity", errors=["Review Can not approve your own pull request"])
+            raise ApiError(
+                422, "Unprocessable Entity", errors=["Review Can not approve your own pull request"]
+            )
         if event == "REQUEST_CHANGES" and own:
             raise ApiError(
-                422, "Unprocessable Entity", errors=["Review Can not request changes on your own pull request"]
+                422,
+                "Unprocessable Entity",
+                errors=["Review Can not request changes on your own pull request"],
             )
         if event in ("REQUEST_CHANGES", "COMMENT") and not body:
             raise ApiError(
@@ -312,10 +340,13 @@ class PullsApi(Base):
             raise ApiError(422, "Unprocessable Entity", errors=["Review Pull request is closed"])
         state = REVIEW_EVENTS[event] if event else "PENDING"
         if state == "PENDING" and any(
-            r.user == req.login and r.state == "PENDING" for r in self._visible_reviews(issue.number, req.login)
+            r.user == req.login and r.state == "PENDING"
+            for r in self._visible_reviews(issue.number, req.login)
         ):
             raise ApiError(
-                422, "Unprocessable Entity", errors=["User can only have one pending review per pull request"]
+                422,
+                "Unprocessable Entity",
+                errors=["User can only have one pending review per pull request"],
             )
         review = Review(
             id=self.store.new_id(),
@@ -335,7 +366,10 @@ class PullsApi(Base):
         self.check_repo(req)
         issue = self.pull(req)
         assert issue.pull is not None
-        return Reply(200, {"users": [self.shapes.user(x) for x in issue.pull.requested_reviewers], "teams": []})
+        return Reply(
+            200,
+            {"users": [self.shapes.user(x) for x in issue.pull.requested_reviewers], "teams": []},
+        )
 
     def _reviewer_list(self, req: Request) -> list[str]:
         value = self.body(req).get("reviewers") or []
@@ -421,7 +455,9 @@ class PullsApi(Base):
         issue = self.store.new_issue(title, body, req.login)
         if self.store.can_write(req.login):
             # GitHub silently drops labels and assignees from people without push access.
-            issue.labels = [self._label(n).name for n in self._label_names(self.body(req).get("labels"))]
+            issue.labels = [
+                self._label(n).name for n in self._label_names(self.body(req).get("labels"))
+            ]
             assignees = self.body(req).get("assignees")
             if assignees is None and self.body(req).get("assignee"):
                 assignees = [self.body(req)["assignee"]]
@@ -483,7 +519,9 @@ class PullsApi(Base):
             if state not in ("open", "closed"):
                 raise invalid("Issue", "state")
             if issue.pull is not None and issue.pull.merged_at is not None and state == "open":
-                raise custom_invalid("Issue", "state cannot be changed. The pull request has been merged.")
+                raise custom_invalid(
+                    "Issue", "state cannot be changed. The pull request has been merged."
+                )
             if state == "closed" and issue.state == "open":
                 issue.state = "closed"
                 issue.closed_at = now

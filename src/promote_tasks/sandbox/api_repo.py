@@ -90,7 +90,9 @@ class RepoApi(Base):
         core = {"limit": 5000, "used": 0, "remaining": 5000, "reset": now + 3600}
         search = {"limit": 30, "used": 0, "remaining": 30, "reset": now + 60}
         graphql = {"limit": 5000, "used": 0, "remaining": 5000, "reset": now + 3600}
-        return Reply(200, {"resources": {"core": core, "search": search, "graphql": graphql}, "rate": core})
+        return Reply(
+            200, {"resources": {"core": core, "search": search, "graphql": graphql}, "rate": core}
+        )
 
     def get_repo(self, req: Request) -> Reply:
         self.check_repo(req)
@@ -99,7 +101,10 @@ class RepoApi(Base):
     def list_branches(self, req: Request) -> Reply:
         self.check_repo(req)
         refs = self.store.repo.refs("refs/heads/")
-        items = [self.shapes.short_branch(name[len("refs/heads/") :], sha) for name, sha in sorted(refs.items())]
+        items = [
+            self.shapes.short_branch(name[len("refs/heads/") :], sha)
+            for name, sha in sorted(refs.items())
+        ]
         if req.q("protected") is not None and req.qbool("protected"):
             items = []
         return paginate(req, items)
@@ -336,10 +341,15 @@ class RepoApi(Base):
         date = value.get("date")
         if isinstance(date, str) and date:
             try:
-                when = int(time.mktime(time.strptime(date.replace("Z", ""), "%Y-%m-%dT%H:%M:%S")) - time.timezone)
+                when = int(
+                    time.mktime(time.strptime(date.replace("Z", ""), "%Y-%m-%dT%H:%M:%S"))
+                    - time.timezone
+                )
             except ValueError:
                 raise ApiError(422, f"date {date} is not a valid ISO 8601 timestamp") from None
-        return Ident(str(value.get("name") or fallback.name), str(value.get("email") or fallback.email), when)
+        return Ident(
+            str(value.get("name") or fallback.name), str(value.get("email") or fallback.email), when
+        )
 
     def create_git_commit(self, req: Request) -> Reply:
         self.check_repo(req)
@@ -522,7 +532,14 @@ class RepoApi(Base):
         creator: str,
     ) -> CommitStatus:
         status = CommitStatus(
-            self.store.new_id(), sha, state, context, description, target_url, creator, self.store.now()
+            self.store.new_id(),
+            sha,
+            state,
+            context,
+            description,
+            target_url,
+            creator,
+            self.store.now(),
         )
         self.store.statuses[status.id] = status
         return status
@@ -601,7 +618,9 @@ class RepoApi(Base):
         tree = repo.build_tree(repo.commit(tip).tree, {path: entry})
         sha = repo.commit_tree(tree, [tip], message, author, committer)
         if not self.store.move_ref(f"refs/heads/{branch}", sha, tip, req.login):
-            raise ApiError(409, f"{branch} was updated while the file was being committed; try again")
+            raise ApiError(
+                409, f"{branch} was updated while the file was being committed; try again"
+            )
         return sha
 
     def put_contents(self, req: Request) -> Reply:
@@ -625,10 +644,13 @@ class RepoApi(Base):
         except (binascii.Error, ValueError):
             raise ApiError(422, "content is not valid Base64") from None
         blob = repo.hash_blob(data)
-        sha = self._commit_change(req, branch, tip, path, TreeEntry("100644", "blob", blob, None, path), message)
+        sha = self._commit_change(
+            req, branch, tip, path, TreeEntry("100644", "blob", blob, None, path), message
+        )
         item = self.shapes.content_item(path, "file", blob, len(data), branch)
-        reply = Reply(201 if existing is None else 200, self.shapes.file_commit(item, repo.commit(sha)))
-        return reply
+        return Reply(
+            201 if existing is None else 200, self.shapes.file_commit(item, repo.commit(sha))
+        )
 
     def delete_contents(self, req: Request) -> Reply:
         self.check_repo(req)

@@ -113,7 +113,7 @@ class Base:
         if not isinstance(value, str):
             raise ApiError(
                 422,
-                f'Invalid request.\n\nFor \'properties/{name}\', {_json_kind(value)} is not a string.',
+                f"Invalid request.\n\nFor 'properties/{name}', {_json_kind(value)} is not a string.",
             )
         return value
 
@@ -126,7 +126,8 @@ class Base:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         raise ApiError(
-            422, f"Invalid request.\n\nFor 'properties/{name}', {_json_kind(value)} is not a boolean."
+            422,
+            f"Invalid request.\n\nFor 'properties/{name}', {_json_kind(value)} is not a boolean.",
         )
 
 

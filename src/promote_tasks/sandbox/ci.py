@@ -114,7 +114,9 @@ class CI:
             if deployment.environment != env:
                 continue
             for sid in deployment.statuses:
-                if self.store.deployment_statuses[sid].state == "success" and (best is None or sid > best[0]):
+                if self.store.deployment_statuses[sid].state == "success" and (
+                    best is None or sid > best[0]
+                ):
                     best = (sid, deployment)
         return best[1] if best else None
 
@@ -125,8 +127,18 @@ class CI:
         if current is None:
             return 503, {"status": "down", "environment": env, "sha": None}
         if current.id in self.unhealthy:
-            return 503, {"status": "failing", "environment": env, "sha": current.sha, "deployment_id": current.id}
-        return 200, {"status": "ok", "environment": env, "sha": current.sha, "deployment_id": current.id}
+            return 503, {
+                "status": "failing",
+                "environment": env,
+                "sha": current.sha,
+                "deployment_id": current.id,
+            }
+        return 200, {
+            "status": "ok",
+            "environment": env,
+            "sha": current.sha,
+            "deployment_id": current.id,
+        }
 
     # -- triggers ----------------------------------------------------------------------------
 
@@ -326,7 +338,8 @@ class CI:
                 raise ApiError(422, f"Required input '{key}' not provided")
             if value is not None and spec.get("type") == "choice" and value not in spec["options"]:
                 raise ApiError(
-                    422, f"Provided value '{value}' for input '{key}' not in the list of allowed values"
+                    422,
+                    f"Provided value '{value}' for input '{key}' not in the list of allowed values",
                 )
         env = str(inputs["environment"])
         wanted = str(inputs.get("sha") or "")
@@ -344,14 +357,18 @@ class CI:
         env = self.store.environments[run.environment]
         return [(env.name, list(env.reviewers))]
 
-    def review(self, run: Run, env_ids: list[int], state: str, comment: str, login: str) -> list[Deployment]:
+    def review(
+        self, run: Run, env_ids: list[int], state: str, comment: str, login: str
+    ) -> list[Deployment]:
         waiting = self.pending(run)
         if not waiting:
             raise ApiError(422, "No pending deployment requests to approve or reject")
         env = self.store.environments[run.environment]
         if env.id not in env_ids:
             raise ApiError(422, "Environment ids do not match pending deployment requests")
-        if login not in env.reviewers or (env.prevent_self_review and login == run.triggering_actor):
+        if login not in env.reviewers or (
+            env.prevent_self_review and login == run.triggering_actor
+        ):
             raise ApiError(422, "You are not an allowed reviewer for this deployment")
         run.approvals.append(Approval(env.name, state, login, comment, self.store.now()))
         deployment = self.store.deployments[run.deployment_id] if run.deployment_id else None
@@ -362,7 +379,11 @@ class CI:
             self._conclude(run, "failure")
             if deployment is not None:
                 self.store.add_deployment_status(
-                    deployment, "failure", BOT_LOGIN, description="Deployment rejected", by_actions=True
+                    deployment,
+                    "failure",
+                    BOT_LOGIN,
+                    description="Deployment rejected",
+                    by_actions=True,
                 )
         return [deployment] if deployment else []
 
@@ -448,7 +469,9 @@ class CI:
         if not run.target_sha:
             run.phase = 1
             return
-        deployment = store.deployments[run.deployment_id] if run.deployment_id else self._deployment(run)
+        deployment = (
+            store.deployments[run.deployment_id] if run.deployment_id else self._deployment(run)
+        )
         store.add_deployment_status(
             deployment, "queued", BOT_LOGIN, log_url=self._log_url(run), by_actions=True
         )
@@ -561,17 +584,18 @@ class CI:
                 check = self.store.check_runs[cid]
                 check.status, check.conclusion, check.completed_at = "completed", "failure", now
                 check.title = "Monitor alert"
-                check.summary = f"Error rate above threshold in {self.monitors[cid]} at {check.head_sha}."
+                check.summary = (
+                    f"Error rate above threshold in {self.monitors[cid]} at {check.head_sha}."
+                )
         return changed
 
     # -- merge bot ---------------------------------------------------------------------------
 
     def _gate_failing(self, sha: str) -> bool:
-        latest = None
-        for status in self.store.statuses.values():
-            if status.sha == sha and status.context.lower() == "promote/gate":
-                if latest is None or status.id > latest.id:
-                    latest = status
+        gates = [
+            s for s in self.store.statuses.values() if s.sha == sha and s.context.lower() == "promote/gate"
+        ]
+        latest = max(gates, key=lambda s: s.id, default=None)
         return latest is not None and latest.state in ("failure", "error")
 
     def _bot_candidates(self) -> list[Issue]:
@@ -616,7 +640,11 @@ class CI:
             if self.scenario.merge_bot:
                 changed = self._merge_bot() or changed
             for issue in store.issues.values():
-                if issue.pull is not None and issue.state == "open" and issue.pull.mergeable is None:
+                if (
+                    issue.pull is not None
+                    and issue.state == "open"
+                    and issue.pull.mergeable is None
+                ):
                     store.compute_mergeable(issue)
                     changed = True
             return changed
@@ -629,7 +657,8 @@ class CI:
                 if run.status == "completed" or run.phase in (WAITING, DONE):
                     continue
                 hung = run.will_hang and (
-                    (run.kind == "deploy" and run.phase == 2) or (run.kind == "smoke" and run.phase == 1)
+                    (run.kind == "deploy" and run.phase == 2)
+                    or (run.kind == "smoke" and run.phase == 1)
                 )
                 if not hung:
                     return True

@@ -20,17 +20,27 @@ from promote_tasks.sandbox.scenario import ScenarioError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="promote sandbox", description="A local GitHub for promote-tasks.")
+    parser = argparse.ArgumentParser(
+        prog="promote sandbox", description="A local GitHub for promote-tasks."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="seed a repository and serve it until interrupted")
-    serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
+    serve.add_argument(
+        "--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)"
+    )
     serve.add_argument("--dir", type=Path, default=None, help="where to keep the repositories")
     serve.add_argument("--scenario", type=Path, default=None, help="scenario JSON file")
     serve.add_argument("--latency-ms", type=int, default=0, help="delay every API response")
-    serve.add_argument("--fault-rate", type=float, default=0.0, help="fraction of API requests to fault")
+    serve.add_argument(
+        "--fault-rate", type=float, default=0.0, help="fraction of API requests to fault"
+    )
     serve.add_argument("--seed", type=int, default=0, help="seed for fault injection")
-    serve.add_argument("--step-ms", type=int, default=DEFAULT_STEP_MS, help="CI step period (0: manual)")
-    serve.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds on rate limits")
+    serve.add_argument(
+        "--step-ms", type=int, default=DEFAULT_STEP_MS, help="CI step period (0: manual)"
+    )
+    serve.add_argument(
+        "--retry-after", type=int, default=1, help="Retry-After seconds on rate limits"
+    )
     return parser
 
 

@@ -77,11 +77,16 @@ class Sandbox(App):
         self._stopped = threading.Event()
         self._threads = [
             threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox-http", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="sandbox-http",
+                daemon=True,
             )
         ]
         if step_ms > 0:
-            self._threads.append(threading.Thread(target=self._tick, name="sandbox-ci", daemon=True))
+            self._threads.append(
+                threading.Thread(target=self._tick, name="sandbox-ci", daemon=True)
+            )
         for thread in self._threads:
             thread.start()
 
@@ -182,7 +187,10 @@ class Sandbox(App):
             capture_output=True,
             env=git_env(),
         )
-        for key, value in (("user.name", author.name or author.login), ("user.email", author.email or "")):
+        for key, value in (
+            ("user.name", author.name or author.login),
+            ("user.email", author.email or ""),
+        ):
             subprocess.run(
                 ["git", "-C", str(self.clone_path), "config", key, value],
                 check=True,
@@ -252,7 +260,11 @@ class Sandbox(App):
             envs = {}
             for env in self.scenario.environments:
                 code, health = self.ci.health(env)
-                envs[env] = {"head": store.branch_sha(env), "health": health["status"], "http": code}
+                envs[env] = {
+                    "head": store.branch_sha(env),
+                    "health": health["status"],
+                    "http": code,
+                }
             runs = [
                 {
                     "id": r.id,
@@ -321,7 +333,9 @@ def start(
     :meth:`Sandbox.settle` or ``POST /_sandbox/advance``.
     """
     owns = directory is None
-    path = Path(tempfile.mkdtemp(prefix="promote-sandbox-")) if directory is None else Path(directory)
+    path = (
+        Path(tempfile.mkdtemp(prefix="promote-sandbox-")) if directory is None else Path(directory)
+    )
     path.mkdir(parents=True, exist_ok=True)
     if any(path.iterdir()):
         if owns:

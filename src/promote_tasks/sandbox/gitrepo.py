@@ -203,7 +203,9 @@ class GitRepo:
     def hash_blob(self, data: bytes) -> str:
         return self.run("hash-object", "-w", "--stdin", input=data).decode().strip()
 
-    def ls_tree(self, tree: str, *, recursive: bool = False, with_trees: bool = False) -> list[TreeEntry]:
+    def ls_tree(
+        self, tree: str, *, recursive: bool = False, with_trees: bool = False
+    ) -> list[TreeEntry]:
         args = ["ls-tree", "-l", "-z"]
         if recursive:
             args.append("-r")
@@ -241,8 +243,8 @@ class GitRepo:
         """Apply path edits (None deletes, a tree entry replaces a whole subtree) to a tree."""
         flat: dict[str, TreeEntry] = {}
         if base_tree:
-            for entry in self.ls_tree(base_tree, recursive=True):
-                flat[entry.path] = entry
+            for existing_entry in self.ls_tree(base_tree, recursive=True):
+                flat[existing_entry.path] = existing_entry
         for path, entry in edits.items():
             path = path.strip("/")
             prefix = path + "/"
@@ -297,7 +299,15 @@ class GitRepo:
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         proc = subprocess.run(
-            ["git", "--git-dir", str(self.path), "merge-base", "--is-ancestor", ancestor, descendant],
+            [
+                "git",
+                "--git-dir",
+                str(self.path),
+                "merge-base",
+                "--is-ancestor",
+                ancestor,
+                descendant,
+            ],
             capture_output=True,
             check=False,
             env=git_env(),
@@ -350,15 +360,16 @@ class GitRepo:
             if not record:
                 i += 1
                 continue
-            adds, dels, path = record.split("\t", 2)
+            added, deleted, path = record.split("\t", 2)
             if path == "":  # rename: old and new path follow
                 path = fields[i + 2]
                 i += 3
             else:
                 i += 1
+            # binary files count as "-"
             counts[path] = (
-                int(adds) if adds.isdigit() else 0,
-                int(dels) if dels.isdigit() else 0,
+                int(added) if added.isdigit() else 0,
+                int(deleted) if deleted.isdigit() else 0,
             )
         changes: list[FileChange] = []
         parts = raw.decode("utf-8", errors="replace").split("\0")
@@ -417,4 +428,3 @@ class GitRepo:
 
     def delete_ref(self, name: str) -> bool:
         return self._try("update-ref", "-d", name) is not None
-

@@ -82,7 +82,9 @@ class Scenario:
             if rule.times is not None and rule.times < 0:
                 raise ScenarioError("scenario: fail.times must be a non-negative integer")
         if self.merge_method not in MERGE_METHODS:
-            raise ScenarioError(f"scenario: merge_method {self.merge_method!r} is not one of {MERGE_METHODS}")
+            raise ScenarioError(
+                f"scenario: merge_method {self.merge_method!r} is not one of {MERGE_METHODS}"
+            )
         for user in self.users:
             if user.role not in ROLES:
                 raise ScenarioError(f"scenario: users.{user.login}.role {user.role!r} is unknown")
@@ -94,7 +96,9 @@ class Scenario:
             raise ScenarioError("scenario: environments must be a non-empty list of distinct names")
         for env, reviewers in self.required_reviewers.items():
             if env not in self.environments or any(r not in logins for r in reviewers):
-                raise ScenarioError(f"scenario: required_reviewers.{env} names an unknown env or user")
+                raise ScenarioError(
+                    f"scenario: required_reviewers.{env} names an unknown env or user"
+                )
 
     @property
     def production(self) -> str:

@@ -146,7 +146,12 @@ def seed(store: Store, ci: CI) -> None:
         repo.set_ref(f"refs/heads/{scenario.default_branch}", initial)
     later = store.ident(author, start + 600)
     feature_tree = repo.build_tree(
-        tree, {"app.txt": TreeEntry("100644", "blob", repo.hash_blob(APP_AFTER.encode()), None, "app.txt")}
+        tree,
+        {
+            "app.txt": TreeEntry(
+                "100644", "blob", repo.hash_blob(APP_AFTER.encode()), None, "app.txt"
+            )
+        },
     )
     feature = repo.commit_tree(feature_tree, [initial], f"{title}\n", later, later)
     repo.set_ref(f"refs/heads/feature/{plan_id}", feature)
@@ -169,7 +174,9 @@ def seed(store: Store, ci: CI) -> None:
         base_ref=scenario.environments[0],
         base_sha=initial,
     )
-    store.new_issue(title, f"Implements plan `{plan_id}`.\n\nPlan: plans/doing/{plan_id}.md", author, pull)
+    store.new_issue(
+        title, f"Implements plan `{plan_id}`.\n\nPlan: plans/doing/{plan_id}.md", author, pull
+    )
 
 
 def _seed_promoted(store: Store, ci: CI, env: str, sha: str) -> None:

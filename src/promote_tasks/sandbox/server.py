@@ -75,7 +75,9 @@ def invalid(resource: str, field_name: str, code: str = "invalid", **extra: Any)
 
 def custom_invalid(resource: str, message: str) -> ApiError:
     return ApiError(
-        422, "Validation Failed", errors=[{"resource": resource, "code": "custom", "message": message}]
+        422,
+        "Validation Failed",
+        errors=[{"resource": resource, "code": "custom", "message": message}],
     )
 
 
@@ -152,7 +154,9 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def add(self, method: str, template: str, handler: Handler, *, write: bool | None = None) -> None:
+    def add(
+        self, method: str, template: str, handler: Handler, *, write: bool | None = None
+    ) -> None:
         is_write = method in WRITE_METHODS if write is None else write
         self.routes.append(
             Route(method, template.replace(":path}", "}"), _compile(template), handler, is_write)
@@ -364,7 +368,9 @@ class _Handler(BaseHTTPRequestHandler):
         limits = app.limiter.charge(login or "anonymous", 0 if reply.status == 304 else 1)
         self._send(reply, limits)
 
-    def _api(self, path: str, query: dict[str, str], raw_body: bytes) -> tuple[Reply, str, str | None]:
+    def _api(
+        self, path: str, query: dict[str, str], raw_body: bytes
+    ) -> tuple[Reply, str, str | None]:
         app = self.server.app
         auth = self.headers.get("Authorization") or ""
         scheme, _, token = auth.partition(" ")
@@ -402,7 +408,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = Reply(exc.status, exc.body(), dict(exc.headers))
         except Exception:
             traceback.print_exc(file=sys.stderr)
-            reply = Reply(500, {"message": "Server Error", "documentation_url": DOCS, "status": "500"})
+            reply = Reply(
+                500, {"message": "Server Error", "documentation_url": DOCS, "status": "500"}
+            )
         if self.command == "GET" and reply.status == 200:
             reply = self._conditional(reply, auth)
         return reply, template, login
@@ -449,7 +457,12 @@ class _Handler(BaseHTTPRequestHandler):
                 "X-RateLimit-Used": "1000",
                 "X-RateLimit-Resource": "core",
             }
-            self._raw(403, _dump(body), {"Content-Type": "application/json; charset=utf-8", **headers}, rid)
+            self._raw(
+                403,
+                _dump(body),
+                {"Content-Type": "application/json; charset=utf-8", **headers},
+                rid,
+            )
             return
         body = {
             "message": "API rate limit exceeded for user. If you reach out to GitHub Support for "
@@ -466,7 +479,9 @@ class _Handler(BaseHTTPRequestHandler):
             "X-RateLimit-Used": str(RATE_LIMIT),
             "X-RateLimit-Resource": "core",
         }
-        self._raw(429, _dump(body), {"Content-Type": "application/json; charset=utf-8", **headers}, rid)
+        self._raw(
+            429, _dump(body), {"Content-Type": "application/json; charset=utf-8", **headers}, rid
+        )
 
     def _send(self, reply: Reply, limits: dict[str, str]) -> None:
         headers = dict(limits)

@@ -148,7 +148,12 @@ class Shapes:
                 "disk_usage": 0,
                 "collaborators": 0,
                 "two_factor_authentication": True,
-                "plan": {"name": "free", "space": 976562499, "collaborators": 0, "private_repos": 10000},
+                "plan": {
+                    "name": "free",
+                    "space": 976562499,
+                    "collaborators": 0,
+                    "private_repos": 10000,
+                },
             }
         )
         return data
@@ -483,7 +488,11 @@ class Shapes:
             "protected": False,
             "protection": {
                 "enabled": False,
-                "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
+                "required_status_checks": {
+                    "enforcement_level": "off",
+                    "contexts": [],
+                    "checks": [],
+                },
             },
             "protection_url": f"{self.api}/branches/{name}/protection",
         }
@@ -592,9 +601,13 @@ class Shapes:
         assert pull is not None
         data = self.pull_simple(issue)
         commits = self.store.pull_commits(pull)
-        files = self.store.repo.changed_files(
-            self.store.repo.merge_base(pull.base_sha, pull.head_sha), pull.head_sha
-        ) if issue.state == "open" else []
+        files = (
+            self.store.repo.changed_files(
+                self.store.repo.merge_base(pull.base_sha, pull.head_sha), pull.head_sha
+            )
+            if issue.state == "open"
+            else []
+        )
         merged = pull.merged_at is not None
         if merged or issue.state == "closed":
             mergeable_state = "unknown"
@@ -898,7 +911,9 @@ class Shapes:
         a = self.api
         wf = self.store.workflows[run.workflow_id]
         info = self.store.repo.commit(run.head_sha)
-        pulls = [] if exclude_pull_requests else self._pulls_for_run_sha(run.head_sha, run.head_branch)
+        pulls = (
+            [] if exclude_pull_requests else self._pulls_for_run_sha(run.head_sha, run.head_branch)
+        )
         data: JSON = {
             "id": run.id,
             "name": run.name,
@@ -985,7 +1000,12 @@ class Shapes:
         r_wait, r_rev, r_branch = env.rule_ids
         if env.wait_timer:
             rules.append(
-                {"id": r_wait, "node_id": node_id("GA", r_wait), "type": "wait_timer", "wait_timer": env.wait_timer}
+                {
+                    "id": r_wait,
+                    "node_id": node_id("GA", r_wait),
+                    "type": "wait_timer",
+                    "wait_timer": env.wait_timer,
+                }
             )
         if env.reviewers:
             rules.append(
@@ -994,11 +1014,15 @@ class Shapes:
                     "node_id": node_id("GA", r_rev),
                     "prevent_self_review": env.prevent_self_review,
                     "type": "required_reviewers",
-                    "reviewers": [{"type": "User", "reviewer": self.user(x)} for x in env.reviewers],
+                    "reviewers": [
+                        {"type": "User", "reviewer": self.user(x)} for x in env.reviewers
+                    ],
                 }
             )
         if env.branch_policy is not None:
-            rules.append({"id": r_branch, "node_id": node_id("GA", r_branch), "type": "branch_policy"})
+            rules.append(
+                {"id": r_branch, "node_id": node_id("GA", r_branch), "type": "branch_policy"}
+            )
         return {
             "id": env.id,
             "node_id": node_id("EN", env.id),
@@ -1073,7 +1097,15 @@ def suite_state(runs: list[CheckRun]) -> tuple[str, str | None]:
     if not runs or any(r.status != "completed" for r in runs):
         waiting = any(r.status == "waiting" for r in runs)
         return ("waiting" if waiting else "in_progress" if runs else "queued"), None
-    order = ["action_required", "cancelled", "timed_out", "failure", "neutral", "skipped", "success"]
+    order = [
+        "action_required",
+        "cancelled",
+        "timed_out",
+        "failure",
+        "neutral",
+        "skipped",
+        "success",
+    ]
     conclusions = [r.conclusion or "success" for r in runs]
     for c in order:
         if c in conclusions:

@@ -317,7 +317,9 @@ class Store:
         self.status_listeners: list[StatusListener] = []
         self.pushed_at = self.created_at
         self.now: Callable[[], float] = time.time
-        self._add_user(BOT_LOGIN, "write", None, "GitHub Actions", None, user_type="Bot", uid=BOT_ID)
+        self._add_user(
+            BOT_LOGIN, "write", None, "GitHub Actions", None, user_type="Bot", uid=BOT_ID
+        )
         for spec in scenario.users:
             token = spec.token or f"sbx_{spec.login}_{secrets.token_hex(12)}"
             self._add_user(spec.login, spec.role, token, spec.name, spec.email)
@@ -356,7 +358,9 @@ class Store:
 
     def ident(self, login: str, when: float | None = None) -> Ident:
         user = self.users[login]
-        return Ident(user.name or login, user.email or f"{login}@example.com", int(when or self.now()))
+        return Ident(
+            user.name or login, user.email or f"{login}@example.com", int(when or self.now())
+        )
 
     def web_flow(self, when: float | None = None) -> Ident:
         return Ident(WEB_FLOW[0], WEB_FLOW[1], int(when or self.now()))
@@ -496,7 +500,9 @@ class Store:
             tree = self.repo.merge_trees(base_tip, head)
             if tree is None:
                 return None
-            subject = title or f"Merge pull request #{issue.number} from {self.owner}/{pull.head_ref}"
+            subject = (
+                title or f"Merge pull request #{issue.number} from {self.owner}/{pull.head_ref}"
+            )
             body = issue.title if message is None else message
             text = f"{subject}\n\n{body}\n" if body else f"{subject}\n"
             new = self.repo.commit_tree(
@@ -537,7 +543,6 @@ class Store:
         self._announce(ref, base_tip, new, actor)
         return new
 
-
     # -- statuses, deployments, environments -------------------------------------------------
 
     def add_commit_status(
@@ -549,7 +554,9 @@ class Store:
         description: str | None = None,
         target_url: str | None = None,
     ) -> CommitStatus:
-        status = CommitStatus(self.new_id(), sha, state, context, description, target_url, creator, self.now())
+        status = CommitStatus(
+            self.new_id(), sha, state, context, description, target_url, creator, self.now()
+        )
         self.statuses[status.id] = status
         return status
 
