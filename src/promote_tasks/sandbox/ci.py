@@ -593,7 +593,9 @@ class CI:
 
     def _gate_failing(self, sha: str) -> bool:
         gates = [
-            s for s in self.store.statuses.values() if s.sha == sha and s.context.lower() == "promote/gate"
+            s
+            for s in self.store.statuses.values()
+            if s.sha == sha and s.context.lower() == "promote/gate"
         ]
         latest = max(gates, key=lambda s: s.id, default=None)
         return latest is not None and latest.state in ("failure", "error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +19,10 @@ from promote_tasks.sandbox.ci import CI
 from promote_tasks.sandbox.gitrepo import GitRepo
 from promote_tasks.sandbox.gitrepo import git_env
 from promote_tasks.sandbox.scenario import Scenario
+from promote_tasks.sandbox.seed import History
+from promote_tasks.sandbox.seed import author_ident
 from promote_tasks.sandbox.seed import seed
+from promote_tasks.sandbox.seed import write_history
 from promote_tasks.sandbox.server import ApiError
 from promote_tasks.sandbox.server import App
 from promote_tasks.sandbox.server import FaultPlan
@@ -62,18 +66,16 @@ class Sandbox(App):
         self.stats = Stats()
         self.faults = FaultPlan(fault_rate, seed_value)
         self.limiter = RateLimiter()
-        bare = directory / "remote" / scenario.owner / f"{scenario.repo}.git"
-        self.repo = GitRepo.init_bare(bare, scenario.default_branch)
+        self.clone_path = directory / "clone"
+        self.repo, history = _seeded_copy(directory, scenario)
         self._server = SandboxHTTPServer(self, port)
         self.store = Store(self.repo, scenario, f"http://127.0.0.1:{self._server.port}")
         self.shapes = Shapes(self.store)
         self.ci = CI(self.store, self.shapes)
         with self.store.lock:
-            seed(self.store, self.ci)
+            seed(self.store, self.ci, history)
         for group in (RepoApi, PullsApi, CiApi):
             group(self.store, self.shapes, self.ci).register(self.router)
-        self.clone_path = directory / "clone"
-        self._clone()
         self._stopped = threading.Event()
         self._threads = [
             threading.Thread(
@@ -178,25 +180,6 @@ class Sandbox(App):
         self.stop()
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _clone(self) -> None:
-        author = self.store.users[self.scenario.author]
-        subprocess.run(
-            ["git", "clone", "--quiet", str(self.repo.path), str(self.clone_path)],
-            check=True,
-            capture_output=True,
-            env=git_env(),
-        )
-        for key, value in (
-            ("user.name", author.name or author.login),
-            ("user.email", author.email or ""),
-        ):
-            subprocess.run(
-                ["git", "-C", str(self.clone_path), "config", key, value],
-                check=True,
-                capture_output=True,
-                env=git_env(),
-            )
 
     def _tick(self) -> None:
         while not self._stopped.wait(self.step_ms / 1000):
@@ -309,6 +292,67 @@ class Sandbox(App):
             }
 
 
+_TEMPLATES: dict[tuple[Any, ...], tuple[Path, History]] = {}
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def _template_key(scenario: Scenario) -> tuple[Any, ...]:
+    author = next(u for u in scenario.users if u.login == scenario.author)
+    return (
+        scenario.owner,
+        scenario.repo,
+        scenario.plan_id,
+        scenario.environments,
+        scenario.reviewer,
+        author.login,
+        author.name,
+        author.email,
+    )
+
+
+def _build_template(root: Path, scenario: Scenario) -> History:
+    bare = root / "remote" / scenario.owner / f"{scenario.repo}.git"
+    repo = GitRepo.init_bare(bare, scenario.default_branch)
+    history = write_history(repo, scenario, int(time.time()) - 3600)
+    clone = root / "clone"
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(bare), str(clone)],
+        check=True,
+        capture_output=True,
+        env=git_env(),
+    )
+    ident = author_ident(scenario, 0)
+    for key, value in (("user.name", ident.name), ("user.email", ident.email)):
+        subprocess.run(
+            ["git", "-C", str(clone), "config", key, value],
+            check=True,
+            capture_output=True,
+            env=git_env(),
+        )
+    return history
+
+
+def _seeded_copy(directory: Path, scenario: Scenario) -> tuple[GitRepo, History]:
+    """Copy a per-process template of the seeded git history (seeding it once is the slow part)."""
+    key = _template_key(scenario)
+    with _TEMPLATE_LOCK:
+        found = _TEMPLATES.get(key)
+        if found is None:
+            root = Path(tempfile.mkdtemp(prefix="promote-sandbox-template-"))
+            atexit.register(shutil.rmtree, root, True)
+            found = (root, _build_template(root, scenario))
+            _TEMPLATES[key] = found
+    root, history = found
+    shutil.copytree(root / "remote", directory / "remote", symlinks=True)
+    shutil.copytree(root / "clone", directory / "clone", symlinks=True)
+    bare = directory / "remote" / scenario.owner / f"{scenario.repo}.git"
+    config = directory / "clone" / ".git" / "config"
+    text = config.read_text(encoding="utf-8")
+    old = str(root / "remote" / scenario.owner / f"{scenario.repo}.git")
+    config.write_text(text.replace(old, str(bare)), encoding="utf-8")
+    return GitRepo(bare), history
+
+
 def _owner_matches(req: Request, scenario: Scenario) -> bool:
     return (
         req.params.get("owner", "").lower() == scenario.owner.lower()
@@ -337,11 +381,8 @@ def start(
         Path(tempfile.mkdtemp(prefix="promote-sandbox-")) if directory is None else Path(directory)
     )
     path.mkdir(parents=True, exist_ok=True)
-    if any(path.iterdir()):
-        if owns:
-            pass
-        elif (path / "remote").exists() or (path / "clone").exists():
-            raise FileExistsError(f"{path} already holds a sandbox; give an empty directory")
+    if (path / "remote").exists() or (path / "clone").exists():
+        raise FileExistsError(f"{path} already holds a sandbox; give an empty directory")
     if not 0.0 <= fault_rate <= 1.0:
         raise ValueError("fault_rate must be between 0 and 1")
     return Sandbox(

@@ -6,8 +6,13 @@ promotion, so a rollback always has a known-good target.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from promote_tasks.sandbox.ci import CI
+from promote_tasks.sandbox.gitrepo import GitRepo
+from promote_tasks.sandbox.gitrepo import Ident
 from promote_tasks.sandbox.gitrepo import TreeEntry
+from promote_tasks.sandbox.scenario import Scenario
 from promote_tasks.sandbox.store import BOT_LOGIN
 from promote_tasks.sandbox.store import Pull
 from promote_tasks.sandbox.store import Store
@@ -116,14 +121,24 @@ def plan_title(plan_id: str) -> str:
     return plan_id.replace("-", " ").capitalize()
 
 
-def seed(store: Store, ci: CI) -> None:
-    """Write the initial history and the GitHub state that says it was promoted."""
-    scenario = store.scenario
-    repo = store.repo
-    author = scenario.author
+@dataclass(frozen=True)
+class History:
+    """The two commits every seeded repository starts from."""
+
+    initial: str
+    feature: str
+
+
+def author_ident(scenario: Scenario, when: int) -> Ident:
+    spec = next(u for u in scenario.users if u.login == scenario.author)
+    email = spec.email or f"{spec.login}@users.noreply.example.com"
+    return Ident(spec.name or spec.login, email, when)
+
+
+def write_history(repo: GitRepo, scenario: Scenario, when: int) -> History:
+    """The git side of the seed: files, environment branches and the feature branch."""
     plan_id = scenario.plan_id
     title = plan_title(plan_id)
-    start = store.now() - 3600
     files = {
         "README.md": README,
         "app.txt": APP_BEFORE,
@@ -138,24 +153,31 @@ def seed(store: Store, ci: CI) -> None:
         for path, text in files.items()
     }
     tree = repo.build_tree(None, edits)
-    who = store.ident(author, start)
+    who = author_ident(scenario, when)
     initial = repo.commit_tree(tree, [], "Start the shop\n", who, who)
     for env in scenario.environments:
         repo.set_ref(f"refs/heads/{env}", initial)
     if scenario.default_branch not in scenario.environments:
         repo.set_ref(f"refs/heads/{scenario.default_branch}", initial)
-    later = store.ident(author, start + 600)
+    later = author_ident(scenario, when + 600)
+    app = repo.hash_blob(APP_AFTER.encode())
     feature_tree = repo.build_tree(
-        tree,
-        {
-            "app.txt": TreeEntry(
-                "100644", "blob", repo.hash_blob(APP_AFTER.encode()), None, "app.txt"
-            )
-        },
+        tree, {"app.txt": TreeEntry("100644", "blob", app, None, "app.txt")}
     )
     feature = repo.commit_tree(feature_tree, [initial], f"{title}\n", later, later)
     repo.set_ref(f"refs/heads/feature/{plan_id}", feature)
-    store.known_refs = repo.refs("refs/heads/")
+    repo.set_ref("refs/pull/1/head", feature)
+    return History(initial, feature)
+
+
+def seed(store: Store, ci: CI, history: History) -> None:
+    """The GitHub side of the seed: runs, deployments and verdicts that say it was promoted."""
+    scenario = store.scenario
+    author = scenario.author
+    plan_id = scenario.plan_id
+    title = plan_title(plan_id)
+    initial, feature = history.initial, history.feature
+    store.known_refs = store.repo.refs("refs/heads/")
 
     ci.quiet = True
     try:
