@@ -263,3 +263,53 @@ def test_a_push_from_the_clone_is_seen_by_the_api(gh: Client, sandbox: Sandbox) 
     sha = git(clone, "rev-parse", "HEAD")
     assert gh.repo("GET", "/git/ref/heads/feature/other").json["object"]["sha"] == sha
     assert gh.repo("GET", "/branches/feature/other").json["commit"]["sha"] == sha
+
+
+def test_combined_status_is_pending_with_no_statuses_and_latest_per_context(
+    gh: Client, sandbox: Sandbox
+) -> None:
+    feature = bare(sandbox, "rev-parse", "feature/add-greeting")
+    empty = gh.repo("GET", f"/commits/{feature}/status").json
+    assert (empty["state"], empty["total_count"], empty["statuses"]) == ("pending", 0, [])
+    gh.repo("POST", f"/statuses/{feature}", {"state": "failure", "context": "promote/gate"})
+    gh.repo("POST", f"/statuses/{feature}", {"state": "success", "context": "Promote/Gate"})
+    combined = gh.repo("GET", "/commits/feature/add-greeting/status").json
+    assert combined["state"] == "success"
+    assert [s["context"] for s in combined["statuses"]] == ["Promote/Gate"]
+    assert len(gh.repo("GET", f"/commits/{feature}/statuses").json) == 2
+    assert gh.repo("POST", "/statuses/dev", {"state": "success"}).status == 422
+    assert gh.repo("POST", f"/statuses/{feature}", {"state": "done"}).status == 422
+    too_long = gh.repo(
+        "POST", f"/statuses/{feature}", {"state": "success", "description": "x" * 141}
+    )
+    assert too_long.status == 422
+
+
+def test_git_commit_takes_author_and_date(gh: Client) -> None:
+    dev = gh.repo("GET", "/git/ref/heads/dev").json["object"]["sha"]
+    tree = gh.repo("GET", f"/git/commits/{dev}").json["tree"]["sha"]
+    made = gh.repo(
+        "POST",
+        "/git/commits",
+        {
+            "message": "Dated",
+            "tree": tree,
+            "parents": [dev],
+            "author": {
+                "name": "Promote Bot",
+                "email": "bot@example.com",
+                "date": "2026-01-02T03:04:05Z",
+            },
+        },
+    ).json
+    assert made["author"] == {
+        "name": "Promote Bot",
+        "email": "bot@example.com",
+        "date": "2026-01-02T03:04:05Z",
+    }
+    assert made["committer"]["name"] == "Promote Bot"
+    bad = gh.repo(
+        "POST", "/git/commits", {"message": "x", "tree": tree, "author": {"date": "yesterday"}}
+    )
+    assert bad.status == 422
+    assert gh.repo("POST", "/git/commits", {"message": "x", "tree": "f" * 40}).status == 422

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 from promote_tasks.sandbox.apibase import HEX
@@ -341,15 +343,14 @@ class RepoApi(Base):
         date = value.get("date")
         if isinstance(date, str) and date:
             try:
-                when = int(
-                    time.mktime(time.strptime(date.replace("Z", ""), "%Y-%m-%dT%H:%M:%S"))
-                    - time.timezone
-                )
+                parsed = datetime.fromisoformat(date.replace("Z", "+00:00"))
             except ValueError:
                 raise ApiError(422, f"date {date} is not a valid ISO 8601 timestamp") from None
-        return Ident(
-            str(value.get("name") or fallback.name), str(value.get("email") or fallback.email), when
-        )
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            when = int(parsed.timestamp())
+        name = str(value.get("name") or fallback.name)
+        return Ident(name, str(value.get("email") or fallback.email), when)
 
     def create_git_commit(self, req: Request) -> Reply:
         self.check_repo(req)
@@ -517,32 +518,10 @@ class RepoApi(Base):
             )
         context = self.text(req, "context", "Status") or "default"
         target = self.text(req, "target_url", "Status")
-        status = self.store_status(sha, state, context, description, target, req.login)
+        status = self.store.add_commit_status(sha, state, context, req.login, description, target)
         reply = Reply(201, self.shapes.status(status))
         reply.headers["Location"] = f"{self.shapes.api}/statuses/{sha}"
         return reply
-
-    def store_status(
-        self,
-        sha: str,
-        state: str,
-        context: str,
-        description: str | None,
-        target_url: str | None,
-        creator: str,
-    ) -> CommitStatus:
-        status = CommitStatus(
-            self.store.new_id(),
-            sha,
-            state,
-            context,
-            description,
-            target_url,
-            creator,
-            self.store.now(),
-        )
-        self.store.statuses[status.id] = status
-        return status
 
     def _statuses_for(self, ref: str) -> tuple[str, list[CommitStatus]]:
         sha = self.resolve(ref)

@@ -74,6 +74,7 @@ class CI:
         self.monitor_countdown: dict[int, int] = {}
         self.run_numbers: Counter[int] = Counter()
         self.quiet = False
+        self.bot_failed: set[tuple[int, str, str]] = set()
         now = store.now()
         self.deploy_wf = Workflow(
             store.new_id(),
@@ -610,6 +611,8 @@ class CI:
                 continue
             if self._gate_failing(pull.head_sha):
                 continue
+            if (issue.number, pull.head_sha, pull.base_sha) in self.bot_failed:
+                continue
             self.store.compute_mergeable(issue)
             if pull.mergeable:
                 found.append(issue)
@@ -620,10 +623,15 @@ class CI:
         for issue in self._bot_candidates():
             if issue.state != "open":
                 continue
+            pull = issue.pull
+            assert pull is not None
+            key = (issue.number, pull.head_sha, pull.base_sha)
             try:
                 merged = self.store.merge_pull(issue, self.scenario.merge_method, issue.user)
             except BaseMoved:
                 continue
+            if merged is None:
+                self.bot_failed.add(key)  # e.g. a rebase that conflicts; retried when a side moves
             changed = changed or merged is not None
         return changed
 
