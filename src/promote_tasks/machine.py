@@ -270,8 +270,9 @@ def _settled(state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...]) -> bool:
     if state.state is State.COMPLETE:
         return state.plan is None or any(p.id == state.plan and p.done for p in plans)
     if state.state is State.PROMOTED:
+        shas = {state.sha, facts.branch_head} - {None}
         return bool(facts.next_contains_head) or any(
-            p.merged and p.head_sha == state.sha for p in facts.promotions
+            p.merged and p.head_sha in shas for p in facts.promotions
         )
     return False
 

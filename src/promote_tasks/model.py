@@ -177,6 +177,9 @@ class EnvFacts:
 
     name: str
     head: str | None  # None: the branch does not exist
+    branch_head: str | None = (
+        None  # the branch tip, when plan bookkeeping commits sit above ``head``
+    )
     merged_pull: PullRequest | None = None  # the PR whose merge produced ``head``
     deployments: tuple[Deployment, ...] = ()  # every deployment of this environment read
     statuses: tuple[CommitStatus, ...] = ()  # commit statuses on ``head``

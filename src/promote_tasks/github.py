@@ -1,0 +1,618 @@
+"""The only module that talks to GitHub (through ghapi 2.x): read a Snapshot, perform writes.
+
+Reads happen in two waves of concurrent requests (``asyncio.gather``): first what needs no
+head sha (branch commits, deployments, PR lists), then what does (statuses, runs, checks, the
+PR that produced the head, deployment statuses, compare). We page ourselves (ghapi's pager
+never stops on object-shaped lists), retry 5xx / connection errors / rate limits with bounded
+backoff honouring ``Retry-After`` and ``X-RateLimit-Reset``, and keep an ETag cache so a repeat
+read in one process costs 304s. Every error becomes a one-line ``GitHubError``; the token
+never leaves the Authorization header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime
+import itertools
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+from typing import TypeVar
+
+from promote_tasks.errors import GitHubError
+from promote_tasks.errors import PromoteError
+from promote_tasks.model import Approval
+from promote_tasks.model import CheckRun
+from promote_tasks.model import CommitStatus
+from promote_tasks.model import Deployment
+from promote_tasks.model import DeploymentStatus
+from promote_tasks.model import EnvFacts
+from promote_tasks.model import Pipeline
+from promote_tasks.model import Plan
+from promote_tasks.model import PullRequest
+from promote_tasks.model import Snapshot
+from promote_tasks.model import WorkflowRun
+
+T = TypeVar("T")
+
+DEFAULT_API_URL = "https://api.github.com"
+BOOKKEEPING = "Promote-Bookkeeping: true"
+AUTHOR_LINE = re.compile(r"^Promote-Author:\s*(\S+)\s*$", re.MULTILINE)
+CHECKLIST_LABEL = "promote:checklist"
+KEY_LINE = re.compile(r"^Promote-Key:\s*(\S+)\s*$", re.MULTILINE)
+DECISION_LINE = re.compile(r"^Promote-(Approve|Reject):\s*([0-9a-f]{40})\s*(.*)$", re.MULTILINE)
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+COMMITS_READ = 20  # enough to see past a run of plan bookkeeping commits on a branch
+
+
+@dataclasses.dataclass(frozen=True)
+class Connection:
+    """Where GitHub is and who we are there (DESIGN §4.1)."""
+
+    repository: str
+    token: str = dataclasses.field(repr=False)
+    api_url: str = DEFAULT_API_URL
+
+    @classmethod
+    def from_environment(
+        cls, repository: str | None = None, environ: Mapping[str, str] | None = None
+    ) -> Connection:
+        env = os.environ if environ is None else environ
+        repo = env.get("GITHUB_REPOSITORY") or repository
+        if not repo:
+            raise PromoteError(
+                "no repository: set GITHUB_REPOSITORY=owner/name or repository in [tool.promote]"
+            )
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            raise PromoteError(f"repository {repo!r} is not owner/name")
+        token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
+        if not token:
+            raise PromoteError("no GitHub token: set GITHUB_TOKEN (or GH_TOKEN)")
+        return cls(repo, token, (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"))
+
+
+@dataclasses.dataclass
+class Stats:
+    requests: int = 0
+    not_modified: int = 0
+    retries: int = 0
+
+
+class GitHub:
+    """One client per process; every method is safe to call again (writes look first)."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        timeout: float = 30.0,
+        attempts: int = 5,
+        max_wait: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.connection = connection
+        self.owner, self.repo = connection.repository.split("/")
+        self.timeout = timeout
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.stats = Stats()
+        self._etags: dict[str, tuple[str, Any]] = {}
+        self._api: Any = None
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            from ghapi.all import GhApi  # heavy (~0.3 s): only when GitHub is really needed
+
+            self._api = GhApi(  # type: ignore[no-untyped-call]
+                owner=self.owner,
+                repo=self.repo,
+                token=self.connection.token,
+                gh_host=self.connection.api_url,
+                timeout=self.timeout,
+            )
+        return self._api
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        """Run one async read or write from synchronous code, on one shared HTTP client.
+
+        ghapi opens a new HTTP client per request unless given one; each new client builds an
+        SSL context (~50 ms of CPU), which would serialise a wave of concurrent requests.
+        """
+        return asyncio.run(self._with_client(coroutine))
+
+    async def _with_client(self, coroutine: Awaitable[T]) -> T:
+        import httpx2
+
+        transport = self.api.transport
+        async with httpx2.AsyncClient(timeout=self.timeout, follow_redirects=True) as client:
+            transport.client = client
+            try:
+                return await coroutine
+            finally:
+                transport.client = None
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def call(self, operation: str, *, cache: bool = True, **params: Any) -> Any:
+        """One API operation ("group.name") with retries; JSON data, or None for 204."""
+        data, _ = await self._call(operation, cache=cache, params=params)
+        return data
+
+    async def _call(
+        self, operation: str, *, cache: bool, params: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        group, name = operation.split(".")
+        op = getattr(getattr(self.api, group), name)
+        key = operation + json.dumps(params, sort_keys=True, default=str)
+        headers = {}
+        cached = self._etags.get(key) if cache else None
+        if cached:
+            headers["If-None-Match"] = cached[0]
+        for attempt in range(1, self.attempts + 1):
+            self.stats.requests += 1
+            try:
+                response = await op(**params, raw_=True, headers_=headers)
+            except Exception as e:  # ghapi raises APIError; httpx2 errors may leak through
+                status = getattr(e, "status_code", None)
+                if status == 304 and cached:
+                    self.stats.not_modified += 1
+                    return cached[1], getattr(e, "response", None)
+                wait = self._retry_after(e, attempt)
+                if wait is None:
+                    raise self._error(e, operation, params) from None
+                self.stats.retries += 1
+                await self.sleep(wait)
+                continue
+            data = response.json() if response.content else None
+            etag = response.headers.get("etag")
+            if cache and etag and response.request.method == "GET":
+                self._etags[key] = (etag, data)
+            return data, response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _retry_after(self, error: Exception, attempt: int) -> float | None:
+        """Seconds to wait before trying again, or None when this error is final."""
+        if attempt >= self.attempts:
+            return None
+        status = getattr(error, "status_code", None)
+        response = getattr(error, "response", None)
+        headers: Mapping[str, str] = response.headers if response is not None else {}
+        backoff = min(self.max_wait, 0.2 * float(2 ** (attempt - 1))) * (0.5 + random.random() / 2)
+        if status is None:
+            kind = getattr(error, "error_type", type(error).__name__)
+            return backoff if kind not in ("", "InvalidURL", "UnsupportedProtocol") else None
+        if status in RETRY_STATUSES:
+            return backoff
+        message = str(getattr(error, "message", "")).lower()
+        limited = status == 429 or (
+            status == 403
+            and ("rate limit" in message or headers.get("x-ratelimit-remaining") == "0")
+        )
+        if not limited:
+            return None
+        if headers.get("retry-after", "").isdigit():
+            wait = float(headers["retry-after"])
+        elif (
+            headers.get("x-ratelimit-remaining") == "0"
+            and headers.get("x-ratelimit-reset", "").isdigit()
+        ):
+            wait = max(0.0, float(headers["x-ratelimit-reset"]) - time.time())
+        else:
+            wait = max(backoff, 1.0)
+        return wait if wait <= self.max_wait else None
+
+    def _error(self, error: Exception, operation: str, params: Mapping[str, Any]) -> GitHubError:
+        status = getattr(error, "status_code", None)
+        message = _clean(str(getattr(error, "message", "") or type(error).__name__))
+        repo = self.connection.repository
+        if status is None:
+            kind = getattr(error, "error_type", "") or type(error).__name__
+            if "Timeout" in kind:
+                return GitHubError(f"GitHub did not answer within {self.timeout:g}s ({operation})")
+            return GitHubError(
+                f"cannot reach GitHub at {self.connection.api_url} ({kind}: {message})"
+            )
+        if status == 401:
+            return GitHubError(
+                "GitHub rejected the token (401 Bad credentials): check GITHUB_TOKEN"
+            )
+        if status == 404 and operation in ("repos.get", "repos.list_commits"):
+            return GitHubError(f"repository {repo} not found, or the token cannot see it (404)")
+        if status in (403, 429):
+            return GitHubError(f"GitHub refused {operation} on {repo} ({status}: {message})")
+        return GitHubError(f"GitHub answered {status} to {operation} on {repo}: {message}")
+
+    async def pages(
+        self, operation: str, key: str | None = None, *, limit: int = 10, **params: Any
+    ) -> list[Any]:
+        """Every item of a list endpoint, following ``Link: rel="next"`` (bounded)."""
+        items: list[Any] = []
+        page = 1
+        while True:
+            data, response = await self._call(
+                operation, cache=True, params={**params, "per_page": 100, "page": page}
+            )
+            chunk = (data or {}).get(key, []) if key else (data or [])
+            items.extend(chunk)
+            link = response.headers.get("link", "") if response is not None else ""
+            if 'rel="next"' not in link or len(chunk) < 100 or page >= limit:
+                return items
+            page += 1
+
+    # -- reading the snapshot ------------------------------------------------------------
+
+    async def read_snapshot(
+        self, pipeline: Pipeline, plans: Callable[[], tuple[Plan, ...]] | None = None
+    ) -> Snapshot:
+        """All facts for one decision: two waves of concurrent requests."""
+        await self._check_repository()
+        plan_task = asyncio.create_task(asyncio.to_thread(plans)) if plans else None
+        envs = pipeline.environments
+        first = await asyncio.gather(
+            *(self._commits(env.branch) for env in envs),
+            *(self.pages("repos.list_deployments", environment=env.name) for env in envs),
+            *(
+                self.pages(
+                    "pulls.list",
+                    state="all",
+                    head=f"{self.owner}:{env.branch}",
+                    base=following.branch,
+                )
+                for env, following in itertools.pairwise(envs)
+            ),
+            self.pages("pulls.list", state="open"),
+            self.pages("issues.list_for_repo", labels=CHECKLIST_LABEL, state="all"),
+        )
+        n = len(envs)
+        commits, deployments = first[:n], first[n : 2 * n]
+        promotions = [*list(first[2 * n : 3 * n - 1]), []]
+        open_pulls_raw, checklists = first[3 * n - 1], first[3 * n]
+        heads = [_effective_head(c) for c in commits]
+        second = await asyncio.gather(
+            *(
+                self._head_facts(env, head, deps, pipeline, checklists)
+                for env, head, deps in zip(envs, heads, deployments, strict=True)
+            )
+        )
+        branches = {env.branch for env in envs}
+        facts = []
+        for env, (head, raw_head), deps, promos, extra in zip(
+            envs, heads, deployments, promotions, second, strict=True
+        ):
+            facts.append(
+                EnvFacts(
+                    name=env.name,
+                    head=head,
+                    branch_head=raw_head,
+                    merged_pull=extra["merged_pull"],
+                    deployments=tuple(
+                        _deployment(d, extra["deployment_statuses"].get(d["id"], ())) for d in deps
+                    ),
+                    statuses=extra["statuses"],
+                    runs=extra["runs"],
+                    checks=extra["checks"],
+                    promotions=tuple(_pull(p) for p in promos),
+                    next_contains_head=extra["next_contains_head"],
+                    approvals=extra["approvals"],
+                    change_authors=extra["change_authors"],
+                )
+            )
+        open_pulls = tuple(_pull(p) for p in open_pulls_raw if p["base"]["ref"] in branches)
+        plan_facts = await plan_task if plan_task else ()
+        return Snapshot(self.connection.repository, _now(), tuple(facts), open_pulls, plan_facts)
+
+    async def _check_repository(self) -> None:
+        if not getattr(self, "_repository_checked", False):
+            await self.call("repos.get")
+            self._repository_checked = True
+
+    async def _commits(self, branch: str) -> list[dict[str, Any]]:
+        try:
+            return list(await self.call("repos.list_commits", sha=branch, per_page=COMMITS_READ))
+        except GitHubError as e:
+            if " 404 " in str(e) or "(404)" in str(e) or " 409 " in str(e):
+                return []  # the branch does not exist (or the repository is empty)
+            raise
+
+    async def _head_facts(
+        self,
+        env: Any,
+        head: tuple[str | None, str | None],
+        deployments: list[dict[str, Any]],
+        pipeline: Pipeline,
+        checklists: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        sha, _ = head
+        empty: dict[str, Any] = {
+            "merged_pull": None, "statuses": (), "runs": (), "checks": (), "deployment_statuses": {},
+            "next_contains_head": None, "approvals": (), "change_authors": (),
+        }  # fmt: skip
+        if sha is None:
+            return empty
+        wanted = [
+            d for d in deployments if d["sha"] == sha or _payload(d).get("rollback_of") == sha
+        ]
+        following = pipeline.after(env.name)
+        key = f"{env.name}@{sha}"
+        checklist = next((i for i in checklists if _key_of(i) == key), None)
+        jobs: list[Awaitable[Any]] = [
+            self.pages("repos.list_commit_statuses_for_ref", ref=sha),
+            self.pages("actions.list_workflow_runs_for_repo", "workflow_runs", head_sha=sha),
+            self.pages("checks.list_for_ref", "check_runs", ref=sha),
+            self.pages("repos.list_pull_requests_associated_with_commit", commit_sha=sha),
+            self._contains(following.branch, sha) if following else _none(),
+            self.pages("issues.list_comments", issue_number=checklist["number"])
+            if checklist
+            else _empty(),
+            *(self.pages("repos.list_deployment_statuses", deployment_id=d["id"]) for d in wanted),
+        ]
+        statuses, runs, checks, pulls, contains, comments, *dep_statuses = await asyncio.gather(
+            *jobs
+        )
+        merged = [p for p in pulls if p["base"]["ref"] == env.branch and p.get("merged_at")]
+        merged_pull = _pull(max(merged, key=lambda p: p["merged_at"])) if merged else None
+        authors: tuple[str, ...] = ()
+        if merged_pull is not None:
+            carried = AUTHOR_LINE.findall(merged_pull.body)
+            authors = tuple(carried) if carried else (merged_pull.author,)
+        return {
+            "merged_pull": merged_pull,
+            "statuses": tuple(_status(s) for s in statuses),
+            "runs": tuple(_run(r) for r in runs),
+            "checks": tuple(_check(c) for c in checks),
+            "deployment_statuses": {d["id"]: s for d, s in zip(wanted, dep_statuses, strict=True)},
+            "next_contains_head": contains,
+            "approvals": tuple(a for c in comments for a in _decisions(c)),
+            "change_authors": authors,
+        }
+
+    async def _contains(self, branch: str, sha: str) -> bool | None:
+        try:
+            data = await self.call(
+                "repos.compare_commits", basehead=f"{branch}...{sha}", per_page=1
+            )
+        except GitHubError:
+            return None
+        return bool(data and data.get("status") in ("behind", "identical"))
+
+    # -- writes (each looks before it writes) ------------------------------------------------
+
+    async def set_status(
+        self, sha: str, context: str, state: str, description: str = "", target_url: str = ""
+    ) -> str:
+        latest = await self._latest_status(sha, context)
+        if (
+            latest is not None
+            and latest["state"] == state
+            and (latest.get("description") or "") == description
+        ):
+            return f"{context} already {state} on {sha[:7]}"
+        body: dict[str, Any] = {
+            "state": state,
+            "context": context,
+            "description": description[:140],
+        }
+        if target_url:
+            body["target_url"] = target_url
+        await self.call("repos.create_commit_status", sha=sha, **body)
+        return f"{context} = {state} on {sha[:7]}"
+
+    async def _latest_status(self, sha: str, context: str) -> dict[str, Any] | None:
+        statuses = await self._fresh("repos.list_commit_statuses_for_ref", ref=sha, per_page=100)
+        mine = [s for s in statuses if s["context"] == context]
+        return max(mine, key=lambda s: s["id"]) if mine else None
+
+    async def _fresh(self, operation: str, **params: Any) -> Any:
+        """A read that must not be served from the ETag cache of an earlier read."""
+        return await self.call(operation, cache=False, **params)
+
+    async def open_pull(self, head: str, base: str, title: str, body: str) -> tuple[int, str, bool]:
+        """Find the open PR ``head → base`` or create it; (number, url, created)."""
+        existing = await self._fresh(
+            "pulls.list", state="open", head=f"{self.owner}:{head}", base=base
+        )
+        if existing:
+            return existing[0]["number"], existing[0]["html_url"], False
+        try:
+            created = await self.call("pulls.create", head=head, base=base, title=title, body=body)
+        except GitHubError as e:
+            again = await self._fresh(
+                "pulls.list", state="open", head=f"{self.owner}:{head}", base=base
+            )
+            if again:  # another run (or a lost response) created it meanwhile
+                return again[0]["number"], again[0]["html_url"], False
+            raise e
+        return created["number"], created["html_url"], True
+
+    async def dispatch(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> str:
+        data = await self.call(
+            "actions.create_workflow_dispatch",
+            workflow_id=workflow,
+            ref=ref,
+            inputs=dict(inputs),
+            return_run_details=True,
+        )
+        return str((data or {}).get("html_url") or f"{workflow} dispatched on {ref}")
+
+    async def checklist_issue(
+        self, key: str, title: str, body: str, assignees: list[str]
+    ) -> tuple[int, str, bool]:
+        """Find the checklist issue for ``env@sha`` or open it; (number, url, created)."""
+        for issue in await self._fresh(
+            "issues.list_for_repo", labels=CHECKLIST_LABEL, state="all", per_page=100
+        ):
+            if _key_of(issue) == key:
+                return issue["number"], issue["html_url"], False
+        created = await self.call(
+            "issues.create", title=title, body=body, labels=[CHECKLIST_LABEL], assignees=assignees
+        )
+        return created["number"], created["html_url"], True
+
+    async def comment(self, number: int, body: str) -> str:
+        created = await self.call("issues.create_comment", issue_number=number, body=body)
+        return str(created["html_url"])
+
+    async def close_issue(self, number: int) -> None:
+        await self.call("issues.update", issue_number=number, state="closed")
+
+    async def user(self) -> str:
+        return str((await self.call("users.get_authenticated"))["login"])
+
+    async def read_file(self, path: str, ref: str) -> str | None:
+        try:
+            data = await self.call("repos.get_content", path=path, ref=ref)
+        except GitHubError as e:
+            if "404" in str(e):
+                return None
+            raise
+        if not isinstance(data, dict) or data.get("type") != "file":
+            return None
+        return base64.b64decode(data["content"]).decode("utf-8")
+
+    async def tree(self, ref: str) -> list[dict[str, Any]]:
+        data = await self._fresh("git.get_tree", tree_sha=ref, recursive="1")
+        return list(data.get("tree", []))
+
+    async def blob(self, sha: str) -> str:
+        data = await self.call("git.get_blob", file_sha=sha)  # content-addressed: cache forever
+        return base64.b64decode(data["content"]).decode("utf-8")
+
+    async def commit_changes(
+        self, branch: str, message: str, changes: Mapping[str, str | None]
+    ) -> str:
+        """One commit on ``branch``: path -> new text, or None to delete. Returns the new sha."""
+        ref = await self._fresh("git.get_ref", ref=f"heads/{branch}")
+        parent = ref["object"]["sha"]
+        commit = await self.call("git.get_commit", commit_sha=parent)
+        entries = []
+        for path, text in changes.items():
+            if text is None:
+                entries.append({"path": path, "mode": "100644", "type": "blob", "sha": None})
+            else:
+                entries.append({"path": path, "mode": "100644", "type": "blob", "content": text})
+        tree = await self.call("git.create_tree", tree=entries, base_tree=commit["tree"]["sha"])
+        new = await self.call(
+            "git.create_commit",
+            message=f"{message}\n\n{BOOKKEEPING}\n",
+            tree=tree["sha"],
+            parents=[parent],
+        )
+        await self.call("git.update_ref", ref=f"heads/{branch}", sha=new["sha"], force=False)
+        return str(new["sha"])
+
+
+async def _none() -> None:
+    return None
+
+
+async def _empty() -> list[Any]:
+    return []
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def _effective_head(commits: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """(instance head, branch head): plan bookkeeping commits never start an instance."""
+    if not commits:
+        return None, None
+    for commit in commits:
+        if BOOKKEEPING not in commit["commit"]["message"]:
+            return commit["sha"], commits[0]["sha"]
+    return commits[-1]["sha"], commits[0]["sha"]
+
+
+def _key_of(issue: Mapping[str, Any]) -> str | None:
+    found = KEY_LINE.search(issue.get("body") or "")
+    return found.group(1) if found else None
+
+
+def _payload(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    payload = deployment.get("payload")
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload) if payload else {}
+        except json.JSONDecodeError:
+            payload = {}
+    promote = payload.get("promote") if isinstance(payload, dict) else None
+    return promote if isinstance(promote, dict) else {}
+
+
+def _deployment(d: Mapping[str, Any], statuses: Any) -> Deployment:
+    payload = _payload(d)
+    return Deployment(
+        id=d["id"],
+        environment=d["environment"],
+        sha=d["sha"],
+        task=d.get("task") or "deploy",
+        url=d.get("url") or "",
+        rollback_of=payload.get("rollback_of"),
+        plan=payload.get("plan"),
+        statuses=tuple(
+            DeploymentStatus(
+                s["id"], s["state"], s.get("environment_url") or "", s.get("log_url") or s.get("target_url") or "",
+                s.get("description") or "",
+            )
+            for s in statuses
+        ),
+    )  # fmt: skip
+
+
+def _status(s: Mapping[str, Any]) -> CommitStatus:
+    return CommitStatus(
+        id=s["id"], context=s["context"], state=s["state"], description=s.get("description") or "",
+        target_url=s.get("target_url"), created_at=s.get("created_at") or "",
+        creator=(s.get("creator") or {}).get("login", ""),
+    )  # fmt: skip
+
+
+def _run(r: Mapping[str, Any]) -> WorkflowRun:
+    return WorkflowRun(
+        id=r["id"], name=r.get("name") or "", path=r.get("path") or "", head_sha=r["head_sha"],
+        status=r.get("status") or "", conclusion=r.get("conclusion"), event=r.get("event") or "",
+        url=r.get("html_url") or "",
+    )  # fmt: skip
+
+
+def _check(c: Mapping[str, Any]) -> CheckRun:
+    return CheckRun(
+        c["id"],
+        c["name"],
+        c["head_sha"],
+        c.get("status") or "",
+        c.get("conclusion"),
+        c.get("html_url") or "",
+    )
+
+
+def _pull(p: Mapping[str, Any]) -> PullRequest:
+    return PullRequest(
+        number=p["number"], head_ref=p["head"]["ref"], head_sha=p["head"]["sha"], base_ref=p["base"]["ref"],
+        state=p.get("state") or "open", merged=bool(p.get("merged_at")),
+        merge_commit_sha=p.get("merge_commit_sha"), title=p.get("title") or "", body=p.get("body") or "",
+        author=(p.get("user") or {}).get("login", ""), url=p.get("html_url") or "", merged_at=p.get("merged_at"),
+    )  # fmt: skip
+
+
+def _decisions(comment: Mapping[str, Any]) -> list[Approval]:
+    user = (comment.get("user") or {}).get("login", "")
+    out = []
+    for verb, sha, reason in DECISION_LINE.findall(comment.get("body") or ""):
+        state = "approved" if verb == "Approve" else "rejected"
+        out.append(Approval(user, sha, state, comment.get("html_url") or "", reason.strip()))
+    return out
