@@ -11,8 +11,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from promote_tasks.sandbox import Sandbox
+from promote_tasks.sandbox import testing
 
-pytest_plugins = ["promote_tasks.sandbox.testing"]
+# The shared fixtures (pytest_plugins is only allowed in the top-level conftest).
+make_sandbox = testing.make_sandbox
+sandbox = testing.sandbox
 
 
 @dataclass

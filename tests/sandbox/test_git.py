@@ -100,6 +100,11 @@ def test_create_ref_twice_is_422_reference_already_exists(gh: Client) -> None:
     assert again.status == 422
     assert again.json["message"] == "Reference already exists"
     assert gh.repo("POST", "/git/refs", {"ref": "heads/x", "sha": sha}).status == 422
+    for bad in ("refs/heads/a b", "refs/heads/a..b", "refs/heads/x.lock", "refs/heads/", "refs/x"):
+        assert (
+            gh.repo("POST", "/git/refs", {"ref": bad, "sha": sha}).json["message"]
+            == f"{bad} is not a valid ref name."
+        )
     assert gh.repo("POST", "/git/refs", {"ref": "refs/heads/x", "sha": "0" * 40}).status == 422
     assert gh.repo("DELETE", "/git/refs/promote/locks/dev@abc").status == 204
     assert gh.repo("DELETE", "/git/refs/promote/locks/dev@abc").status == 422

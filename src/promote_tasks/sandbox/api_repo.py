@@ -183,7 +183,7 @@ class RepoApi(Base):
         self.check_repo(req)
         ref = self.text(req, "ref", "Reference", required=True) or ""
         sha = self.text(req, "sha", "Reference", required=True) or ""
-        if not ref.startswith("refs/") or ref.count("/") < 2 or ref.endswith("/") or ".." in ref:
+        if not _valid_ref_name(ref):
             raise ApiError(422, f"{ref} is not a valid ref name.")
         full = self.store.repo.full_sha(sha, "object") if HEX.match(sha) else None
         if full is None:
@@ -644,3 +644,14 @@ class RepoApi(Base):
             raise ApiError(409, f"{path} does not match {given_sha}")
         sha = self._commit_change(req, branch, tip, path, None, message)
         return Reply(200, self.shapes.file_commit(None, self.store.repo.commit(sha)))
+
+
+def _valid_ref_name(ref: str) -> bool:
+    """git's check-ref-format rules, plus GitHub's ``refs/<kind>/<name>`` shape."""
+    if not ref.startswith("refs/") or ref.count("/") < 2:
+        return False
+    if any(c in ref for c in " ~^:?*[\\\x7f") or any(ord(c) < 32 for c in ref):
+        return False
+    if ".." in ref or "@{" in ref or "//" in ref or ref.endswith(("/", ".", ".lock")):
+        return False
+    return not any(part.startswith(".") or part.endswith(".lock") for part in ref.split("/"))
