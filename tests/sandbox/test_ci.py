@@ -427,3 +427,33 @@ def test_cancel_and_hang(make_sandbox: Callable[..., Sandbox]) -> None:
     assert gh.repo("GET", f"/actions/runs/{run['id']}").json["conclusion"] == "cancelled"
     assert gh.repo("POST", f"/actions/runs/{run['id']}/cancel").status == 409
     assert states(gh, deployments(gh, "dev")[0]["id"])[-1] == "error"
+
+
+def test_wait_timer_holds_a_run_for_that_many_steps(gh: Client, sandbox: Sandbox) -> None:
+    put = gh.repo("PUT", "/environments/dev", {"wait_timer": 2})
+    assert put.status == 200
+    assert put.json["protection_rules"][0] == {
+        **put.json["protection_rules"][0],
+        "type": "wait_timer",
+        "wait_timer": 2,
+    }
+    gh.repo(
+        "POST",
+        "/actions/workflows/deploy.yml/dispatches",
+        {"ref": "dev", "inputs": {"environment": "dev"}},
+    )
+    sandbox.advance()
+    [run] = runs(gh, event="workflow_dispatch")
+    assert run["status"] == "waiting"
+    pending = gh.repo("GET", f"/actions/runs/{run['id']}/pending_deployments").json
+    assert pending[0]["wait_timer"] == 2
+    assert pending[0]["wait_timer_started_at"] is not None
+    assert pending[0]["reviewers"] == []
+    deployment = deployments(gh, "dev")[0]
+    assert states(gh, deployment["id"]) == ["waiting"]
+    sandbox.advance()
+    sandbox.advance()
+    assert gh.repo("GET", f"/actions/runs/{run['id']}").json["status"] == "waiting"
+    sandbox.settle()
+    assert gh.repo("GET", f"/actions/runs/{run['id']}").json["conclusion"] == "success"
+    assert states(gh, deployment["id"]) == ["waiting", "queued", "in_progress", "success"]

@@ -374,8 +374,9 @@ class CI:
         run.approvals.append(Approval(env.name, state, login, comment, self.store.now()))
         deployment = self.store.deployments[run.deployment_id] if run.deployment_id else None
         if state == "approved":
-            run.phase = 0
-            self._start_deploy_job(run, approved=True)
+            run.needs_approval = False
+            if run.timer_left <= 0:
+                self._start_deploy_job(run)
         else:
             self._conclude(run, "failure")
             if deployment is not None:
@@ -455,12 +456,14 @@ class CI:
         run.phase = DONE
         self.store.suites[run.suite_id].updated_at = now
 
-    def _start_deploy_job(self, run: Run, approved: bool = False) -> None:
+    def _start_deploy_job(self, run: Run) -> None:
         store = self.store
         env = store.ensure_environment(run.environment)
-        if not approved and (env.reviewers or env.wait_timer):
+        if run.phase == 0 and (env.reviewers or env.wait_timer):
             self._touch(run, "waiting")
             run.waiting_since = store.now()
+            run.needs_approval = bool(env.reviewers)
+            run.timer_left = env.wait_timer  # one CI step stands for one minute
             if run.target_sha:
                 self._waiting_status(self._deployment(run))
             run.phase = WAITING
@@ -516,6 +519,12 @@ class CI:
 
     def step(self, run: Run) -> bool:
         """Move one run one step; False when it cannot move (waiting, hanging or done)."""
+        if run.phase == WAITING and not run.needs_approval and run.status != "completed":
+            if run.timer_left > 0:
+                run.timer_left -= 1
+                return True
+            self._start_deploy_job(run)
+            return True
         if run.phase in (WAITING, DONE) or run.status == "completed":
             return False
         if run.kind == "deploy":
@@ -664,7 +673,9 @@ class CI:
         store = self.store
         with store.lock:
             for run in store.runs.values():
-                if run.status == "completed" or run.phase in (WAITING, DONE):
+                if run.status == "completed" or run.phase == DONE:
+                    continue
+                if run.phase == WAITING and run.needs_approval:
                     continue
                 hung = run.will_hang and (
                     (run.kind == "deploy" and run.phase == 2)

@@ -254,6 +254,8 @@ class Run:
     will_hang: bool = False
     approvals: list[Approval] = field(default_factory=list)
     waiting_since: float | None = None
+    needs_approval: bool = False
+    timer_left: int = 0
 
 
 @dataclass

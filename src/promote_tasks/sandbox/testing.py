@@ -1,4 +1,8 @@
-"""Pytest fixtures for a sandbox per test: ``pytest_plugins = ["promote_tasks.sandbox.testing"]``.
+"""Pytest fixtures for a sandbox per test.
+
+Use them with ``pytest_plugins = ["promote_tasks.sandbox.testing"]`` in the top-level
+``conftest.py``, or (in a nested conftest, where pytest forbids ``pytest_plugins``) by binding
+them: ``make_sandbox = testing.make_sandbox`` and ``sandbox = testing.sandbox``.
 
 ``sandbox`` is a seeded sandbox whose CI moves only when the test says so (``advance()`` /
 ``settle()``), so assertions about intermediate states are deterministic. ``make_sandbox``
