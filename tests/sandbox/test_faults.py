@@ -55,6 +55,8 @@ def test_each_fault_kind_appears_and_only_applied_then_dropped_applies_writes(
             kind = "applied_then_dropped" if applied else "drop"
         else:
             assert resp is not None
+            assert resp.headers["X-GitHub-Request-Id"]
+            assert resp.headers["X-RateLimit-Limit"]
             if resp.status == 502:
                 kind = "502"
             elif resp.status == 403:

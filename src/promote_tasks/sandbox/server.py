@@ -436,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
         rid = request_id()
         if kind == "502":
             page = b"<html><body><h1>502 Bad Gateway</h1>Unicorn! Please try again.</body></html>"
-            headers = {"Content-Type": "text/html; charset=utf-8"}
+            headers = {"Content-Type": "text/html; charset=utf-8", **app.limiter.charge("anonymous", 0)}
             self._raw(502, page, headers, rid)
             return
         reset = int(time.time()) + app.retry_after

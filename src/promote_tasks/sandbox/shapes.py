@@ -601,13 +601,8 @@ class Shapes:
         assert pull is not None
         data = self.pull_simple(issue)
         commits = self.store.pull_commits(pull)
-        files = (
-            self.store.repo.changed_files(
-                self.store.repo.merge_base(pull.base_sha, pull.head_sha), pull.head_sha
-            )
-            if issue.state == "open"
-            else []
-        )
+        repo = self.store.repo
+        files = repo.changed_files(repo.merge_base(pull.base_sha, pull.head_sha), pull.head_sha)
         merged = pull.merged_at is not None
         if merged or issue.state == "closed":
             mergeable_state = "unknown"

@@ -413,6 +413,7 @@ class Store:
             if head is None or base is None:
                 continue
             before = self.pull_commits(pull)
+            old_base = pull.base_sha
             if (pull.head_sha, pull.base_sha) != (head, base):
                 pull.head_sha, pull.base_sha = head, base
                 pull.mergeable = None
@@ -421,6 +422,7 @@ class Store:
                 self.repo.set_ref(f"refs/pull/{issue.number}/head", head)
             if branch == pull.base_ref and self.repo.is_ancestor(head, base):
                 # GitHub marks a pull request merged once its head is reachable from its base.
+                pull.base_sha = old_base
                 self._mark_merged(issue, base, actor, before)
 
     def _mark_merged(self, issue: Issue, merge_sha: str, actor: str, commits: list[str]) -> None:
