@@ -63,5 +63,58 @@ def main() -> None:
     )
 
 
+def concurrency(latency_ms: int = 100, n: int = 20) -> float:
+    """Wall time of ``n`` concurrent GETs with injected latency (serialised would be n x latency)."""
+    import concurrent.futures
+    import urllib.request
+
+    from promote_tasks.sandbox import start
+
+    with start(step_ms=0, latency_ms=latency_ms) as sandbox:
+        url = f"{sandbox.api_url}/repos/{sandbox.repository}/pulls"
+        headers = {"Authorization": f"token {sandbox.author_token}"}
+
+        def get(_: int) -> int:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as resp:
+                return int(resp.status)
+
+        begin = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            assert set(pool.map(get, range(n))) == {200}
+        return time.perf_counter() - begin
+
+
+def faults_until_all_kinds(rate: float = 0.3, seed: int = 0) -> int:
+    """How many naive requests (alternating GET and POST) until every fault kind was seen."""
+    import http.client
+    import json
+
+    from promote_tasks.sandbox import start
+
+    with start(step_ms=0, fault_rate=rate, seed=seed) as sandbox:
+        port = int(sandbox.api_url.rsplit(":", 1)[1])
+        for i in range(1, 2000):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            write = i % 2 == 0
+            try:
+                conn.request(
+                    "POST" if write else "GET",
+                    f"/repos/{sandbox.repository}/issues",
+                    body=json.dumps({"title": f"t{i}"}) if write else None,
+                    headers={"Authorization": f"token {sandbox.author_token}"},
+                )
+                conn.getresponse().read()
+            except (http.client.RemoteDisconnected, ConnectionResetError):
+                pass
+            finally:
+                conn.close()
+            if len(sandbox.stats.to_json()["faults"]) == 5:
+                return i
+    return -1
+
+
 if __name__ == "__main__":
     main()
+    print(f"20 concurrent GETs at 100 ms latency: {concurrency():.2f} s (serial would be 2.0 s)")
+    counts = [faults_until_all_kinds(seed=s) for s in range(5)]
+    print(f"requests until all five fault kinds at --fault-rate 0.3 (seeds 0-4): {counts}")

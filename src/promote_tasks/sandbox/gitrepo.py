@@ -106,6 +106,7 @@ class GitRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._commits: dict[str, CommitInfo] = {}
+        self._types: dict[str, str] = {}
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -162,8 +163,14 @@ class GitRepo:
     def object_type(self, sha: str) -> str | None:
         if not sha or sha.startswith("-"):
             return None
+        known = self._types.get(sha)
+        if known is not None:
+            return known
         out = self._try("cat-file", "-t", sha)
-        return out.decode().strip() if out else None
+        kind = out.decode().strip() if out else None
+        if kind is not None and len(sha) == 40:
+            self._types[sha] = kind  # objects never change type; absent ones may appear later
+        return kind
 
     def full_sha(self, sha: str, kind: str) -> str | None:
         """Expand a sha of the given object kind; None if absent or of another kind."""
@@ -408,16 +415,48 @@ class GitRepo:
     # -- refs --------------------------------------------------------------------------------
 
     def refs(self, prefix: str = "refs/") -> dict[str, str]:
-        out = self.run("for-each-ref", "--format=%(refname) %(objectname)", prefix)
-        result: dict[str, str] = {}
-        for line in out.decode().splitlines():
-            name, _, sha = line.partition(" ")
-            result[name] = sha
-        return result
+        found = self._ref_files()
+        if found is None:
+            out = self.run("for-each-ref", "--format=%(refname) %(objectname)", prefix)
+            found = dict(line.partition(" ")[::2] for line in out.decode().splitlines())
+        return {name: sha for name, sha in sorted(found.items()) if name.startswith(prefix)}
 
     def ref(self, name: str) -> str | None:
+        if name.startswith("refs/"):
+            found = self._ref_files()
+            if found is not None:
+                return found.get(name)
         out = self._try("rev-parse", "--verify", "--quiet", name)
         return out.decode().strip() if out else None
+
+    def _ref_files(self) -> dict[str, str] | None:
+        """Read loose and packed refs straight from disk (every request reads refs; a subprocess
+        each time is the sandbox's biggest cost). None when anything looks unusual: ask git."""
+        found: dict[str, str] = {}
+        packed = self.path / "packed-refs"
+        try:
+            text = packed.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = ""
+        for line in text.splitlines():
+            if line and line[0] not in "#^":
+                sha, _, name = line.partition(" ")
+                found[name] = sha
+        root = self.path / "refs"
+        for dirpath, _, filenames in os.walk(root):
+            for filename in filenames:
+                if filename.endswith(".lock"):
+                    continue
+                full = os.path.join(dirpath, filename)
+                try:
+                    with open(full, encoding="utf-8") as handle:
+                        content = handle.read().strip()
+                except (FileNotFoundError, IsADirectoryError):
+                    continue
+                if len(content) != 40 or not all(c in "0123456789abcdef" for c in content):
+                    return None
+                found["refs/" + os.path.relpath(full, root).replace(os.sep, "/")] = content
+        return found
 
     def set_ref(self, name: str, new: str, old: str | None = None) -> bool:
         """Compare-and-swap a ref; ``old=ZERO_SHA`` requires that it does not exist yet."""

@@ -436,7 +436,10 @@ class _Handler(BaseHTTPRequestHandler):
         rid = request_id()
         if kind == "502":
             page = b"<html><body><h1>502 Bad Gateway</h1>Unicorn! Please try again.</body></html>"
-            headers = {"Content-Type": "text/html; charset=utf-8", **app.limiter.charge("anonymous", 0)}
+            headers = {
+                "Content-Type": "text/html; charset=utf-8",
+                **app.limiter.charge("anonymous", 0),
+            }
             self._raw(502, page, headers, rid)
             return
         reset = int(time.time()) + app.retry_after
@@ -529,6 +532,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # the default 5 makes bursts of connects wait for SYN retries
 
     def __init__(self, app: App, port: int = 0) -> None:
         self.app = app
