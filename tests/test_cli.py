@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,10 +17,20 @@ ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "snapshot.json"
 
 
-def promote(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def promote(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     script = shutil.which("promote", path=str(Path(sys.executable).parent))
     assert script, "the promote console script is installed"
-    return subprocess.run([script, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))}
+    return subprocess.run(
+        [script, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, **(env or {})},
+    )
 
 
 def test_help_lists_the_tasks():
@@ -87,7 +98,7 @@ ERRORS = {
     "not json": (lambda d: ["status", "--snapshot", _write(d, "x.json", "{oops")], "not JSON"),
     "unknown key": (lambda d: ["status", "--snapshot", _write(d, "k.json", EXAMPLE.read_text().replace('"taken_at"', '"taken"'))], "unknown key 'taken'"),
     "wrong type": (lambda d: ["next", "--snapshot", _write(d, "t.json", EXAMPLE.read_text().replace('"id": 12,', '"id": "12",'))], "environments[0].deployments[0].id: expected int"),
-    "no github yet": (lambda d: ["status"], "pass --snapshot FILE"),
+    "no repository": (lambda d: ["status"], "no repository: set GITHUB_REPOSITORY"),
 }  # fmt: skip
 
 

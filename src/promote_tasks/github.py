@@ -252,11 +252,11 @@ class GitHub:
     # -- reading the snapshot ------------------------------------------------------------
 
     async def read_snapshot(
-        self, pipeline: Pipeline, plans: Callable[[], tuple[Plan, ...]] | None = None
+        self, pipeline: Pipeline, plans: Callable[[], Awaitable[tuple[Plan, ...]]] | None = None
     ) -> Snapshot:
         """All facts for one decision: two waves of concurrent requests."""
         await self._check_repository()
-        plan_task = asyncio.create_task(asyncio.to_thread(plans)) if plans else None
+        plan_task = asyncio.ensure_future(plans()) if plans else None
         envs = pipeline.environments
         first = await asyncio.gather(
             *(self._commits(env.branch) for env in envs),

@@ -84,17 +84,20 @@ class RollbackStrategy(Protocol):
 
 @runtime_checkable
 class PlanStore(Protocol):
-    """Owns plan files (or issues): listing, filing fix plans, completing plans."""
+    """Owns plan files (or issues): listing, filing fix plans, completing plans.
+
+    The methods are coroutines, so that reading plans joins the snapshot's concurrent waves.
+    """
 
     name: str
 
-    def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
+    async def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
         """Every plan the store knows, with its status."""
 
-    def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
-        """File a new plan, unless one with the same id or fix key exists (then return it)."""
+    async def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
+        """File a new plan, unless one with the same id exists (then return that one)."""
 
-    def complete(self, settings: Settings, github: Any, plan_id: str) -> tuple[str, ...]:
+    async def complete(self, settings: Settings, github: Any, plan_id: str) -> tuple[str, ...]:
         """Mark a plan done, and its parents when all their children are; return the ids moved."""
 
 

@@ -138,3 +138,25 @@ def next_text(action: Action, did: tuple[str, ...]) -> str:
         lines = [f"{action.transition} {action.environment}: {source} → {target}"]
     lines.extend(f"  - {inert(d)}" for d in did)
     return "\n".join(lines)
+
+
+def _md(text: object) -> str:
+    return inert(text).replace("|", "\\|")
+
+
+def status_markdown(state: PipelineState, action: Action) -> str:
+    """The pipeline as a Markdown table, for ``$GITHUB_STEP_SUMMARY``."""
+    title = f"### promote: {_md(state.repository)}" + (" — **halted**" if state.halted else "")
+    rows = ["| environment | sha | state | plan | next |", "|---|---|---|---|---|"]
+    for env in state.environments:
+        rows.append(
+            f"| {env.name} | `{env.sha[:7] if env.sha else '-'}` | {env.state.value if env.state else '—'} "
+            f"| {_md(env.plan or '')} | {_md(_hint(env, action) or '')} |"
+        )
+    return "\n".join([title, "", *rows])
+
+
+def next_markdown(action: Action, did: tuple[str, ...]) -> str:
+    return "\n".join(
+        ["### promote next", "", _md(next_text(action, ())), *(f"- {_md(d)}" for d in did)]
+    )

@@ -1,9 +1,9 @@
-"""The ``promote`` invoke collection: status, next, plugins (and more as they land).
+"""The ``promote`` invoke collection: status, next, watch, approve, reject, plugins, demo.
 
 The module is ``tasks`` so that ``from promote_tasks import promote`` always means the
 collection (a submodule named ``promote`` would shadow it once imported).
 
-Tasks are thin: settings → plugins → snapshot → derive → decide → render. A user's
+Tasks are thin: settings → plugins → snapshot → derive → decide → render / act. A user's
 ``tasks.py`` adds the collection in two lines::
 
     from invoke import Collection
@@ -14,9 +14,11 @@ Tasks are thin: settings → plugins → snapshot → derive → decide → rend
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
+import os
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,21 +30,18 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from promote_tasks import render
-from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
 from promote_tasks.errors import PromoteError
 from promote_tasks.errors import SnapshotError
-from promote_tasks.machine import decide
-from promote_tasks.machine import derive
-from promote_tasks.model import Pipeline
+from promote_tasks.model import Action
 from promote_tasks.model import Snapshot
+from promote_tasks.model import State
 from promote_tasks.model import dump_snapshot
 from promote_tasks.model import load_snapshot
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import describe
 from promote_tasks.plugins import make_plugin_manager
-from promote_tasks.plugins import pipeline_from
-from promote_tasks.registry import Registry
+from promote_tasks.shell import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,22 +59,6 @@ def reports_errors(body: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@dataclasses.dataclass(frozen=True)
-class Session:
-    """Settings and plugin contributions for one run."""
-
-    settings: Settings
-    registry: Registry
-    pipeline: Pipeline
-
-    @classmethod
-    def load(cls, start: Path | None = None) -> Session:
-        settings = load_settings(start)
-        pm = make_plugin_manager(plugins_dir=settings.plugins_path())
-        registry = collect(pm, settings)
-        return cls(settings, registry, pipeline_from(registry, settings))
-
-
 def read_snapshot_file(path: str) -> Snapshot:
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -91,20 +74,26 @@ def write_snapshot_file(path: str, snapshot: Snapshot) -> None:
         raise SnapshotError(f"cannot write snapshot {path}: {e.strerror}") from None
 
 
-def _snapshot(session: Session, path: str | None) -> Snapshot:
-    if path:
-        snapshot = read_snapshot_file(path)
-        missing = [
-            n for n in session.pipeline.names if n not in {e.name for e in snapshot.environments}
-        ]
-        if missing:
-            raise SnapshotError(f"{path}: no facts for environment {missing[0]!r} of this pipeline")
-        return snapshot
-    raise PromoteError("reading GitHub is not built yet: pass --snapshot FILE")
+def _snapshot(run: Run, path: str | None) -> Snapshot:
+    if not path:
+        return run.snapshot()
+    snapshot = read_snapshot_file(path)
+    missing = [n for n in run.pipeline.names if n not in {e.name for e in snapshot.environments}]
+    if missing:
+        raise SnapshotError(f"{path}: no facts for environment {missing[0]!r} of this pipeline")
+    return snapshot
 
 
 def _emit(data: dict[str, Any] | None, text: str, as_json: bool) -> None:
-    print(json.dumps(data, indent=2) if as_json else text)
+    print(json.dumps(data, indent=2) if as_json else text, flush=True)
+
+
+def _summary(markdown: str) -> None:
+    """Inside GitHub Actions, append to the job's Markdown summary."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(markdown + "\n")
 
 
 @task(
@@ -120,13 +109,24 @@ def status(
     c: Context, json_: bool = False, snapshot: str | None = None, save_snapshot: str | None = None
 ) -> None:
     """Show each environment's state, derived from GitHub."""
-    session = Session.load()
-    facts = _snapshot(session, snapshot)
+    run = Run.load()
+    facts = _snapshot(run, snapshot)
     if save_snapshot:
         write_snapshot_file(save_snapshot, facts)
-    state = derive(facts, session.pipeline)
-    action = decide(state, facts, session.pipeline)
+    state, action = run.decide(facts)
     _emit(render.status_data(state, action), render.status_text(state, action), json_)
+    _summary(render.status_markdown(state, action))
+
+
+def step(
+    run: Run, *, dry_run: bool = False, snapshot_file: str | None = None
+) -> tuple[Snapshot, Action, tuple[str, ...]]:
+    """One ``next``: read, decide, act (unless dry); the facts read, the action, what was done."""
+    facts = _snapshot(run, snapshot_file)
+    _, action = run.decide(facts)
+    if dry_run or snapshot_file:
+        return facts, action, tuple(f"would {e.describe()}" for e in action.effects)
+    return facts, action, run.act(action, facts)
 
 
 @task(
@@ -142,13 +142,141 @@ def next_(
     c: Context, json_: bool = False, dry_run: bool = False, snapshot: str | None = None
 ) -> None:
     """Take exactly one step of the Promote machine and say what it did."""
-    session = Session.load()
-    facts = _snapshot(session, snapshot)
-    action = decide(derive(facts, session.pipeline), facts, session.pipeline)
-    did = tuple(f"would {e.describe()}" for e in action.effects)
+    _, action, did = step(Run.load(), dry_run=dry_run, snapshot_file=snapshot)
     _emit(render.next_data(action, did), render.next_text(action, did), json_)
+    _summary(render.next_markdown(action, did))
     if action.stop:
         raise Exit(code=1)
+
+
+def needs_person(run: Run, snapshot: Snapshot, action: Action) -> str | None:
+    """What a person must do before the pipeline can move, if anything."""
+    if action.stop:
+        return action.stop
+    state, _ = run.decide(snapshot)
+    for env in state.environments:
+        if env.violation and env.state is not State.COMPLETE:
+            return env.violation
+        if env.state is State.VALIDATING:
+            for verdict in env.verdicts:
+                if (
+                    verdict.result.value == "pending"
+                    and run.settings.validators[verdict.validator].use == "manual-approval"
+                ):
+                    return f"{verdict.validator} in {env.name}: {verdict.summary}"
+    return None
+
+
+@task(
+    name="watch",
+    help={
+        "interval": "seconds between steps while waiting (default 10)",
+        "timeout": "give up after this many seconds (default 1800)",
+    },
+)
+@reports_errors
+def watch(c: Context, interval: float | None = None, timeout: float | None = None) -> None:
+    """Run `next` until the pipeline rests or needs a person."""
+    run = Run.load()
+    pause = 10.0 if interval is None else float(interval)
+    deadline = time.monotonic() + (1800.0 if timeout is None else float(timeout))
+    live = sys.stdout.isatty()
+    while True:
+        facts, action, did = step(run)
+        if action.transition or did:
+            if live:
+                print("\r\x1b[K", end="")
+            print(render.next_text(action, did), flush=True)
+        if action.stop:
+            raise Exit(f"promote: stopped: {render.inert(action.stop)}", code=1)
+        if action.transition is None and not did:
+            if action.waiting_for is None:
+                print("the pipeline rests", flush=True)
+                return
+            person = needs_person(run, facts, action)
+            if person:
+                print(f"needs a person: {render.inert(person)}", flush=True)
+                return
+            if time.monotonic() >= deadline:
+                raise Exit(
+                    f"promote: timed out waiting for {render.inert(action.waiting_for)}", code=1
+                )
+            line = f"waiting for {render.inert(action.waiting_for)}"
+            print(f"\r\x1b[K{line}" if live else line, end="" if live else "\n", flush=True)
+            time.sleep(pause)
+
+
+def decide_manually(
+    run: Run, env_name: str | None, sha: str | None, approve: bool, reason: str
+) -> str:
+    """Record a reviewer's decision on the checklist issue of the exact sha under test."""
+    if not env_name:
+        manual = [e.name for e in run.pipeline.environments
+                  if any(run.settings.validators[v].use == "manual-approval" for v in e.validators)]  # fmt: skip
+        if len(manual) != 1:
+            raise PromoteError("say which environment: --env NAME")
+        env_name = manual[0]
+    env = run.pipeline.get(env_name)
+    names = [v for v in env.validators if run.settings.validators[v].use == "manual-approval"]
+    if not names:
+        raise PromoteError(f"{env.name} has no manual-approval validator")
+    snapshot = run.snapshot()
+    state = run.decide(snapshot)[0].env(env.name)
+    if state.state is not State.VALIDATING or state.sha is None:
+        label = state.state.value if state.state else "not deployed"
+        raise PromoteError(f"{env.name} is not waiting for a manual test (it is {label})")
+    if sha and not state.sha.startswith(sha.lower()):
+        raise PromoteError(
+            f"{env.name} is at {state.sha[:7]}, not {sha}: decisions are bound to the exact sha"
+        )
+    github = run.github
+    user = github.run(github.user())
+    options = run.settings.validators[names[0]].options
+    reviewers = [str(r) for r in options.get("reviewers", run.settings.reviewers)]
+    if user.lower() not in {r.lower() for r in reviewers}:
+        raise PromoteError(
+            f"{user} is not a designated reviewer of {env.name} (reviewers: {', '.join(reviewers) or 'none'})"
+        )
+    if user.lower() in {a.lower() for a in snapshot.env(env.name).change_authors}:
+        raise PromoteError(f"{user} wrote this change and cannot approve or reject it")
+    key = f"{env.name}@{state.sha}"
+    number, url, _ = github.run(
+        github.checklist_issue(
+            key, f"Manual test: {env.name} at {state.sha[:7]}", f"Promote-Key: {key}\n", reviewers
+        )
+    )
+    verb = "Approve" if approve else "Reject"
+    line = f"Promote-{verb}: {state.sha} {reason}".rstrip()
+    github.run(github.comment(number, f"{line}\n"))
+    github.run(github.close_issue(number))
+    return f"{'approved' if approve else 'rejected'} {env.name} at {state.sha[:7]} as {user}: {url}"
+
+
+@task(
+    name="approve",
+    help={
+        "env": "the environment tested (default: the one with a manual test)",
+        "sha": "the sha you tested (default: the head)",
+    },
+)
+@reports_errors
+def approve(c: Context, env: str | None = None, sha: str | None = None) -> None:
+    """Record a designated reviewer's approval of the manual test."""
+    print(decide_manually(Run.load(), env, sha, True, ""))
+
+
+@task(
+    name="reject",
+    help={"env": "the environment tested", "sha": "the sha you tested", "reason": "why (required)"},
+)
+@reports_errors
+def reject(
+    c: Context, env: str | None = None, sha: str | None = None, reason: str | None = None
+) -> None:
+    """Record a designated reviewer's rejection: the instance fails."""
+    if not reason:
+        raise PromoteError("say why: --reason TEXT")
+    print(decide_manually(Run.load(), env, sha, False, reason))
 
 
 @task(name="plugins", help={"json": "print one JSON object"})
@@ -174,4 +302,13 @@ def plugins_(c: Context, json_: bool = False) -> None:
     _emit(data, text, json_)
 
 
-promote = Collection("promote", status, next_, plugins_)
+@task(name="demo", help={"step-ms": "simulated CI step length in ms (default 30)"})
+@reports_errors
+def demo(c: Context, step_ms: int | None = None) -> None:
+    """Run the whole journey on a built-in sandbox: no token, no network."""
+    from promote_tasks.demo import run_demo
+
+    raise Exit(code=run_demo(step_ms=30 if step_ms is None else int(step_ms)))
+
+
+promote = Collection("promote", status, next_, watch, approve, reject, plugins_, demo)

@@ -21,6 +21,7 @@ from promote_tasks.registry import ValidationRun
 from promote_tasks.registry import Validator
 
 OK_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
+DEFAULT_CHECKLIST = "- [ ] The change works as the plan describes\n- [ ] Nothing else broke\n"
 
 
 class HttpHealth:
@@ -192,8 +193,25 @@ class ManualApproval:
     }
 
     def start(self, run: ValidationRun) -> None:
-        if run.github is not None:
-            run.github.open_checklist(run)
+        """Open the checklist issue for this exact sha, assigned to the reviewers (once)."""
+        github = run.github
+        if github is None:
+            return
+        env, sha = run.environment.name, run.sha
+        template = str(run.options.get("template", run.settings.checklist_template))
+        text = github.run(github.read_file(template, sha)) or DEFAULT_CHECKLIST
+        body = (
+            f"{text.rstrip()}\n\n---\nManual test of `{env}` at {sha}.\n"
+            f"A designated reviewer who did not write the change records the result with\n"
+            f'`promote approve --env {env}` or `promote reject --env {env} --reason "..."`.\n\n'
+            f"Promote-Key: {env}@{sha}\n"
+        )
+        reviewers = [str(r) for r in run.options.get("reviewers", run.settings.reviewers)]
+        github.run(
+            github.checklist_issue(
+                f"{env}@{sha}", f"Manual test: {env} at {sha[:7]}", body, reviewers
+            )
+        )
 
     def check(self, run: ValidationRun) -> Verdict:
         reviewers = {str(r).lower() for r in run.options.get("reviewers", run.settings.reviewers)}

@@ -1,0 +1,176 @@
+"""The imperative shell: settings → plugins → snapshot (+ verdicts) → act → tell plugins.
+
+Tasks call this; it is the one place that turns a decided ``Action`` into writes. Every
+write it performs looks first for what it would create (see ``github.py``), so running
+``next`` again after a crash between two writes converges without duplicates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from promote_tasks.config import Settings
+from promote_tasks.config import load_settings
+from promote_tasks.errors import PromoteError
+from promote_tasks.github import Connection
+from promote_tasks.github import GitHub
+from promote_tasks.machine import decide
+from promote_tasks.machine import derive
+from promote_tasks.model import Action
+from promote_tasks.model import Effect
+from promote_tasks.model import EnvFacts
+from promote_tasks.model import Pipeline
+from promote_tasks.model import PipelineState
+from promote_tasks.model import Snapshot
+from promote_tasks.model import State
+from promote_tasks.plugins import collect
+from promote_tasks.plugins import make_plugin_manager
+from promote_tasks.plugins import pipeline_from
+from promote_tasks.registry import PlanStore
+from promote_tasks.registry import Registry
+from promote_tasks.registry import ValidationRun
+
+
+@dataclasses.dataclass
+class Run:
+    """Settings, plugins and (lazily) GitHub for one invocation."""
+
+    settings: Settings
+    pm: pluggy.PluginManager
+    registry: Registry
+    pipeline: Pipeline
+    environ: Mapping[str, str] | None = None
+    _github: GitHub | None = None
+
+    @classmethod
+    def load(cls, start: Path | None = None, environ: Mapping[str, str] | None = None) -> Run:
+        settings = load_settings(start)
+        pm = make_plugin_manager(plugins_dir=settings.plugins_path())
+        registry = collect(pm, settings)
+        return cls(settings, pm, registry, pipeline_from(registry, settings), environ)
+
+    @property
+    def github(self) -> GitHub:
+        if self._github is None:
+            self._github = GitHub(
+                Connection.from_environment(self.settings.repository, self.environ)
+            )
+        return self._github
+
+    @property
+    def plan_store(self) -> PlanStore:
+        return self.registry.plan_stores[self.settings.plan_store]
+
+    # -- reading -------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """Facts from GitHub, with fresh verdicts for every instance being validated."""
+        github = self.github
+        facts = github.run(
+            github.read_snapshot(
+                self.pipeline, lambda: self.plan_store.plans(self.settings, github)
+            )
+        )
+        return self.with_verdicts(facts)
+
+    def with_verdicts(self, snapshot: Snapshot) -> Snapshot:
+        state = derive(snapshot, self.pipeline)
+        envs = []
+        for facts, env_state in zip(snapshot.environments, state.environments, strict=True):
+            if env_state.state is State.VALIDATING and env_state.sha:
+                verdicts = tuple(
+                    self._validator(name).check(self.validation_run(snapshot, facts.name, name))
+                    for name in self.pipeline.get(facts.name).validators
+                )
+                facts = dataclasses.replace(facts, verdicts=verdicts)
+            envs.append(facts)
+        return dataclasses.replace(snapshot, environments=tuple(envs))
+
+    def _validator(self, name: str) -> Any:
+        return self.registry.validators[self.settings.validators[name].use]
+
+    def validation_run(self, snapshot: Snapshot, env: str, name: str) -> ValidationRun:
+        facts: EnvFacts = snapshot.env(env)
+        assert facts.head is not None
+        return ValidationRun(
+            name=name,
+            environment=self.pipeline.get(env),
+            sha=facts.head,
+            options=self.settings.validators[name].options,
+            settings=self.settings,
+            snapshot=snapshot,
+            github=self._github,
+        )
+
+    def decide(self, snapshot: Snapshot) -> tuple[PipelineState, Action]:
+        state = derive(snapshot, self.pipeline)
+        return state, decide(state, snapshot, self.pipeline)
+
+    # -- acting --------------------------------------------------------------------------
+
+    def act(self, action: Action, snapshot: Snapshot) -> tuple[str, ...]:
+        """Perform the action's effects in order; the lines say what was done."""
+        did = tuple(self._perform(effect, snapshot) for effect in action.effects)
+        if action.transition:
+            self.pm.hook.promote_transition(action=action, did=did, repository=snapshot.repository)
+        return did
+
+    def _perform(self, effect: Effect, snapshot: Snapshot) -> str:
+        github = self.github
+        args = dict(effect.args)
+        if effect.kind == "set-status":
+            return github.run(github.set_status(**args))
+        if effect.kind == "start-validator":
+            name = args["validator"]
+            self._validator(name).start(self.validation_run(snapshot, args["environment"], name))
+            return f"started {name} in {args['environment']}"
+        if effect.kind == "dispatch-deploy":
+            url = github.run(
+                github.dispatch(
+                    args["workflow"],
+                    args["branch"],
+                    {"environment": args["environment"], "sha": args["sha"]},
+                )
+            )
+            return f"dispatched {args['workflow']} for {args['environment']} at {args['sha'][:7]}: {url}"
+        if effect.kind == "open-pr":
+            return self._open_promotion(args, snapshot)
+        if effect.kind == "complete-plan":
+            moved = github.run(self.plan_store.complete(self.settings, github, args["plan"]))
+            return (
+                "completed plan " + ", ".join(moved)
+                if moved
+                else f"plan {args['plan']} already done"
+            )
+        raise PromoteError(
+            f"{effect.kind} is not built yet (it arrives with the failure-path issue)"
+        )
+
+    def _open_promotion(self, args: Mapping[str, str], snapshot: Snapshot) -> str:
+        facts = snapshot.env(args["environment"])
+        state = derive(snapshot, self.pipeline).env(args["environment"])
+        authors = facts.change_authors or ((facts.merged_pull.author,) if facts.merged_pull else ())
+        evidence = "\n".join(
+            f"- {e.summary}" + (f" ({e.url})" if e.url else "") for e in state.evidence
+        )
+        checks = "\n".join(
+            f"- {v.validator}: {v.result.value}" + (f" ({v.url})" if v.url else "")
+            for v in state.verdicts
+        )
+        plan = args["plan"]
+        body = (
+            f"Promotes `{args['head']}` at {args['sha']} to `{args['base']}`.\n\n"
+            f"Validated in {args['environment']}:\n{checks or '- (no validators)'}\n\nEvidence:\n{evidence}\n\n"
+            + (f"Promote-Plan: {plan}\n" if plan else "")
+            + "".join(f"Promote-Author: {a}\n" for a in authors)
+        )
+        title = f"Promote {plan or args['sha'][:7]}: {args['head']} → {args['base']}"
+        number, url, created = self.github.run(
+            self.github.open_pull(args["head"], args["base"], title, body)
+        )
+        return f"{'opened' if created else 'found'} PR #{number} ({args['head']} → {args['base']}): {url}"
