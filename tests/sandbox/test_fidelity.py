@@ -635,6 +635,25 @@ def test_validation_error_bodies_match_githubs_model(
     assert resp.status == 422
     assert validate("ValidationErrorSimple", resp.text) == ["$.status"]
     assert validate("BasicError", gh.repo("GET", "", token="bad").text) == []
+    app_only = gh.repo("POST", "/check-runs", {"name": "x", "head_sha": "a" * 40})
+    assert app_only.status == 403
+    assert validate("BasicError", app_only.text) == []
+    pr = gh.repo(
+        "POST", "/pulls", {"title": "t", "head": "feature/add-greeting", "base": "main"}
+    ).json
+    stale = gh.repo("PUT", f"/pulls/{pr['number']}/merge", {"sha": "b" * 40})
+    assert stale.status == 409
+    assert validate("ReposOwnerRepoPullsPullNumberMergePutResponse409", stale.text) == ["$.status"]
+    gh.repo("PATCH", f"/pulls/{pr['number']}", {"state": "closed"})
+    closed = gh.repo("PUT", f"/pulls/{pr['number']}/merge", {})
+    assert closed.status == 405
+    assert validate("ReposOwnerRepoPullsPullNumberMergePutResponse405", closed.text) == ["$.status"]
+    gated = gh.repo(
+        "POST", "/deployments", {"ref": "main", "environment": "main", "auto_merge": False}
+    )
+    assert gated.status == 409
+    # GitHub lists the failing contexts in the 409 (seen in real answers), beyond its schema.
+    assert validate("ValidationError", gated.text) == ["$.status", "$.errors[0].contexts"]
 
 
 def test_invented_keys_are_detected() -> None:
