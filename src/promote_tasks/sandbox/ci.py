@@ -30,6 +30,10 @@ How the sandbox represents what real CI would do (documented here because the to
   fails stage ``health`` for that deployment (counted per deployment, not per request).
 * Stage ``manual`` is never executed here; drivers read it from ``GET /_sandbox/scenario``.
 * ``hang`` rules keep a deploy or smoke run ``in_progress`` forever (settling ignores them).
+* Sandbox tokens act like personal access tokens: their merges and ref updates do start push
+  workflows (a real ``GITHUB_TOKEN`` would not, except ``workflow_dispatch``).
+* Environment protection: a ``wait_timer`` elapses after that many CI steps (one step stands for
+  a minute); required reviewers approve through ``POST …/pending_deployments``.
 """
 
 from __future__ import annotations

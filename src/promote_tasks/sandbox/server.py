@@ -111,11 +111,6 @@ class Request:
         except ValueError:
             return default
 
-    def field(self, name: str, default: Any = None) -> Any:
-        if isinstance(self.body, dict):
-            return self.body.get(name, default)
-        return default
-
 
 @dataclass
 class Reply:

@@ -12,7 +12,6 @@ from typing import Any
 from promote_tasks.sandbox.gitrepo import CommitInfo
 from promote_tasks.sandbox.gitrepo import FileChange
 from promote_tasks.sandbox.gitrepo import Ident
-from promote_tasks.sandbox.store import BOT_LOGIN
 from promote_tasks.sandbox.store import CheckRun
 from promote_tasks.sandbox.store import CheckSuite
 from promote_tasks.sandbox.store import Comment
@@ -1107,6 +1106,3 @@ def suite_state(runs: list[CheckRun]) -> tuple[str, str | None]:
             return "completed", c
     return "completed", "success"
 
-
-def is_bot(login: str) -> bool:
-    return login == BOT_LOGIN

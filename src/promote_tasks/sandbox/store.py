@@ -377,7 +377,7 @@ class Store:
 
     def move_ref(self, ref: str, new: str, old: str | None, actor: str) -> bool:
         """Compare-and-swap a ref and announce it as a push, as GitHub does after a write."""
-        if not self.repo.set_ref(ref, new, old if old is not None else None):
+        if not self.repo.set_ref(ref, new, old):
             return False
         self._announce(ref, old if old not in (None, ZERO_SHA) else None, new, actor)
         return True
