@@ -209,7 +209,11 @@ def watch(c: Context, interval: float | None = None, timeout: float | None = Non
 def decide_manually(
     run: Run, env_name: str | None, sha: str | None, approve: bool, reason: str
 ) -> str:
-    """Record a reviewer's decision on the checklist issue of the exact sha under test."""
+    """Record a designated reviewer's decision on the exact sha under test.
+
+    With the ``issue`` backend the decision is a comment on the checklist issue; with the
+    ``environment`` backend it reviews the deploy run's pending deployment on GitHub.
+    """
     if not env_name:
         manual = [e.name for e in run.pipeline.environments
                   if any(run.settings.validators[v].use == "manual-approval" for v in e.validators)]  # fmt: skip
@@ -220,9 +224,12 @@ def decide_manually(
     names = [v for v in env.validators if run.settings.validators[v].use == "manual-approval"]
     if not names:
         raise PromoteError(f"{env.name} has no manual-approval validator")
+    options = run.settings.validators[names[0]].options
+    backend = str(options.get("backend", "issue"))
     snapshot = run.snapshot()
     state = run.decide(snapshot)[0].env(env.name)
-    if state.state is not State.VALIDATING or state.sha is None:
+    waiting_state = State.DEPLOYING if backend == "environment" else State.VALIDATING
+    if state.state is not waiting_state or state.sha is None:
         label = state.state.value if state.state else "not deployed"
         raise PromoteError(f"{env.name} is not waiting for a manual test (it is {label})")
     if sha and not state.sha.startswith(sha.lower()):
@@ -231,7 +238,6 @@ def decide_manually(
         )
     github = run.github
     user = github.run(github.user())
-    options = run.settings.validators[names[0]].options
     reviewers = [str(r) for r in options.get("reviewers", run.settings.reviewers)]
     if user.lower() not in {r.lower() for r in reviewers}:
         raise PromoteError(
@@ -239,17 +245,41 @@ def decide_manually(
         )
     if user.lower() in {a.lower() for a in snapshot.env(env.name).change_authors}:
         raise PromoteError(f"{user} wrote this change and cannot approve or reject it")
-    key = f"{env.name}@{state.sha}"
-    number, url, _ = github.run(
-        github.checklist_issue(
-            key, f"Manual test: {env.name} at {state.sha[:7]}", f"Promote-Key: {key}\n", reviewers
+    verb = "approved" if approve else "rejected"
+    if backend == "environment":
+        url = _review_pending_deployment(run, snapshot, env.name, state.sha, verb, reason)
+    else:
+        key = f"{env.name}@{state.sha}"
+        title = f"Manual test: {env.name} at {state.sha[:7]}"
+        number, url, _ = github.run(
+            github.checklist_issue(key, title, f"Promote-Key: {key}\n", reviewers)
         )
-    )
-    verb = "Approve" if approve else "Reject"
-    line = f"Promote-{verb}: {state.sha} {reason}".rstrip()
-    github.run(github.comment(number, f"{line}\n"))
-    github.run(github.close_issue(number))
-    return f"{'approved' if approve else 'rejected'} {env.name} at {state.sha[:7]} as {user}: {url}"
+        line = f"Promote-{'Approve' if approve else 'Reject'}: {state.sha} {reason}".rstrip()
+        github.run(github.comment(number, f"{line}\n"))
+        github.run(github.close_issue(number))
+    return f"{verb} {env.name} at {state.sha[:7]} as {user}: {url}"
+
+
+def _review_pending_deployment(
+    run: Run, snapshot: Snapshot, env: str, sha: str, state: str, reason: str
+) -> str:
+    github = run.github
+    workflow = run.settings.deploy_workflow
+    waiting = [
+        r for r in snapshot.env(env).runs
+        if r.head_sha == sha and r.status == "waiting" and r.path.rsplit("/", 1)[-1] == workflow
+    ]  # fmt: skip
+    for deploy in sorted(waiting, key=lambda r: -r.id):
+        pending = github.run(
+            github.call("actions.get_pending_deployments_for_run", run_id=deploy.id, cache=False)
+        )
+        ids = [p["environment"]["id"] for p in pending or [] if p["environment"].get("name") == env]
+        if ids:
+            comment = reason or f"{state} through promote"
+            github.run(github.call("actions.review_pending_deployments_for_run", run_id=deploy.id,
+                                   environment_ids=ids, state=state, comment=comment))  # fmt: skip
+            return deploy.url
+    raise PromoteError(f"no deploy run of {env} at {sha[:7]} is waiting for a review")
 
 
 @task(

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from promote_tasks.config import Settings
 from promote_tasks.hookspecs import hookimpl
+from promote_tasks.model import Approval
 from promote_tasks.model import Result
 from promote_tasks.model import Verdict
 from promote_tasks.registry import Register
@@ -184,18 +185,26 @@ def _seconds(earlier: str, later: str) -> float:
 
 
 class ManualApproval:
-    """A designated reviewer, not an author of the change, approves this exact sha."""
+    """A designated reviewer, not an author of the change, approves this exact sha.
+
+    Two backends. ``issue`` (default): a checklist issue from the repository's template,
+    assigned to the reviewers; ``promote approve`` / ``reject`` post the decision there.
+    ``environment``: GitHub's own required reviewers on the environment hold the deploy job
+    (a ``waiting`` run); ``promote approve`` reviews the run's pending deployment, and the
+    verdict reads the run's approvals.
+    """
 
     name = "manual-approval"
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
         "reviewers": list,
         "template": str,
+        "backend": str,
     }
 
     def start(self, run: ValidationRun) -> None:
         """Open the checklist issue for this exact sha, assigned to the reviewers (once)."""
         github = run.github
-        if github is None:
+        if github is None or run.options.get("backend", "issue") == "environment":
             return
         env, sha = run.environment.name, run.sha
         template = str(run.options.get("template", run.settings.checklist_template))
@@ -206,26 +215,28 @@ class ManualApproval:
             f'`promote approve --env {env}` or `promote reject --env {env} --reason "..."`.\n\n'
             f"Promote-Key: {env}@{sha}\n"
         )
-        reviewers = [str(r) for r in run.options.get("reviewers", run.settings.reviewers)]
         github.run(
             github.checklist_issue(
-                f"{env}@{sha}", f"Manual test: {env} at {sha[:7]}", body, reviewers
+                f"{env}@{sha}", f"Manual test: {env} at {sha[:7]}", body, reviewers(run)
             )
         )
 
     def check(self, run: ValidationRun) -> Verdict:
-        reviewers = {str(r).lower() for r in run.options.get("reviewers", run.settings.reviewers)}
-        if not reviewers:
+        allowed = {r.lower() for r in reviewers(run)}
+        if not allowed:
             return Verdict(run.name, Result.FAILED, None, "no designated reviewers are configured")
         authors = {a.lower() for a in run.facts.change_authors}
+        recorded = run.facts.approvals
+        if run.options.get("backend", "issue") == "environment":
+            recorded = environment_decisions(run)
         decisions = [
             a
-            for a in run.facts.approvals
-            if a.sha == run.sha and a.user.lower() in reviewers and a.user.lower() not in authors
+            for a in recorded
+            if a.sha == run.sha and a.user.lower() in allowed and a.user.lower() not in authors
         ]
         if not decisions:
             return Verdict(
-                run.name, Result.PENDING, None, "waiting for " + " or ".join(sorted(reviewers))
+                run.name, Result.PENDING, None, "waiting for " + " or ".join(sorted(allowed))
             )
         last = decisions[-1]
         if last.state == "approved":
@@ -233,6 +244,34 @@ class ManualApproval:
         return Verdict(
             run.name, Result.FAILED, last.url or None, f"rejected by {last.user}: {last.reason}"
         )
+
+
+def reviewers(run: ValidationRun) -> list[str]:
+    return [str(r) for r in run.options.get("reviewers", run.settings.reviewers)]
+
+
+def environment_decisions(run: ValidationRun) -> tuple[Approval, ...]:
+    """Reviews of this environment on the deploy runs of this sha (GitHub's required reviewers)."""
+    github = run.github
+    if github is None:
+        return ()
+    workflow = run.settings.deploy_workflow
+    runs = [
+        r for r in run.facts.runs if r.head_sha == run.sha and r.path.rsplit("/", 1)[-1] == workflow
+    ]
+    out: list[Approval] = []
+    for deploy in sorted(runs, key=lambda r: r.id):
+        for review in (
+            github.run(github.call("actions.get_reviews_for_run", run_id=deploy.id)) or []
+        ):
+            if any(e.get("name") == run.environment.name for e in review.get("environments", [])):
+                login = (review.get("user") or {}).get("login", "")
+                out.append(
+                    Approval(
+                        login, run.sha, review["state"], deploy.url, review.get("comment") or ""
+                    )
+                )
+    return tuple(out)
 
 
 @hookimpl
