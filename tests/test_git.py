@@ -108,6 +108,19 @@ class Lab:
         self.git("commit", "-q", "-m", message)
         return self.rev("HEAD")
 
+    def empty_commits(self, count: int) -> str:
+        """``count`` single-parent commits on ``dev`` in one ``git fast-import``; the new tip."""
+        stream = []
+        for n in range(count):
+            self._clock += 60
+            message = f"direct push {n}"
+            stream.append(
+                f"commit refs/heads/dev\ncommitter Ada <ada@example.com> {self._clock} +0000\n"
+                f"data {len(message)}\n{message}\n" + ("from refs/heads/dev^0\n" if n == 0 else "")
+            )
+        run_git(self.path, "fast-import", "--quiet", stdin="".join(stream))
+        return self.rev("dev")
+
     def land(self, method: str, commits: int = 1, *, title: str | None = None) -> Landing:
         """Open PR #N with ``commits`` commits off ``dev`` and land it the way GitHub would."""
         self._prs += 1
@@ -406,10 +419,8 @@ def test_shallow_clone_is_deepened_to_find_known_good(lab: Lab, tmp_path: Path) 
 
 
 def test_shallow_clone_is_deepened_progressively(lab: Lab, tmp_path: Path) -> None:
-    for _ in range(200):
-        lab.commit("direct")  # stand-ins for earlier landings: any single-parent commits
+    failed = lab.empty_commits(200)  # stand-ins for landings: any single-parent commits
     good = lab.rev("dev~80")
-    failed = lab.rev("dev")
     clone = lab.shallow_clone(tmp_path / "clone")
     assert rollback_target(clone, failed, [good]) == good
     depth = int(run_git(clone, "rev-list", "--count", "HEAD"))
@@ -427,8 +438,7 @@ def test_shallow_clone_deepened_to_the_root(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_shallow_clone_of_a_shallow_clone_cannot_be_deepened(lab: Lab, tmp_path: Path) -> None:
-    for _ in range(6):
-        lab.commit("direct")
+    lab.empty_commits(6)
     middle = lab.shallow_clone(tmp_path / "middle", depth=3)
     clone = tmp_path / "clone"
     run_git(tmp_path, "clone", "-q", "--depth=1", f"file://{middle}", str(clone))
@@ -667,6 +677,8 @@ def test_history_fixture_is_small_and_covers_every_method_and_trap() -> None:
     ):
         assert traps[trap] >= 1, trap
     assert max(e["landed"] for e in entries) >= 10  # a rebase merge of many commits
+    # For a rebase merge, the PR's commit count (what GitHub reports) is what landed.
+    assert all(e["pr_commits"] == e["landed"] for e in entries if e["method"] == "rebase")
 
 
 def test_history_rebuilt_with_the_same_topology(history: list[Rebuilt]) -> None:
@@ -705,8 +717,8 @@ def test_history_second_failure_in_a_row_skips_the_first(history: list[Rebuilt])
 def test_history_pre_merge_commit_from_github_facts(history: list[Rebuilt]) -> None:
     wrong, traps = [], Counter[str]()
     for rebuilt in history:
-        for e in rebuilt.tips:
-            if e["method"] is None:
+        for i, e in enumerate(rebuilt.entries):
+            if not e["tip"] or e["method"] is None:
                 continue
             count = e["landed"] if e["method"] == "rebase" else e["pr_commits"] or 1
             merged, before = rebuilt[e["sha"]], rebuilt[e["before"]]
@@ -718,7 +730,8 @@ def test_history_pre_merge_commit_from_github_facts(history: list[Rebuilt]) -> N
                 )
             if any(answer != before for answer in answers):
                 wrong.append((e["sha"][:10], e["method"], e["subject"][:40]))
-            traps.update(e.get("traps", []))
+            for landed in rebuilt.entries[i : i + e["landed"]]:  # the PR's commits
+                traps.update(landed.get("traps", []))
     assert wrong == []
     assert traps["merge-titled-like-squash"]
     assert traps["rebased-commit-with-pr-number"]
