@@ -17,6 +17,7 @@ from promote_tasks.model import DEPLOY_SUPERSEDED
 from promote_tasks.model import RUN_FAILED
 from promote_tasks.model import Action
 from promote_tasks.model import CommitStatus
+from promote_tasks.model import Deployment
 from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
 from promote_tasks.model import Environment
@@ -204,7 +205,7 @@ def _derive_env(
     rollback = None
     if rollbacks:
         last = rollbacks[-1]
-        rollback = Rollback(last.id, last.sha, last.latest.state if last.latest else "", last.plan)
+        rollback = Rollback(last.id, last.sha, _rollback_state(last, facts), last.plan)
         evidence.append(Evidence("deployment", last.id, last.url,
                                  f"rollback to {last.sha[:7]}: {rollback.state or 'created'}"))  # fmt: skip
     key = f"{env.name}@{head}"
@@ -220,6 +221,22 @@ def _derive_env(
         rollback=rollback,
         fix_plan=fix,
     )
+
+
+def _rollback_state(record: Deployment, facts: EnvFacts) -> str:
+    """How far a rollback got: its own statuses, else those of the deploy it set off.
+
+    The tool's rollback deployment is a record; when the rollback dispatches the deploy
+    workflow, CI reports on a deployment of its own at the same sha, created after the record.
+    """
+    if record.latest is not None:
+        return record.latest.state
+    followers = sorted(
+        (d for d in facts.deployments
+         if not d.is_rollback and d.sha == record.sha and d.id > record.id and d.latest is not None),
+        key=lambda d: d.id,
+    )  # fmt: skip
+    return followers[-1].latest.state if followers and followers[-1].latest else ""
 
 
 def is_deploy_run(run: WorkflowRun, pipeline: Pipeline) -> bool:

@@ -186,3 +186,29 @@ def test_a_failed_fix_plan_hands_the_halt_to_its_own_fix_plan():
     )
     state = derive(snap(plans=(first, child)), PIPELINE)
     assert (state.halted, state.fix_plan) == (True, child.id)
+
+
+def test_rollback_state_follows_the_deploy_it_set_off():
+    target = H0
+    record = dep(6, "test", target, task="deploy:rollback", rollback_of=H)  # no statuses of its own
+    older = dep(4, "test", target, "success")  # an earlier deploy of the same sha does not count
+    follower = dep(7, "test", target, "queued", "in_progress")
+    env = facts(
+        "test",
+        H,
+        merged_pull=PROMOTION,
+        deployments=(dep(5, "test", H, "failure"), older, record, follower),
+    )
+    assert derive(snap(env), PIPELINE).env("test").rollback.state == "in_progress"
+    done = dep(7, "test", target, "queued", "in_progress", "success")
+    env = facts(
+        "test",
+        H,
+        merged_pull=PROMOTION,
+        deployments=(dep(5, "test", H, "failure"), older, record, done),
+    )
+    assert derive(snap(env), PIPELINE).env("test").rollback.succeeded
+    alone = facts(
+        "test", H, merged_pull=PROMOTION, deployments=(dep(5, "test", H, "failure"), older, record)
+    )
+    assert derive(snap(alone), PIPELINE).env("test").rollback.state == ""
