@@ -286,6 +286,8 @@ def _settled(state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...]) -> bool:
     """Has this instance finished its pass: complete, or promoted and carried onward?"""
     if state.state is State.COMPLETE:
         return state.plan is None or any(p.id == state.plan and p.done for p in plans)
+    if state.state is State.FAILED:  # resolved once its fix plan is done
+        return any(p.id == state.fix_plan and p.done for p in plans)
     if state.state is State.PROMOTED:
         shas = {state.sha, facts.branch_head} - {None}
         return bool(facts.next_contains_head) or any(
@@ -488,3 +490,63 @@ def _seconds_between(earlier: str, later: str) -> float:
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     return (parse(later) - parse(earlier)).total_seconds()
+
+
+# -- the pre-merge gate ------------------------------------------------------------------------
+
+GATE_CONTEXT = "promote/gate"
+TOOL_BRANCH_PREFIX = "promote/"  # branches the tool itself opens PRs from (reverts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gate:
+    """The ``promote/gate`` verdict for one open PR into an environment branch."""
+
+    pull: int
+    sha: str
+    state: str  # success | failure
+    description: str
+
+
+def gate_for(pull: PullRequest, state: PipelineState, pipeline: Pipeline) -> Gate:
+    """May this PR merge? Only feature/* → first env and env → next env, in order, one plan at
+    a time, the source promoted at the PR's head, and nothing but the fix plan while halted."""
+
+    def verdict(ok: bool, text: str) -> Gate:
+        return Gate(pull.number, pull.head_sha, "success" if ok else "failure", text[:140])
+
+    branches = [e.branch for e in pipeline.environments]
+    index = branches.index(pull.base_ref)
+    if index == 0:
+        plan = plan_of(pull)
+        if plan is None and not pull.head_ref.startswith(TOOL_BRANCH_PREFIX):
+            return verdict(
+                False, f"{pull.base_ref} takes PRs from {FEATURE_PREFIX}<plan-id> branches"
+            )
+    else:
+        source = state.environments[index - 1]
+        if pull.head_ref != source.branch:
+            return verdict(
+                False, f"skips an environment: {pull.base_ref} takes PRs from {source.branch} only"
+            )
+        if source.state is not State.PROMOTED:
+            label = source.state.value if source.state else "not deployed"
+            return verdict(
+                False, f"{source.name} is not promoted at {pull.head_sha[:7]} (it is {label})"
+            )
+        plan = source.plan
+    if state.halted:
+        if state.fix_plan is None or plan != state.fix_plan:
+            holder = f"fix plan {state.fix_plan}" if state.fix_plan else "a fix plan"
+            return verdict(False, f"halted: a failure is unresolved; only {holder} may merge")
+    elif state.active_plan is not None and plan != state.active_plan:
+        return verdict(False, f"one plan at a time: plan {state.active_plan} is in flight")
+    return verdict(True, "ready to merge" + (f" (plan {plan})" if plan else ""))
+
+
+def gates(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> tuple[Gate, ...]:
+    """Gates for every open PR whose base is an environment branch."""
+    branches = {e.branch for e in pipeline.environments}
+    return tuple(
+        gate_for(p, state, pipeline) for p in snapshot.open_pulls if p.base_ref in branches
+    )

@@ -1,0 +1,99 @@
+"""The pre-merge gate: feature → dev, env → next env, promoted source, one plan, halt."""
+
+from __future__ import annotations
+
+from promote_tasks.machine import derive
+from promote_tasks.machine import gate_for
+from promote_tasks.machine import gates
+from promote_tasks.model import Plan
+from tests.builders import PIPELINE
+from tests.builders import dep
+from tests.builders import facts
+from tests.builders import pr
+from tests.builders import sha
+from tests.builders import snap
+from tests.builders import st
+
+H = sha("head")
+FEATURE = pr(7, "feature/add-greeting", sha("feature"), "dev")
+
+
+def gate(pull, *envs, plans=()):
+    snapshot = snap(*envs, plans=plans, open_pulls=(pull,))
+    return gate_for(pull, derive(snapshot, PIPELINE), PIPELINE)
+
+
+def test_a_feature_pr_into_dev_is_ready_when_nothing_is_in_flight():
+    g = gate(pr(9, "feature/q", sha("q"), "dev", merged=False))
+    assert (g.state, g.description, g.sha, g.pull) == (
+        "success",
+        "ready to merge (plan q)",
+        sha("q"),
+        9,
+    )
+
+
+def test_only_feature_branches_go_into_dev():
+    g = gate(pr(9, "hotfix", sha("q"), "dev", merged=False))
+    assert (g.state, g.description) == ("failure", "dev takes PRs from feature/<plan-id> branches")
+
+
+def test_no_skipping_environments():
+    g = gate(pr(9, "dev", sha("h0"), "main", merged=False))
+    assert (g.state, g.description) == (
+        "failure",
+        "skips an environment: main takes PRs from test only",
+    )
+
+
+def test_the_source_must_be_promoted_at_the_prs_head():
+    validating = facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "success"),),
+                       statuses=(st(1, "promote/dev", "pending"),))  # fmt: skip
+    g = gate(pr(9, "dev", H, "test", merged=False), validating)
+    assert (g.state, g.description) == (
+        "failure",
+        f"dev is not promoted at {H[:7]} (it is validating)",
+    )
+    promoted = facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "success"),),
+                     statuses=(st(1, "promote/dev", "success"),))  # fmt: skip
+    g = gate(pr(9, "dev", H, "test", merged=False, body="Promote-Plan: add-greeting"), promoted)
+    assert (g.state, g.description) == ("success", "ready to merge (plan add-greeting)")
+
+
+def test_one_plan_at_a_time():
+    in_flight = facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "success"),))
+    g = gate(pr(9, "feature/q", sha("q"), "dev", merged=False), in_flight)
+    assert (g.state, g.description) == (
+        "failure",
+        "one plan at a time: plan add-greeting is in flight",
+    )
+
+
+def test_while_halted_only_the_fix_plan_merges():
+    failed = facts("test", H, merged_pull=pr(8, "dev", H, "test", body="Promote-Plan: add-greeting"),
+                   deployments=(dep(5, "test", H, "failure"),))  # fmt: skip
+    other = pr(9, "feature/q", sha("q"), "dev", merged=False)
+    g = gate(other, failed)
+    assert (g.state, g.description) == (
+        "failure",
+        "halted: a failure is unresolved; only a fix plan may merge",
+    )
+    fix = Plan("fix-test-" + H[:7], status="inbox", priority=0, fix_key=f"test@{H}")
+    assert gate(other, failed, plans=(fix,)).description == (
+        f"halted: a failure is unresolved; only fix plan {fix.id} may merge"
+    )
+    mine = pr(10, f"feature/{fix.id}", sha("f"), "dev", merged=False)
+    assert gate(mine, failed, plans=(fix,)).state == "success"
+    done = Plan(fix.id, status="done", priority=0, fix_key=f"test@{H}")
+    assert gate(other, failed, plans=(done,)).state == "success", (
+        "the gate opens when the halt lifts"
+    )
+
+
+def test_gates_cover_open_prs_into_environment_branches_only():
+    pulls = (
+        pr(9, "feature/q", sha("q"), "dev", merged=False),
+        pr(11, "x", sha("x"), "docs", merged=False),
+    )
+    snapshot = snap(open_pulls=pulls)
+    assert [g.pull for g in gates(derive(snapshot, PIPELINE), snapshot, PIPELINE)] == [9]
