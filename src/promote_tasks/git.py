@@ -355,7 +355,13 @@ def _merge_method(
             f"cannot tell a squash from a rebase merge of {pr_commits} commits at {short} "
             f"in {path}: give the PR's head sha or the merge method"
         )
-    head = _resolve(repo, pr_head_sha, path)
+    try:
+        head = _resolve(repo, pr_head_sha, path)
+    except GitError:
+        raise GitError(
+            f"PR head {_short(pr_head_sha)} is not in {path}, so a squash cannot be told from a "
+            f"rebase merge at {short}: fetch the PR's head (pull/<N>/head) or give the method"
+        ) from None
     if head.hexsha == merged.hexsha or _authorship(head) == _authorship(merged):
         return "rebase"
     return "squash"
