@@ -19,8 +19,10 @@ from promote_tasks.config import load_settings
 from promote_tasks.errors import PromoteError
 from promote_tasks.github import Connection
 from promote_tasks.github import GitHub
+from promote_tasks.machine import GATE_CONTEXT
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
+from promote_tasks.machine import gates
 from promote_tasks.model import Action
 from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
@@ -116,9 +118,23 @@ class Run:
     def act(self, action: Action, snapshot: Snapshot) -> tuple[str, ...]:
         """Perform the action's effects in order; the lines say what was done."""
         did = tuple(self._perform(effect, snapshot) for effect in action.effects)
+        did += self.refresh_gates(snapshot)
         if action.transition:
             self.pm.hook.promote_transition(action=action, did=did, repository=snapshot.repository)
         return did
+
+    def refresh_gates(self, snapshot: Snapshot) -> tuple[str, ...]:
+        """Write ``promote/gate`` on every open PR into an environment branch, where it changed."""
+        github = self.github
+        state = derive(snapshot, self.pipeline)
+        changed = []
+        for gate in gates(state, snapshot, self.pipeline):
+            line = github.run(
+                github.set_status(gate.sha, GATE_CONTEXT, gate.state, gate.description)
+            )
+            if "already" not in line:
+                changed.append(f"gate of #{gate.pull}: {gate.state} ({gate.description})")
+        return tuple(changed)
 
     def _perform(self, effect: Effect, snapshot: Snapshot) -> str:
         github = self.github
