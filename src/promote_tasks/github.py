@@ -50,6 +50,13 @@ CHECKLIST_LABEL = "promote:checklist"
 KEY_LINE = re.compile(r"^Promote-Key:\s*(\S+)\s*$", re.MULTILINE)
 DECISION_LINE = re.compile(r"^Promote-(Approve|Reject):\s*([0-9a-f]{40})\s*(.*)$", re.MULTILINE)
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+# Transport failures worth another attempt; the first three mean the request never left.
+UNSENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
+TRANSIENT = UNSENT | {
+    "ReadTimeout", "WriteTimeout", "ReadError", "WriteError", "RemoteProtocolError",
+    "NetworkError", "TimeoutException",
+}  # fmt: skip
+DEFAULT_TIMEOUT = 30.0
 COMMITS_READ = 20  # enough to see past a run of plan bookkeeping commits on a branch
 
 
@@ -60,6 +67,7 @@ class Connection:
     repository: str
     token: str = dataclasses.field(repr=False)
     api_url: str = DEFAULT_API_URL
+    timeout: float = DEFAULT_TIMEOUT  # seconds per request (PROMOTE_HTTP_TIMEOUT)
 
     @classmethod
     def from_environment(
@@ -73,10 +81,26 @@ class Connection:
             )
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
             raise PromoteError(f"repository {repo!r} is not owner/name")
-        token = env.get("GITHUB_TOKEN") or env.get("GH_TOKEN")
+        name = "GITHUB_TOKEN" if env.get("GITHUB_TOKEN") else "GH_TOKEN"
+        token = (env.get(name) or "").strip()  # a token read from a file often ends in "\n"
         if not token:
             raise PromoteError("no GitHub token: set GITHUB_TOKEN (or GH_TOKEN)")
-        return cls(repo, token, (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"))
+        if not all("!" <= c <= "~" for c in token):
+            # httpx would refuse the header and quote it, token and all, in its error
+            raise PromoteError(f"{name} is malformed: it contains spaces or non-ASCII characters")
+        raw_timeout = env.get("PROMOTE_HTTP_TIMEOUT") or str(DEFAULT_TIMEOUT)
+        try:
+            timeout = float(raw_timeout)
+        except ValueError:
+            timeout = 0.0
+        if not 0 < timeout < float("inf"):
+            raise PromoteError(f"PROMOTE_HTTP_TIMEOUT={raw_timeout!r} is not a positive number")
+        api_url = (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+        return cls(repo, token, api_url, timeout)
+
+
+class UncertainWrite(GitHubError):
+    """A write failed in a way that may have applied it (lost answer, 5xx, read timeout)."""
 
 
 @dataclasses.dataclass
@@ -93,14 +117,14 @@ class GitHub:
         self,
         connection: Connection,
         *,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         attempts: int = 5,
         max_wait: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.connection = connection
         self.owner, self.repo = connection.repository.split("/")
-        self.timeout = timeout
+        self.timeout = connection.timeout if timeout is None else timeout
         self.attempts = attempts
         self.max_wait = max_wait
         self.sleep = sleep
@@ -120,6 +144,7 @@ class GitHub:
                 gh_host=self.connection.api_url,
                 timeout=self.timeout,
             )
+            self._api.transport.retries = 0  # we retry (and sleep through self.sleep) ourselves
         return self._api
 
     def run(self, coroutine: Awaitable[T]) -> T:
@@ -143,13 +168,20 @@ class GitHub:
 
     # -- transport -------------------------------------------------------------------------
 
-    async def call(self, operation: str, *, cache: bool = True, **params: Any) -> Any:
-        """One API operation ("group.name") with retries; JSON data, or None for 204."""
-        data, _ = await self._call(operation, cache=cache, params=params)
+    async def call(
+        self, operation: str, *, cache: bool = True, idempotent: bool = True, **params: Any
+    ) -> Any:
+        """One API operation ("group.name") with retries; JSON data, or None for 204.
+
+        ``idempotent=False`` marks a write that must not be sent twice: after a failure that
+        may have happened once GitHub applied it (5xx, lost response, read timeout) it is not
+        retried; the caller looks for what it wrote instead.
+        """
+        data, _ = await self._call(operation, cache=cache, params=params, idempotent=idempotent)
         return data
 
     async def _call(
-        self, operation: str, *, cache: bool, params: dict[str, Any]
+        self, operation: str, *, cache: bool, params: dict[str, Any], idempotent: bool = True
     ) -> tuple[Any, Any]:
         group, name = operation.split(".")
         op = getattr(getattr(self.api, group), name)
@@ -167,9 +199,12 @@ class GitHub:
                 if status == 304 and cached:
                     self.stats.not_modified += 1
                     return cached[1], getattr(e, "response", None)
-                wait = self._retry_after(e, attempt)
+                wait = self._retry_after(e, attempt, idempotent)
                 if wait is None:
-                    raise self._error(e, operation, params) from None
+                    error = self._error(e, operation, params)
+                    if not idempotent and _uncertain(e):
+                        raise UncertainWrite(f"{error} (it may have been applied)") from None
+                    raise error from None
                 self.stats.retries += 1
                 await self.sleep(wait)
                 continue
@@ -180,7 +215,7 @@ class GitHub:
             return data, response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _retry_after(self, error: Exception, attempt: int) -> float | None:
+    def _retry_after(self, error: Exception, attempt: int, idempotent: bool = True) -> float | None:
         """Seconds to wait before trying again, or None when this error is final."""
         if attempt >= self.attempts:
             return None
@@ -189,10 +224,11 @@ class GitHub:
         headers: Mapping[str, str] = response.headers if response is not None else {}
         backoff = min(self.max_wait, 0.2 * float(2 ** (attempt - 1))) * (0.5 + random.random() / 2)
         if status is None:
-            kind = getattr(error, "error_type", type(error).__name__)
-            return backoff if kind not in ("", "InvalidURL", "UnsupportedProtocol") else None
+            kind = getattr(error, "error_type", "") or type(error).__name__
+            retry = kind in TRANSIENT if idempotent else kind in UNSENT
+            return backoff if retry else None
         if status in RETRY_STATUSES:
-            return backoff
+            return backoff if idempotent else None
         message = str(getattr(error, "message", "")).lower()
         limited = status == 429 or (
             status == 403
@@ -213,7 +249,8 @@ class GitHub:
 
     def _error(self, error: Exception, operation: str, params: Mapping[str, Any]) -> GitHubError:
         status = getattr(error, "status_code", None)
-        message = _clean(str(getattr(error, "message", "") or type(error).__name__))
+        message = str(getattr(error, "message", "") or type(error).__name__)
+        message = _clean(message.replace(self.connection.token, "***"))
         repo = self.connection.repository
         if status is None:
             kind = getattr(error, "error_type", "") or type(error).__name__
@@ -387,16 +424,34 @@ class GitHub:
 
     # -- writes (each looks before it writes) ------------------------------------------------
 
+    async def _write_once(
+        self, look: Callable[[], Awaitable[T | None]], write: Callable[[], Awaitable[T]]
+    ) -> tuple[T, bool]:
+        """Look, write, and after a failure look again; (result, written by this call).
+
+        A write whose answer was lost (``UncertainWrite``) is sent again only after a look
+        shows it did not land, so a flaky network never makes two; one that another run made
+        meanwhile (GitHub then refuses ours, e.g. 422 for a second open PR) is found by a look.
+        """
+        for attempt in range(1, self.attempts + 1):
+            found = await look()
+            if found is not None:
+                return found, False
+            try:
+                return await write(), True
+            except UncertainWrite:
+                if attempt == self.attempts:
+                    raise
+            except GitHubError:
+                found = await look()
+                if found is not None:
+                    return found, False
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def set_status(
         self, sha: str, context: str, state: str, description: str = "", target_url: str = ""
     ) -> str:
-        latest = await self._latest_status(sha, context)
-        if (
-            latest is not None
-            and latest["state"] == state
-            and (latest.get("description") or "") == description
-        ):
-            return f"{context} already {state} on {sha[:7]}"
         body: dict[str, Any] = {
             "state": state,
             "context": context,
@@ -404,8 +459,24 @@ class GitHub:
         }
         if target_url:
             body["target_url"] = target_url
-        await self.call("repos.create_commit_status", sha=sha, **body)
-        return f"{context} = {state} on {sha[:7]}"
+
+        async def look() -> dict[str, Any] | None:
+            latest = await self._latest_status(sha, context)
+            if latest is None or latest["state"] != state:
+                return None
+            return latest if (latest.get("description") or "") == body["description"] else None
+
+        async def write() -> dict[str, Any]:
+            return dict(
+                await self.call("repos.create_commit_status", idempotent=False, sha=sha, **body)
+            )
+
+        _, written = await self._write_once(look, write)
+        return (
+            f"{context} = {state} on {sha[:7]}"
+            if written
+            else f"{context} already {state} on {sha[:7]}"
+        )
 
     async def _latest_status(self, sha: str, context: str) -> dict[str, Any] | None:
         statuses = await self._fresh("repos.list_commit_statuses_for_ref", ref=sha, per_page=100)
@@ -418,25 +489,27 @@ class GitHub:
 
     async def open_pull(self, head: str, base: str, title: str, body: str) -> tuple[int, str, bool]:
         """Find the open PR ``head → base`` or create it; (number, url, created)."""
-        existing = await self._fresh(
-            "pulls.list", state="open", head=f"{self.owner}:{head}", base=base
-        )
-        if existing:
-            return existing[0]["number"], existing[0]["html_url"], False
-        try:
-            created = await self.call("pulls.create", head=head, base=base, title=title, body=body)
-        except GitHubError as e:
-            again = await self._fresh(
+
+        async def look() -> dict[str, Any] | None:
+            found = await self._fresh(
                 "pulls.list", state="open", head=f"{self.owner}:{head}", base=base
             )
-            if again:  # another run (or a lost response) created it meanwhile
-                return again[0]["number"], again[0]["html_url"], False
-            raise e
-        return created["number"], created["html_url"], True
+            return dict(found[0]) if found else None
+
+        async def write() -> dict[str, Any]:
+            return dict(
+                await self.call(
+                    "pulls.create", idempotent=False, head=head, base=base, title=title, body=body
+                )
+            )
+
+        pull, created = await self._write_once(look, write)
+        return pull["number"], pull["html_url"], created
 
     async def dispatch(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> str:
-        data = await self.call(
+        data = await self.call(  # never resent: a lost answer may hide a started run
             "actions.create_workflow_dispatch",
+            idempotent=False,
             workflow_id=workflow,
             ref=ref,
             inputs=dict(inputs),
@@ -448,18 +521,49 @@ class GitHub:
         self, key: str, title: str, body: str, assignees: list[str]
     ) -> tuple[int, str, bool]:
         """Find the checklist issue for ``env@sha`` or open it; (number, url, created)."""
-        for issue in await self._fresh(
-            "issues.list_for_repo", labels=CHECKLIST_LABEL, state="all", per_page=100
-        ):
-            if _key_of(issue) == key:
-                return issue["number"], issue["html_url"], False
-        created = await self.call(
-            "issues.create", title=title, body=body, labels=[CHECKLIST_LABEL], assignees=assignees
-        )
-        return created["number"], created["html_url"], True
+
+        async def look() -> dict[str, Any] | None:
+            issues = await self._fresh(
+                "issues.list_for_repo", labels=CHECKLIST_LABEL, state="all", per_page=100
+            )
+            return next((dict(i) for i in issues if _key_of(i) == key), None)
+
+        async def write() -> dict[str, Any]:
+            return dict(
+                await self.call(
+                    "issues.create",
+                    idempotent=False,
+                    title=title,
+                    body=body,
+                    labels=[CHECKLIST_LABEL],
+                    assignees=assignees,
+                )
+            )
+
+        issue, created = await self._write_once(look, write)
+        return issue["number"], issue["html_url"], created
 
     async def comment(self, number: int, body: str) -> str:
-        created = await self.call("issues.create_comment", issue_number=number, body=body)
+        """Post ``body`` on issue ``number`` unless this user already posted exactly that."""
+        me = await self.user()
+
+        async def look() -> dict[str, Any] | None:
+            comments = await self._fresh("issues.list_comments", issue_number=number, per_page=100)
+            mine = (
+                c
+                for c in comments
+                if c.get("body") == body and (c.get("user") or {}).get("login") == me
+            )
+            return next((dict(c) for c in mine), None)
+
+        async def write() -> dict[str, Any]:
+            return dict(
+                await self.call(
+                    "issues.create_comment", idempotent=False, issue_number=number, body=body
+                )
+            )
+
+        created, _ = await self._write_once(look, write)
         return str(created["html_url"])
 
     async def close_issue(self, number: int) -> None:
@@ -509,6 +613,14 @@ class GitHub:
         )
         await self.call("git.update_ref", ref=f"heads/{branch}", sha=new["sha"], force=False)
         return str(new["sha"])
+
+
+def _uncertain(error: Exception) -> bool:
+    """Whether a failed write may have reached GitHub and been applied."""
+    status = getattr(error, "status_code", None)
+    if status is None:
+        return (getattr(error, "error_type", "") or type(error).__name__) in TRANSIENT - UNSENT
+    return int(status) >= 500
 
 
 async def _none() -> None:
