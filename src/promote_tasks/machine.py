@@ -102,6 +102,7 @@ def derive(snapshot: Snapshot, pipeline: Pipeline) -> PipelineState:
         (p for p in snapshot.plans if p.fix_key and not p.done), key=lambda p: (p.priority, p.id)
     )
     unfiled = [s for s in envs if s.state is State.FAILED and s.fix_plan is None]
+    unfiled += [s for s in envs if s.restores is not None and s.restores_fix is None]
     halted = bool(open_fixes or unfiled)
     # A fix plan that failed in turn waits for its own fix plan: the leaf is the one to move.
     parents = {p.parent for p in open_fixes}
@@ -210,6 +211,16 @@ def _derive_env(
                                  f"rollback to {last.sha[:7]}: {rollback.state or 'created'}"))  # fmt: skip
     key = f"{env.name}@{head}"
     fix = next((p.id for p in plans if p.fix_key == key), None)
+    restores = _restored_failure(facts, env)
+    if restores is not None:
+        evidence.append(
+            Evidence(
+                "rollback",
+                None,
+                None,
+                f"restores {env.name} after the failure of {restores.partition('@')[2][:7]}",
+            )
+        )
     return dataclasses.replace(
         base,
         state=state,
@@ -220,7 +231,34 @@ def _derive_env(
         violation=violation,
         rollback=rollback,
         fix_plan=fix,
+        restores=restores,
+        restores_fix=next((p.id for p in plans if p.fix_key == restores), None)
+        if restores
+        else None,
     )
+
+
+ROLLBACK_OF_LINE = re.compile(r"^Promote-Rollback-Of:\s*(\S+@[0-9a-f]{40})\s*$", re.MULTILINE)
+RESET_MARKER = re.compile(r"^rolled back (\S+@[0-9a-f]{40})$")
+
+
+def rollback_marker_context(env: str) -> str:
+    """The status a ``reset`` rollback leaves on the commit it reset the branch to."""
+    return verdict_context(env, "rollback")
+
+
+def _restored_failure(facts: EnvFacts, env: Environment) -> str | None:
+    """The failed ``env@sha`` that this head rolled back, by revert PR or by reset."""
+    if facts.merged_pull is not None:
+        found = ROLLBACK_OF_LINE.search(facts.merged_pull.body or "")
+        if found and found.group(1).startswith(f"{env.name}@"):
+            return found.group(1)
+    markers = _statuses(facts.statuses, rollback_marker_context(env.name))
+    if markers:
+        found = RESET_MARKER.match(markers[-1].description)
+        if found and found.group(1).startswith(f"{env.name}@"):
+            return found.group(1)
+    return None
 
 
 def _rollback_state(record: Deployment, facts: EnvFacts) -> str:
@@ -299,11 +337,18 @@ def _settled(state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...]) -> bool:
 # -- decide ------------------------------------------------------------------------------------
 
 
-def _take(row_id: str, env: EnvState, *effects: Effect, observed: bool = False) -> Action:
-    """The action for one table row; ``observed``: the facts already show the row's target."""
+def _take(
+    row_id: str,
+    env: EnvState,
+    *effects: Effect,
+    observed: bool = False,
+    instance: State | None = None,
+) -> Action:
+    """The action for one table row; ``observed``: the facts already show the row's target;
+    ``instance``: the state of the instance acted on, when it is no longer the head."""
     row = ROWS[row_id]
     expected = row.target if observed else row.source
-    if expected is not None and env.state is not expected:
+    if expected is not None and (instance or env.state) is not expected:
         raise AssertionError(f"{row_id} taken from {env.state} in {env.name}")  # a bug in decide
     if row.production is not None and row.production != env.production:
         raise AssertionError(f"{row_id} taken in {env.name} (production={env.production})")
@@ -336,6 +381,11 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
             )
             if action is not None:
                 return action
+    for env in state.environments:
+        if env.restores is not None and env.restores_fix is None:
+            action = _after_restore(env, snapshot.env(env.name), waits)
+            if action is not None:
+                return action
     for env in reversed(state.environments):
         if env.state in (None, State.FAILED):
             if env.violation:
@@ -359,6 +409,32 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
         if action is not None:
             return action
     return Action(None, waiting_for=waits[0] if waits else None, plan=state.active_plan)
+
+
+def _after_restore(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None:
+    """A revert or reset moved the branch off the failed sha: once that head is deployed,
+    file the failure's fix plan (R9 for the failed instance, which is no longer the head)."""
+    assert env.sha is not None
+    assert env.restores is not None
+    deploys = sorted(
+        (d for d in facts.deployments if d.sha == env.sha and not d.is_rollback), key=lambda d: d.id
+    )
+    latest = deploys[-1].latest.state if deploys and deploys[-1].latest else ""
+    if latest not in DEPLOY_SUCCESS | DEPLOY_SUPERSEDED:
+        waits.append(f"rollback of {env.name} to {env.sha[:7]} ({latest or 'not deployed yet'})")
+        return None
+    failed_sha = env.restores.partition("@")[2]
+    culprit = CULPRIT_LINE.search(facts.merged_pull.body or "") if facts.merged_pull else None
+    return _take(
+        "R9", env,
+        effect("file-fix-plan", id=fix_plan_id(env.restores), key=env.restores, environment=env.name,
+               failed_sha=failed_sha, culprit=culprit.group(1) if culprit else "",
+               rollback_target=env.sha, rollback_state=latest, failed_plan="", parent=""),
+        instance=State.FAILED,
+    )  # fmt: skip
+
+
+CULPRIT_LINE = re.compile(r"^Promote-Culprit:\s*#?(\d+)\s*$", re.MULTILINE)
 
 
 def _on_failure(

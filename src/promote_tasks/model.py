@@ -304,6 +304,8 @@ class EnvState:
     violation: str | None = None
     rollback: Rollback | None = None
     fix_plan: str | None = None  # id of the fix plan filed for this failure
+    restores: str | None = None  # this head is a revert/reset rollback of the failed ``env@sha``
+    restores_fix: str | None = None  # the fix plan filed for that failure
 
     @property
     def key(self) -> str:

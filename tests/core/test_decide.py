@@ -7,6 +7,7 @@ import pytest
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.machine import fix_plan_id
+from promote_tasks.model import CommitStatus
 from promote_tasks.model import Plan
 from promote_tasks.model import Result
 from promote_tasks.model import State
@@ -313,3 +314,51 @@ def test_decide_is_deterministic_for_the_same_facts():
     env = validating(Verdict("health", Result.PASSED), Verdict("smoke", Result.PASSED))
     assert next_action(env) == next_action(env)
     assert NOW  # the snapshot time is part of the facts, never the wall clock
+
+
+@pytest.mark.transition("R9")
+def test_after_a_revert_the_fix_plan_follows_the_reverted_head():
+    key = f"test@{H}"
+    revert_head = sha("revert")
+    revert = pr(20, "promote/revert-test-" + H[:7], sha("rv"), "test",
+                body=f"Rolls test back.\n\nPromote-Rollback-Of: {key}\nPromote-Culprit: #8\n")  # fmt: skip
+
+    def at(*states):
+        env = facts(
+            "test",
+            revert_head,
+            merged_pull=revert,
+            deployments=(dep(9, "test", revert_head, *states),),
+        )
+        snapshot = snap(env)
+        return derive(snapshot, PIPELINE), decide(derive(snapshot, PIPELINE), snapshot, PIPELINE)
+
+    state, action = at("queued", "in_progress")
+    assert state.halted
+    assert state.env("test").restores == key
+    assert action.waiting_for == f"rollback of test to {revert_head[:7]} (in_progress)"
+    state, action = at("queued", "in_progress", "success")
+    assert (action.transition, action.environment, action.source) == ("R9", "test", State.FAILED)
+    filed = action.effects[0]
+    assert (filed.kind, filed.arg("key"), filed.arg("culprit"), filed.arg("rollback_target")) == (
+        "file-fix-plan", key, "8", revert_head)  # fmt: skip
+
+
+def test_after_a_reset_the_marker_on_the_target_remembers_the_failure():
+    key = f"test@{H}"
+    target = sha("h0")
+    marker = CommitStatus(2, "promote/test/rollback", "success", description=f"rolled back {key}")
+    reset = facts("test", target, deployments=(dep(9, "test", target, "success"),),
+                  statuses=(st(1, "promote/test", "success"), marker))  # fmt: skip
+    snapshot = snap(reset)
+    state = derive(snapshot, PIPELINE)
+    assert (state.halted, state.env("test").restores, state.env("test").violation) == (
+        True,
+        key,
+        None,
+    )
+    action = decide(state, snapshot, PIPELINE)
+    assert (action.transition, action.effects[0].arg("key")) == ("R9", key)
+    fix = Plan(fix_plan_id(key), status="inbox", priority=0, fix_key=key)
+    settled = snap(reset, plans=(fix,))
+    assert decide(derive(settled, PIPELINE), settled, PIPELINE).transition is None
