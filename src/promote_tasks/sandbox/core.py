@@ -378,7 +378,9 @@ def start(
     """
     owns = directory is None
     path = (
-        Path(tempfile.mkdtemp(prefix="promote-sandbox-")) if directory is None else Path(directory)
+        Path(tempfile.mkdtemp(prefix="promote-sandbox-"))
+        if directory is None
+        else Path(directory).resolve()
     )
     path.mkdir(parents=True, exist_ok=True)
     if (path / "remote").exists() or (path / "clone").exists():

@@ -1105,4 +1105,3 @@ def suite_state(runs: list[CheckRun]) -> tuple[str, str | None]:
         if c in conclusions:
             return "completed", c
     return "completed", "success"
-
