@@ -252,6 +252,26 @@ class Driver:
             self.run.ahead += tick
         raise AssertionError(f"the journey did not finish: {self.steps[-1].action}")
 
+    def advance_until(self, ready: Callable[[], bool], limit: int = 20) -> None:
+        """Move CI one step at a time until ``ready()``."""
+        for _ in range(limit):
+            if ready():
+                return
+            assert self.sandbox.advance(), "CI went idle first"
+        raise AssertionError("CI did not get there")
+
+    def deployed(self, env: str, *, after: str | None = None) -> bool:
+        """Has the newest deployment of ``env``'s head (a head other than ``after``) succeeded?"""
+        head = self.api.head(env)
+        if head == after:
+            return False
+        mine = [
+            d
+            for d in self.api.state()["deployments"]
+            if d["environment"] == env and d["sha"] == head
+        ]
+        return bool(mine) and mine[-1]["state"] == "success"
+
     # -- what GitHub now holds --------------------------------------------------------------
 
     def transitions(self) -> list[tuple[str, str, str]]:
