@@ -76,6 +76,25 @@ class Api:
         assert status in (200, 201), f"POST {tail}: {status} {data}"
         return data
 
+    def commit(self, branch: str, message: str, changes: dict[str, str | None]) -> str:
+        """One commit on ``branch`` through the git data API: path -> text, or None to delete."""
+        parent = self.head(branch)
+        tree = self.get(f"/git/commits/{parent}")["tree"]["sha"]
+        entries = [
+            {"path": path, "mode": "100644", "type": "blob"}
+            | ({"sha": None} if text is None else {"content": text})
+            for path, text in changes.items()
+        ]
+        new_tree = self.post("/git/trees", {"base_tree": tree, "tree": entries})["sha"]
+        commit = self.post(
+            "/git/commits", {"message": message, "tree": new_tree, "parents": [parent]}
+        )["sha"]
+        status, data = self.call(
+            "PATCH", f"{self.repo_path}/git/refs/heads/{branch}", {"sha": commit}
+        )
+        assert status == 200, f"update {branch}: {status} {data}"
+        return str(commit)
+
     def control(self, tail: str) -> Any:
         status, data = self.call("GET", f"/_sandbox/{tail}")
         assert status == 200, f"GET /_sandbox/{tail}: {status}"

@@ -1,0 +1,193 @@
+"""The built-in plan stores against the sandbox: ``files`` (markdown under plans/ on dev,
+changed by bookkeeping commits) and ``issues`` (labelled issues). Creating and completing are
+idempotent, and completing a plan completes its parents once all their children are done."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from promote_tasks.errors import PromoteError
+from promote_tasks.model import Plan
+from promote_tasks.model import State
+from promote_tasks.sandbox import Scenario
+from tests.e2e.conftest import BOOKKEEPING
+from tests.e2e.conftest import Driver
+from tests.e2e.conftest import config
+from tests.e2e.conftest import one_env
+
+MakeDriver = Callable[..., Driver]
+
+
+def plan_file(plan_id: str, parent: str | None = None, priority: int = 2) -> str:
+    extra = f"parent: {parent}\n" if parent else ""
+    return (
+        f"---\nid: {plan_id}\ntitle: {plan_id.title()}\npriority: {priority}\n{extra}---\n\nWork.\n"
+    )
+
+
+class Store:
+    """The configured plan store, called the way the shell calls it."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.run = driver.run
+        self.store = driver.run.plan_store
+
+    def plans(self) -> dict[str, Plan]:
+        github = self.run.github
+        return {p.id: p for p in github.run(self.store.plans(self.run.settings, github))}
+
+    def complete(self, plan_id: str) -> tuple[str, ...]:
+        github = self.run.github
+        return github.run(self.store.complete(self.run.settings, github, plan_id))
+
+    def create(self, plan: Plan, body: str = "Why and what.") -> Plan:
+        github = self.run.github
+        return github.run(self.store.create(self.run.settings, github, plan, body))
+
+
+def statuses(store: Store) -> dict[str, str]:
+    return {i: p.status for i, p in store.plans().items()}
+
+
+# -- files -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(make_driver: MakeDriver) -> tuple[Driver, Store]:
+    """A plan tree on dev: roadmap > epic > (add-greeting, copy-edit done); side > (other, later)."""
+    driver = make_driver(Scenario())
+    driver.api.commit(
+        "dev",
+        f"plans: a plan tree\n\n{BOOKKEEPING}\n",
+        {
+            "plans/doing/add-greeting.md": plan_file("add-greeting", "epic"),
+            "plans/doing/epic.md": plan_file("epic", "roadmap"),
+            "plans/doing/roadmap.md": plan_file("roadmap", priority=1),
+            "plans/done/copy-edit.md": plan_file("copy-edit", "epic"),
+            "plans/doing/side.md": plan_file("side"),
+            "plans/doing/other.md": plan_file("other", "side"),
+            "plans/inbox/later.md": plan_file("later", "side"),
+        },
+    )
+    return driver, Store(driver)
+
+
+def test_files_completion_moves_each_parent_whose_children_are_all_done(
+    files: tuple[Driver, Store],
+) -> None:
+    driver, store = files
+    api = driver.api
+    assert statuses(store) == {
+        "add-greeting": "doing", "copy-edit": "done", "epic": "doing", "later": "inbox",
+        "other": "doing", "roadmap": "doing", "side": "doing",
+    }  # fmt: skip
+    assert store.plans()["epic"].parent == "roadmap"
+    setup = api.head("dev")
+    runs = api.state()["runs"]
+
+    assert store.complete("add-greeting") == ("add-greeting", "epic", "roadmap")
+    commits = api.commits("dev", 3)
+    assert commits[1]["sha"] == setup, "one commit for the whole move"
+    message = commits[0]["commit"]["message"]
+    assert message.startswith("plans: complete add-greeting, epic, roadmap")
+    assert BOOKKEEPING in message
+    moved = api.get(f"/commits/{commits[0]['sha']}")["files"]
+    assert sorted((f.get("previous_filename"), f["filename"]) for f in moved) == [
+        (f"plans/doing/{i}.md", f"plans/done/{i}.md") for i in ("add-greeting", "epic", "roadmap")
+    ]
+    assert api.file("plans/done/epic.md", "dev") == plan_file("epic", "roadmap")
+
+    # Again: nothing to move, nothing written.
+    before = api.writes()
+    assert store.complete("add-greeting") == ()
+    assert store.complete("epic") == ()
+    assert api.writes() == before
+    assert api.head("dev") == commits[0]["sha"]
+
+    # A parent with an unfinished child (later is still in the inbox) stays where it is.
+    assert store.complete("other") == ("other",)
+    assert statuses(store) == {
+        "add-greeting": "done", "copy-edit": "done", "epic": "done", "later": "inbox",
+        "other": "done", "roadmap": "done", "side": "doing",
+    }  # fmt: skip
+
+    # Plan bookkeeping deploys nothing.
+    driver.sandbox.settle()
+    assert api.state()["runs"] == runs
+
+
+def test_files_create_is_idempotent_and_unknown_plans_are_an_error(
+    files: tuple[Driver, Store],
+) -> None:
+    driver, store = files
+    api = driver.api
+    fix = Plan("fix-dev-1234567", "Fix dev", "inbox", 0, None, "dev@" + "1" * 40)
+    assert store.create(fix).status == "inbox"
+    text = api.file("plans/inbox/fix-dev-1234567.md", "dev")
+    assert text is not None
+    assert text.startswith("---\nid: fix-dev-1234567\ntitle: Fix dev\npriority: 0\n")
+    assert f"fix_key: dev@{'1' * 40}\n" in text
+    assert BOOKKEEPING in api.commits("dev", 1)[0]["commit"]["message"]
+    before = api.writes()
+    assert store.create(fix).id == fix.id
+    assert api.writes() == before
+    assert store.plans()[fix.id] == fix
+    with pytest.raises(PromoteError, match="plan nope has no file under plans/ on dev"):
+        store.complete("nope")
+    assert api.writes() == before
+
+
+# -- issues ------------------------------------------------------------------------------
+
+
+def labels(issue: dict[str, Any]) -> set[str]:
+    return {label["name"] for label in issue["labels"]}
+
+
+def test_issues_store_create_and_complete_are_idempotent(make_driver: MakeDriver) -> None:
+    driver = make_driver(Scenario(), config(extra='plan_store = "issues"\n'))
+    api, store = driver.api, Store(driver)
+    epic = store.create(Plan("epic", "An epic", priority=1))
+    store.create(Plan("part-a", "Part A", parent="epic"))
+    store.create(Plan("part-b", "Part B", parent="epic"))
+    before = api.writes()
+    assert store.create(Plan("epic", "An epic", priority=1)) == epic
+    assert api.writes() == before
+    issues = {i["title"]: i for i in api.issues("plan")}
+    assert sorted(issues) == ["An epic", "Part A", "Part B"]
+    assert labels(issues["An epic"]) == {"plan", "plan:inbox", "priority:1"}
+    assert "Parent: epic" in issues["Part A"]["body"]
+    assert statuses(store) == {"epic": "inbox", "part-a": "inbox", "part-b": "inbox"}
+
+    assert store.complete("part-a") == ("part-a",)
+    issues = {i["title"]: i for i in api.issues("plan")}
+    assert issues["Part A"]["state"] == "closed"
+    assert labels(issues["Part A"]) == {"plan", "plan:done", "priority:2"}
+    assert issues["An epic"]["state"] == "open"
+    before = api.writes()
+    assert store.complete("part-a") == ()
+    assert api.writes() == before
+
+    assert store.complete("part-b") == ("part-b", "epic")
+    assert statuses(store) == {"epic": "done", "part-a": "done", "part-b": "done"}
+    assert {i["state"] for i in api.issues("plan")} == {"closed"}
+    with pytest.raises(PromoteError, match="plan nope has no issue labelled 'plan'"):
+        store.complete("nope")
+
+
+@pytest.mark.transition("R8")
+def test_completion_in_production_closes_the_plan_issue(make_driver: MakeDriver) -> None:
+    settings = one_env("main", ("health", "smoke"), 'plan_store = "issues"\n')
+    driver = make_driver(Scenario(merge_bot=True, environments=("main",)), settings)
+    store = Store(driver)
+    store.create(Plan("add-greeting", "Add a greeting to the app"))
+    driver.sandbox.settle()
+    assert [s.action.transition for s in driver.until_rest()] == ["R4", "R5", "R8", None]
+    assert driver.steps[-2].did == ("completed plan add-greeting",)
+    (issue,) = driver.api.issues("plan")
+    assert issue["state"] == "closed"
+    assert "plan:done" in labels(issue)
+    assert driver.run.decide(driver.steps[-1].snapshot)[0].env("main").state is State.COMPLETE
