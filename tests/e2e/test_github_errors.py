@@ -1,0 +1,484 @@
+"""GitHub going wrong, against the sandbox over real HTTP with real ghapi.
+
+Every failure a person can meet (bad or missing token, no access, unknown repository, network
+down, timeouts, malformed settings) is one line, in-process (``PromoteError``) and through the
+``promote`` console script (``promote: error: ...``, exit 1, no traceback), and never carries the
+token. Faults the sandbox injects are retried within bounds, honouring ``Retry-After``; repeated
+reads cost 304s; a write whose answer is lost is neither lost nor made twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promote_tasks.errors import GitHubError
+from promote_tasks.errors import PromoteError
+from promote_tasks.github import Connection
+from promote_tasks.github import GitHub
+from promote_tasks.github import UncertainWrite
+from promote_tasks.model import Pipeline
+from promote_tasks.model import Snapshot
+from promote_tasks.sandbox import Sandbox
+from promote_tasks.sandbox import Scenario
+from promote_tasks.sandbox import testing
+from promote_tasks.sandbox.server import FaultPlan
+from promote_tasks.shell import Run
+
+# The shared sandbox fixture, bound here so this module does not depend on a conftest.
+make_sandbox = testing.make_sandbox
+
+PROMOTE = Path(sys.executable).with_name("promote")
+FAKE_TOKEN = "sbx_nobody_0123456789abcdef01234567"  # well-formed, unknown to the sandbox
+
+
+class Waits(list[float]):
+    """A ``sleep`` for ``GitHub(...)`` that records the waits asked for instead of sleeping."""
+
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def control(sandbox: Sandbox, tail: str) -> Any:
+    """The sandbox's control endpoints (never faulted, never delayed)."""
+    with urllib.request.urlopen(f"{sandbox.api_url}/_sandbox/{tail}", timeout=10) as response:
+        return json.load(response)
+
+
+def pipeline_of(sandbox: Sandbox) -> Pipeline:
+    return Run.load(Path(sandbox.env()["PROMOTE_CLONE"]), environ=sandbox.env()).pipeline
+
+
+def client(sandbox: Sandbox, token: str | None = None, **kwargs: Any) -> GitHub:
+    token = token or sandbox.author_token
+    return GitHub(Connection(sandbox.repository, token, sandbox.api_url), **kwargs)
+
+
+def same_facts(a: Snapshot, b: Snapshot) -> bool:
+    return dataclasses.replace(a, taken_at="") == dataclasses.replace(b, taken_at="")
+
+
+def promote(
+    args: list[str], sandbox: Sandbox, **overrides: str | None
+) -> subprocess.CompletedProcess[str]:
+    """The real console script, in the sandbox clone, with the sandbox's environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_", "PROMOTE_"))}
+    env.update(sandbox.env())
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return subprocess.run(
+        [str(PROMOTE), *args],
+        cwd=sandbox.env()["PROMOTE_CLONE"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], expected: str) -> str:
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("promote: error: "), lines[0]
+    assert expected in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+# -- every error a person can meet: one line, exit 1, no token ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A way GitHub access goes wrong: how to provoke it and a fragment of the message."""
+
+    id: str
+    expected: str
+    environ: Callable[[Sandbox], dict[str, str | None]]
+    sandbox: dict[str, Any] = dataclasses.field(default_factory=dict)
+    command: tuple[str, ...] = ("status",)
+    as_bob: bool = False  # the read-only user, writing
+
+    def make(self, make_sandbox: Callable[..., Sandbox]) -> Sandbox:
+        sandbox = make_sandbox(**self.sandbox)
+        if self.command[0] == "next":
+            sandbox.settle()  # the merge bot merged PR #1 and dev deployed: next writes
+        return sandbox
+
+
+CASES = [
+    Case("bad-token", "GitHub rejected the token (401", lambda s: {"GITHUB_TOKEN": FAKE_TOKEN}),
+    Case(
+        "read-only-user-writes",
+        "GitHub refused repos.create_commit_status on acme/shop (403:",
+        lambda s: {"GITHUB_TOKEN": s.token("bob")},
+        sandbox={"scenario": Scenario(merge_bot=True)},
+        command=("next",),
+    ),
+    Case(
+        "unknown-repository",
+        "repository acme/nope not found, or the token cannot see it (404)",
+        lambda s: {"GITHUB_REPOSITORY": "acme/nope"},
+    ),
+    Case(
+        "network-down",
+        "cannot reach GitHub at http://127.0.0.1:",
+        lambda s: {"GITHUB_API_URL": f"http://127.0.0.1:{closed_port()}"},
+    ),
+    Case(
+        "timeout",
+        "GitHub did not answer within 0.2s (repos.get)",
+        lambda s: {"PROMOTE_HTTP_TIMEOUT": "0.2"},
+        sandbox={"latency_ms": 1500},
+    ),
+    Case(
+        "missing-token",
+        "no GitHub token: set GITHUB_TOKEN (or GH_TOKEN)",
+        lambda s: {"GITHUB_TOKEN": None, "GH_TOKEN": None},
+    ),
+    Case(
+        "malformed-repository",
+        "repository 'acme-shop' is not owner/name",
+        lambda s: {"GITHUB_REPOSITORY": "acme-shop"},
+    ),
+    Case(
+        "repository-with-a-path",
+        "repository 'acme/shop/extra' is not owner/name",
+        lambda s: {"GITHUB_REPOSITORY": "acme/shop/extra"},
+    ),
+    Case(
+        "token-with-a-space",
+        "GITHUB_TOKEN is malformed",
+        lambda s: {"GITHUB_TOKEN": f"token {s.author_token}"},
+    ),
+    Case(
+        "token-with-a-line-break",
+        "GITHUB_TOKEN is malformed",
+        lambda s: {"GITHUB_TOKEN": f"{s.author_token}\nX-Evil: 1"},
+    ),
+    Case(
+        "bad-timeout-setting",
+        "PROMOTE_HTTP_TIMEOUT='soon' is not a positive number",
+        lambda s: {"PROMOTE_HTTP_TIMEOUT": "soon"},
+    ),
+]
+
+
+def secrets_of(sandbox: Sandbox, environ: dict[str, str | None]) -> list[str]:
+    """Every token string that must not be shown: the sandbox's and the one passed in."""
+    found = [u["token"] for u in sandbox.users.values()] + [FAKE_TOKEN]
+    given = environ.get("GITHUB_TOKEN")
+    if given:
+        found += [given, *given.split()]
+    return [t for t in found if len(t) >= 8]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_error_is_one_line_without_the_token_in_process(
+    case: Case, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = case.make(make_sandbox)
+    environ = {**sandbox.env(), **case.environ(sandbox)}
+    environ = {k: v for k, v in environ.items() if v is not None}
+    run = Run.load(Path(sandbox.env()["PROMOTE_CLONE"]), environ=environ)
+
+    def attempt() -> None:
+        github = GitHub(Connection.from_environment(None, environ), sleep=Waits())
+        if case.command[0] == "next":
+            head = control(sandbox, "state")["environments"]["dev"]["head"]
+            github.run(github.set_status(head, "promote/dev", "pending", "validating"))
+        else:
+            github.run(github.read_snapshot(run.pipeline))
+
+    with pytest.raises(PromoteError) as raised:
+        attempt()
+    message = str(raised.value)
+    assert case.expected in message
+    assert "\n" not in message
+    for secret in secrets_of(sandbox, case.environ(sandbox)):
+        assert secret not in message
+        assert secret not in repr(raised.value)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_error_is_one_line_without_the_token_from_the_console_script(
+    case: Case, make_sandbox: Callable[..., Sandbox]
+) -> None:
+    sandbox = case.make(make_sandbox)
+    overrides = case.environ(sandbox)
+    result = promote(list(case.command), sandbox, **overrides)
+    assert_one_line_error(result, case.expected)
+    for secret in secrets_of(sandbox, overrides):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_a_token_read_from_a_file_with_its_newline_still_works(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox()
+    result = promote(["status", "--json"], sandbox, GITHUB_TOKEN=sandbox.author_token + "\n")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert sandbox.author_token not in result.stdout + result.stderr
+    assert data  # a real status, read with the stripped token
+
+
+def test_an_error_never_echoes_the_token_even_when_the_server_quotes_it() -> None:
+    """Defence in depth: whatever text an error carries, the token is masked."""
+    github = GitHub(Connection("acme/shop", "sbx_secret_token_1234", "http://127.0.0.1:1"))
+
+    class Echo(Exception):
+        message = "Illegal header value b'token sbx_secret_token_1234'"
+        status_code = 400
+
+    error = github._error(Echo(), "repos.get", {})
+    assert "sbx_secret_token_1234" not in str(error)
+    assert "***" in str(error)
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+def test_a_status_read_succeeds_through_faults_and_waits_as_told(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox(fault_rate=0.3, seed=11, retry_after=7)
+    pipeline = pipeline_of(sandbox)
+    waits = Waits()
+    github = client(sandbox, sleep=waits)
+    first = github.run(github.read_snapshot(pipeline))
+
+    faults = control(sandbox, "stats")["faults"]
+    rate_limited = faults.get("secondary_rate_limit", 0) + faults.get("429", 0)
+    assert github.stats.retries > 0
+    assert github.stats.retries == sum(faults.values())  # each fault cost exactly one retry
+    assert rate_limited > 0, faults
+    assert waits.count(7.0) == rate_limited  # Retry-After, to the second, for 403 and 429
+    assert all(w < 7.0 for w in waits if w != 7.0)  # 502 / dropped: short backoff
+    heads = {name: env["head"] for name, env in control(sandbox, "state")["environments"].items()}
+    assert {e.name: e.head for e in first.environments} == heads
+
+    # A second, independent client under the same faults reads the same facts.
+    again = client(sandbox, sleep=Waits())
+    assert same_facts(again.run(again.read_snapshot(pipeline)), first)
+    assert again.stats.retries > 0
+
+
+def test_status_through_faults_from_the_console_script(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox(fault_rate=0.2, seed=3, retry_after=0)
+    result = promote(["status", "--json"], sandbox)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)
+    assert sum(control(sandbox, "stats")["faults"].values()) > 0
+
+
+def test_retries_are_bounded_and_end_in_one_line(make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox(fault_rate=1.0, seed=5, retry_after=1)
+    waits = Waits()
+    github = client(sandbox, attempts=3, sleep=waits)
+    with pytest.raises(GitHubError) as raised:
+        github.run(github.read_snapshot(pipeline_of(sandbox)))
+    assert github.stats.requests == 3
+    assert github.stats.retries == len(waits) == 2
+    assert sum(control(sandbox, "stats")["faults"].values()) == 3
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "repos.get" in message or "cannot reach GitHub" in message
+    assert sandbox.author_token not in message
+
+
+def test_the_console_script_gives_up_after_its_attempts(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox(fault_rate=1.0, seed=5, retry_after=0)
+    result = promote(["status"], sandbox)
+    assert_one_line_error(result, "")
+    attempts = inspect.signature(GitHub).parameters["attempts"].default
+    assert sum(control(sandbox, "stats")["faults"].values()) == attempts
+    assert sandbox.author_token not in result.stderr
+
+
+def test_a_wait_longer_than_max_wait_is_not_waited(make_sandbox: Callable[..., Sandbox]) -> None:
+    seed = seed_for(1.0, ("GET",), (("secondary_rate_limit", "429"),), after=0)
+    sandbox = make_sandbox(fault_rate=1.0, seed=seed, retry_after=600)
+    waits = Waits()
+    github = client(sandbox, max_wait=60, sleep=waits)
+    with pytest.raises(GitHubError, match=r"GitHub refused repos.get on acme/shop \((403|429)"):
+        github.run(github.read_snapshot(pipeline_of(sandbox)))
+    assert waits == []
+    assert github.stats.requests == 1
+
+
+# -- ETags ---------------------------------------------------------------------------------------
+
+
+def test_a_second_read_costs_304s_and_sees_changes(make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox()
+    pipeline = pipeline_of(sandbox)
+    github = client(sandbox)
+    first = github.run(github.read_snapshot(pipeline))
+    assert github.stats.not_modified == 0
+    before = control(sandbox, "stats")["statuses"].get("304", 0)
+
+    second = github.run(github.read_snapshot(pipeline))
+    assert github.stats.not_modified > 0
+    assert control(sandbox, "stats")["statuses"].get("304", 0) - before == (
+        github.stats.not_modified
+    )
+    assert same_facts(second, first)
+
+    # The cache never hides a change: a new status shows up on the next read.
+    head = first.env("dev").head
+    assert head is not None
+    other = client(sandbox)
+    other.run(other.set_status(head, "promote/dev/extra", "failure", "changed meanwhile"))
+    third = github.run(github.read_snapshot(pipeline))
+    contexts = {s.context: s.state for s in third.env("dev").statuses}
+    assert contexts["promote/dev/extra"] == "failure"
+
+
+# -- writes whose answer is lost -------------------------------------------------------------------
+
+
+@functools.cache
+def seed_for(rate: float, methods: tuple[str, ...], want: tuple[Any, ...], after: int = 4) -> int:
+    """A sandbox fault seed whose draws for ``methods`` (in order) are ``want``, then ``after``
+    clean draws (for the observer's reads). Uses the sandbox's own seeded ``FaultPlan``."""
+    for seed in range(200_000):
+        plan = FaultPlan(rate, seed)
+        drawn = [plan.draw(m) for m in (*methods, *(["GET"] * after))]
+        wanted = [*want, *([None] * after)]
+        if all(
+            d in w if isinstance(w, tuple) else d == w for d, w in zip(drawn, wanted, strict=True)
+        ):
+            return seed
+    raise AssertionError("no seed gives that fault sequence")
+
+
+LOST = "applied_then_dropped"
+RATE = 0.25
+LOOK_WRITE_LOOK = ("GET", "POST", "GET")  # look, write (applied, answer lost), look: found
+FEATURE = "feature/add-greeting"  # the seeded plan branch: ahead of every environment
+
+
+def pulls_between(sandbox: Sandbox, head: str, base: str) -> list[int]:
+    pulls = control(sandbox, "state")["pulls"]
+    return [p["number"] for p in pulls if (p["head"], p["base"]) == (head, base)]
+
+
+def writes_to(sandbox: Sandbox, route: str) -> int:
+    return int(control(sandbox, "stats")["requests"].get(route, 0))
+
+
+def observer(sandbox: Sandbox, tail: str) -> Any:
+    request = urllib.request.Request(f"{sandbox.api_url}/repos/{sandbox.repository}{tail}")
+    request.add_header("Authorization", f"token {sandbox.reviewer_token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_open_pull_whose_answer_is_lost_makes_exactly_one_pr(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    seed = seed_for(RATE, LOOK_WRITE_LOOK, (None, LOST, None))
+    sandbox = make_sandbox(fault_rate=RATE, seed=seed)
+    github = client(sandbox, sleep=Waits())
+    number, url, _ = github.run(github.open_pull(FEATURE, "test", "Promote it", "body"))
+
+    assert control(sandbox, "stats")["faults"] == {LOST: 1}
+    assert writes_to(sandbox, "POST /repos/{owner}/{repo}/pulls") == 1  # never resent
+    assert pulls_between(sandbox, FEATURE, "test") == [number]
+    assert url.endswith(f"/pull/{number}")
+
+
+def test_open_pull_rerun_finds_the_pr_it_made(make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox()
+    github = client(sandbox)
+    number, _, created = github.run(github.open_pull(FEATURE, "test", "Promote it", "body"))
+    again, _, created_again = github.run(github.open_pull(FEATURE, "test", "Promote it", "body"))
+    assert (created, created_again, again) == (True, False, number)
+    assert pulls_between(sandbox, FEATURE, "test") == [number]
+
+
+def test_set_status_whose_answer_is_lost_leaves_one_identical_status(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    seed = seed_for(RATE, LOOK_WRITE_LOOK, (None, LOST, None))
+    sandbox = make_sandbox(fault_rate=RATE, seed=seed)
+    head = control(sandbox, "state")["environments"]["dev"]["head"]
+    github = client(sandbox, sleep=Waits())
+    github.run(github.set_status(head, "promote/dev/crash", "pending", "validating"))
+
+    assert control(sandbox, "stats")["faults"] == {LOST: 1}
+    mine = [
+        s
+        for s in observer(sandbox, f"/commits/{head}/statuses")
+        if s["context"] == "promote/dev/crash"
+    ]
+    assert [(s["state"], s["description"]) for s in mine] == [("pending", "validating")]
+
+    # A re-run (the crash-and-rerun case) finds it and writes nothing.
+    said = github.run(github.set_status(head, "promote/dev/crash", "pending", "validating"))
+    assert said.startswith("promote/dev/crash already pending")
+    assert writes_to(sandbox, "POST /repos/{owner}/{repo}/statuses/{sha}") == 1
+
+
+def test_checklist_issue_whose_answer_is_lost_is_opened_once(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    seed = seed_for(RATE, LOOK_WRITE_LOOK, (None, LOST, None))
+    sandbox = make_sandbox(fault_rate=RATE, seed=seed)
+    github = client(sandbox, sleep=Waits())
+    key = "test@" + "a" * 40
+    number, _, _ = github.run(
+        github.checklist_issue(key, "Manual test", f"Promote-Key: {key}\n", ["rita"])
+    )
+    assert control(sandbox, "stats")["faults"] == {LOST: 1}
+    issues = observer(sandbox, "/issues?state=all&labels=promote:checklist")
+    assert [i["number"] for i in issues if key in (i["body"] or "")] == [number]
+
+
+def test_dispatch_whose_answer_is_lost_is_reported_not_repeated(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    seed = seed_for(RATE, ("POST",), (LOST,))
+    sandbox = make_sandbox(fault_rate=RATE, seed=seed)
+    state = control(sandbox, "state")
+    runs_before = len(state["runs"])
+    head = state["environments"]["test"]["head"]
+    github = client(sandbox, sleep=Waits())
+    with pytest.raises(UncertainWrite) as raised:
+        github.run(github.dispatch("deploy.yml", "test", {"environment": "test", "sha": head}))
+    assert "may have been applied" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert len(control(sandbox, "state")["runs"]) == runs_before + 1  # applied once, not twice
+    assert (
+        writes_to(sandbox, "POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches")
+        == 1
+    )
