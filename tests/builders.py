@@ -16,8 +16,6 @@ from promote_tasks.model import PullRequest
 from promote_tasks.model import Snapshot
 from promote_tasks.model import WorkflowRun
 
-COVERED: set[str] = set()  # transition ids exercised by collected tests (see conftest)
-
 NOW = "2026-11-24T10:00:00Z"
 EARLIER = "2026-11-24T09:00:00Z"
 

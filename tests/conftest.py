@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from tests.builders import COVERED
+# The sandbox GitHub's fixtures (`sandbox`, `make_sandbox`) for every test that wants one.
+pytest_plugins = ["promote_tasks.sandbox.testing"]
 
 # Git in tests must not depend on the machine's global config.
 os.environ.setdefault("GIT_AUTHOR_NAME", "Test Author")
@@ -15,9 +16,3 @@ os.environ.setdefault("GIT_COMMITTER_EMAIL", "committer@example.com")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "transition(*ids): the machine transitions a test exercises")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for mark in item.iter_markers("transition"):
-            COVERED.update(mark.args)
