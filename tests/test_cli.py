@@ -165,3 +165,31 @@ def test_save_snapshot_to_an_unwritable_place_is_one_line(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.startswith("promote: error: cannot write snapshot")
+
+
+def test_promote_sandbox_serve_prints_the_environment_then_ready(tmp_path):
+    script = shutil.which("promote", path=str(Path(sys.executable).parent))
+    process = subprocess.Popen(
+        [script, "sandbox", "serve", "--port", "0", "--dir", str(tmp_path / "sb")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.strip() == "READY":
+                break
+        keys = dict(line.split("=", 1) for line in lines[:-1])
+        assert lines[-1] == "READY"
+        assert {
+            "GITHUB_API_URL",
+            "GITHUB_REPOSITORY",
+            "GITHUB_TOKEN",
+            "PROMOTE_REVIEWER_TOKEN",
+            "PROMOTE_CLONE",
+        } <= set(keys)
+        assert keys["GITHUB_API_URL"].startswith("http://127.0.0.1:")
+        assert Path(keys["PROMOTE_CLONE"], ".git").is_dir()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
