@@ -1,4 +1,6 @@
-"""End-to-end fixtures: the sandbox GitHub, an observer client, and a driver that runs ``next``.
+"""End-to-end fixtures: an observer client and a driver that runs ``next`` against a sandbox.
+
+``make_sandbox`` / ``sandbox`` come from ``promote_tasks.sandbox.testing`` (top-level conftest).
 
 Everything goes over real HTTP to the sandbox (real ghapi, real git); CI moves only when a
 test says so (``step_ms=0`` and ``advance()`` / ``settle()``), so runs are deterministic.
@@ -29,15 +31,10 @@ from promote_tasks.model import State
 from promote_tasks.sandbox import Sandbox
 from promote_tasks.sandbox import Scenario
 from promote_tasks.sandbox import start
-from promote_tasks.sandbox import testing
 from promote_tasks.shell import Run
 from promote_tasks.tasks import decide_manually
 from promote_tasks.tasks import needs_person
 from promote_tasks.tasks import step
-
-# The shared sandbox fixtures (pytest_plugins is only allowed in the top-level conftest).
-make_sandbox = testing.make_sandbox
-sandbox = testing.sandbox
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 BOOKKEEPING = "Promote-Bookkeeping: true"
