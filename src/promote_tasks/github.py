@@ -130,7 +130,9 @@ class GitHub:
         self.sleep = sleep
         self.stats = Stats()
         self._etags: dict[str, tuple[str, Any]] = {}
+        self._inflight: dict[str, asyncio.Future[list[Any]]] = {}
         self._api: Any = None
+        self._ssl: Any = None
 
     @property
     def api(self) -> Any:
@@ -151,20 +153,26 @@ class GitHub:
         """Run one async read or write from synchronous code, on one shared HTTP client.
 
         ghapi opens a new HTTP client per request unless given one; each new client builds an
-        SSL context (~50 ms of CPU), which would serialise a wave of concurrent requests.
+        SSL context (~80 ms of CPU), which would serialise a wave of concurrent requests. The
+        context is built once per process, not once per call: ``next`` makes many calls.
         """
         return asyncio.run(self._with_client(coroutine))
 
     async def _with_client(self, coroutine: Awaitable[T]) -> T:
         import httpx2
 
+        if self._ssl is None:
+            self._ssl = _ssl_context(self.connection.api_url)
         transport = self.api.transport
-        async with httpx2.AsyncClient(timeout=self.timeout, follow_redirects=True) as client:
+        async with httpx2.AsyncClient(
+            timeout=self.timeout, follow_redirects=True, verify=self._ssl
+        ) as client:
             transport.client = client
             try:
                 return await coroutine
             finally:
                 transport.client = None
+                self._inflight.clear()
 
     # -- transport -------------------------------------------------------------------------
 
@@ -272,7 +280,21 @@ class GitHub:
     async def pages(
         self, operation: str, key: str | None = None, *, limit: int = 10, **params: Any
     ) -> list[Any]:
-        """Every item of a list endpoint, following ``Link: rel="next"`` (bounded)."""
+        """Every item of a list endpoint, following ``Link: rel="next"`` (bounded).
+
+        Identical reads in flight at once (environments at the same sha) share one request.
+        """
+        wanted = json.dumps([operation, key, limit, params], sort_keys=True, default=str)
+        shared = self._inflight.get(wanted)
+        if shared is None:
+            shared = asyncio.ensure_future(self._pages(operation, key, limit, params))
+            self._inflight[wanted] = shared
+            shared.add_done_callback(lambda _: self._inflight.pop(wanted, None))
+        return list(await asyncio.shield(shared))
+
+    async def _pages(
+        self, operation: str, key: str | None, limit: int, params: dict[str, Any]
+    ) -> list[Any]:
         items: list[Any] = []
         page = 1
         while True:
@@ -291,11 +313,24 @@ class GitHub:
     async def read_snapshot(
         self, pipeline: Pipeline, plans: Callable[[], Awaitable[tuple[Plan, ...]]] | None = None
     ) -> Snapshot:
-        """All facts for one decision: two waves of concurrent requests."""
-        await self._check_repository()
+        """All facts for one decision: two waves of concurrent requests (plans alongside)."""
         plan_task = asyncio.ensure_future(plans()) if plans else None
+        try:
+            facts, open_pulls = await self._read_environments(pipeline)
+        except BaseException:
+            if plan_task is not None:  # its own failure is not the one to report
+                plan_task.cancel()
+                await asyncio.gather(plan_task, return_exceptions=True)
+            raise
+        plan_facts = await plan_task if plan_task else ()
+        return Snapshot(self.connection.repository, _now(), facts, open_pulls, plan_facts)
+
+    async def _read_environments(
+        self, pipeline: Pipeline
+    ) -> tuple[tuple[EnvFacts, ...], tuple[PullRequest, ...]]:
         envs = pipeline.environments
-        first = await asyncio.gather(
+        outcomes: list[Any] = await asyncio.gather(
+            self._check_repository(),  # in the first wave: it only names a 404 clearly
             *(self._commits(env.branch) for env in envs),
             *(self.pages("repos.list_deployments", environment=env.name) for env in envs),
             *(
@@ -309,15 +344,23 @@ class GitHub:
             ),
             self.pages("pulls.list", state="open"),
             self.pages("issues.list_for_repo", labels=CHECKLIST_LABEL, state="all"),
+            return_exceptions=True,
         )
+        for outcome in outcomes:  # the repository check first: its 404 names the repository
+            if isinstance(outcome, BaseException):
+                raise outcome
+        first = outcomes[1:]
         n = len(envs)
         commits, deployments = first[:n], first[n : 2 * n]
         promotions = [*list(first[2 * n : 3 * n - 1]), []]
         open_pulls_raw, checklists = first[3 * n - 1], first[3 * n]
         heads = [_effective_head(c) for c in commits]
+        reachable = {
+            env.name: {c["sha"] for c in found} for env, found in zip(envs, commits, strict=True)
+        }
         second = await asyncio.gather(
             *(
-                self._head_facts(env, head, deps, pipeline, checklists)
+                self._head_facts(env, head, deps, pipeline, checklists, reachable)
                 for env, head, deps in zip(envs, heads, deployments, strict=True)
             )
         )
@@ -345,8 +388,7 @@ class GitHub:
                 )
             )
         open_pulls = tuple(_pull(p) for p in open_pulls_raw if p["base"]["ref"] in branches)
-        plan_facts = await plan_task if plan_task else ()
-        return Snapshot(self.connection.repository, _now(), tuple(facts), open_pulls, plan_facts)
+        return tuple(facts), open_pulls
 
     async def _check_repository(self) -> None:
         if not getattr(self, "_repository_checked", False):
@@ -368,6 +410,7 @@ class GitHub:
         deployments: list[dict[str, Any]],
         pipeline: Pipeline,
         checklists: list[dict[str, Any]],
+        reachable: Mapping[str, set[str]],
     ) -> dict[str, Any]:
         sha, _ = head
         empty: dict[str, Any] = {
@@ -387,7 +430,9 @@ class GitHub:
             self.pages("actions.list_workflow_runs_for_repo", "workflow_runs", head_sha=sha),
             self.pages("checks.list_for_ref", "check_runs", ref=sha),
             self.pages("repos.list_pull_requests_associated_with_commit", commit_sha=sha),
-            self._contains(following.branch, sha) if following else _none(),
+            self._contains(following.branch, sha, reachable.get(following.name, set()))
+            if following
+            else _none(),
             self.pages("issues.list_comments", issue_number=checklist["number"])
             if checklist
             else _empty(),
@@ -413,7 +458,10 @@ class GitHub:
             "change_authors": authors,
         }
 
-    async def _contains(self, branch: str, sha: str) -> bool | None:
+    async def _contains(self, branch: str, sha: str, recent: set[str]) -> bool | None:
+        """Whether ``branch`` contains ``sha``; among its recent commits needs no request."""
+        if sha in recent:
+            return True
         try:
             data = await self.call(
                 "repos.compare_commits", basehead=f"{branch}...{sha}", per_page=1
@@ -613,6 +661,19 @@ class GitHub:
         )
         await self.call("git.update_ref", ref=f"heads/{branch}", sha=new["sha"], force=False)
         return str(new["sha"])
+
+
+def _ssl_context(api_url: str) -> Any:
+    """TLS settings for the client: loading the CA store costs ~60-80 ms of CPU, so an
+    ``http://`` API (the sandbox, a plain-HTTP GHES) gets a context that trusts nothing, which
+    refuses any redirect to ``https://`` instead of paying for certificates it never uses."""
+    import ssl
+
+    import httpx2
+
+    if api_url.startswith("http://"):
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, and no CA is trusted
+    return httpx2.create_ssl_context()
 
 
 def _uncertain(error: Exception) -> bool:
