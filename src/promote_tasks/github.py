@@ -29,6 +29,7 @@ from typing import TypeVar
 
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
+from promote_tasks.model import ROLLBACK_TASK
 from promote_tasks.model import Approval
 from promote_tasks.model import CheckRun
 from promote_tasks.model import CommitStatus
@@ -661,6 +662,183 @@ class GitHub:
         )
         await self.call("git.update_ref", ref=f"heads/{branch}", sha=new["sha"], force=False)
         return str(new["sha"])
+
+    # -- failures: rollback records, dispatches, refs, reverts (each look before it writes) ---
+
+    async def rollback_deployment(
+        self, environment: str, ref: str, failed_sha: str, plan: str, description: str = ""
+    ) -> tuple[dict[str, Any], bool]:
+        """Find the rollback deployment of ``failed_sha`` in ``environment`` or create it at
+        ``ref``; (deployment, created). Never two for one failed sha (found by ``rollback_of``)."""
+
+        async def look() -> dict[str, Any] | None:
+            found = await self._fresh(
+                "repos.list_deployments", environment=environment, task=ROLLBACK_TASK, per_page=100
+            )
+            mine = [d for d in found or [] if _payload(d).get("rollback_of") == failed_sha]
+            return dict(min(mine, key=lambda d: d["id"])) if mine else None
+
+        async def write() -> dict[str, Any]:
+            return dict(
+                await self.call(
+                    "repos.create_deployment",
+                    idempotent=False,
+                    ref=ref,
+                    environment=environment,
+                    task=ROLLBACK_TASK,
+                    auto_merge=False,
+                    required_contexts=[],
+                    payload={"promote": {"rollback_of": failed_sha, "plan": plan}},
+                    description=description[:140],
+                )
+            )
+
+        return await self._write_once(look, write)
+
+    async def deploy_set_off(
+        self, workflow: str | None, ref: str, environment: str, sha: str, anchor: Mapping[str, Any]
+    ) -> bool:
+        """Has a deploy of ``sha`` to ``environment`` been set off since the ``anchor``
+        deployment was created? A newer deployment at ``sha`` says so, and so does a dispatched
+        run of ``workflow`` on ``ref`` still in flight (it has not created its deployment yet)."""
+        deployments = await self._fresh(
+            "repos.list_deployments", environment=environment, sha=sha, per_page=100
+        )
+        if any(
+            d["id"] > anchor["id"] and d.get("task") != ROLLBACK_TASK for d in deployments or []
+        ):
+            return True
+        if workflow is None:
+            return False
+        data = await self._fresh(
+            "actions.list_workflow_runs",
+            workflow_id=workflow,
+            event="workflow_dispatch",
+            branch=ref,
+            created=f">={anchor['created_at']}",
+            per_page=100,
+        )
+        runs = (data or {}).get("workflow_runs", [])
+        return any(r.get("status") != "completed" for r in runs)
+
+    async def deploy_once(
+        self, workflow: str | None, ref: str, environment: str, sha: str, anchor: Mapping[str, Any]
+    ) -> str:
+        """Dispatch ``workflow`` on ``ref`` to deploy ``sha``, unless that happened since ``anchor``."""
+        if workflow is None:
+            return "no deploy workflow configured: the deployment itself must start the deploy"
+        if await self.deploy_set_off(workflow, ref, environment, sha, anchor):
+            return f"deploy of {sha[:7]} to {environment} already set off"
+        url = await self.dispatch(workflow, ref, {"environment": environment, "sha": sha})
+        return f"dispatched {workflow} on {ref} for {environment} at {sha[:7]}: {url}"
+
+    async def ref_sha(self, ref: str) -> str | None:
+        """The sha ``heads/<b>`` or ``tags/<t>`` points to, or None when there is no such ref."""
+        try:
+            data = await self._fresh("git.get_ref", ref=ref)
+        except GitHubError as e:
+            if " 404 " in str(e):
+                return None
+            raise
+        return str(data["object"]["sha"])
+
+    async def ensure_ref(self, ref: str, sha: str) -> tuple[str, bool]:
+        """Create ``refs/<ref>`` at ``sha`` unless it exists; (the sha it points to, created)."""
+
+        async def write() -> str:
+            await self.call("git.create_ref", idempotent=False, ref=f"refs/{ref}", sha=sha)
+            return sha
+
+        return await self._write_once(lambda: self.ref_sha(ref), write)
+
+    async def force_branch(self, branch: str, sha: str) -> bool:
+        """Point ``branch`` at ``sha``, forcing it; False when it already pointed there."""
+        if await self.ref_sha(f"heads/{branch}") == sha:
+            return False
+        await self.call("git.update_ref", ref=f"heads/{branch}", sha=sha, force=True)
+        return True
+
+    async def git_commit(self, sha: str) -> dict[str, Any]:
+        """A commit object (tree, parents, author): content-addressed, so cached."""
+        return dict(await self.call("git.get_commit", commit_sha=sha))
+
+    async def create_commit(self, message: str, tree: str, parents: list[str]) -> str:
+        data = await self.call("git.create_commit", message=message, tree=tree, parents=parents)
+        return str(data["sha"])
+
+    async def create_tree(self, entries: list[dict[str, Any]], base_tree: str | None) -> str:
+        params: dict[str, Any] = {"tree": entries}
+        if base_tree:
+            params["base_tree"] = base_tree
+        return str((await self.call("git.create_tree", **params))["sha"])
+
+    async def tree_entry(self, tree: str, path: str) -> dict[str, Any] | None:
+        """The entry at top-level ``path`` of ``tree``, or None."""
+        data = await self.call("git.get_tree", tree_sha=tree)
+        return next((dict(e) for e in data.get("tree", []) if e["path"] == path), None)
+
+    async def pull(self, number: int) -> dict[str, Any]:
+        return dict(await self._fresh("pulls.get", pull_number=number))
+
+    async def pulls_from(self, head: str, base: str) -> list[dict[str, Any]]:
+        """Every PR ``head → base`` in any state, newest first."""
+        found = await self._fresh(
+            "pulls.list", state="all", head=f"{self.owner}:{head}", base=base, per_page=100
+        )
+        return sorted((dict(p) for p in found or []), key=lambda p: -p["number"])
+
+    async def merged_pull_of(self, sha: str, base: str) -> dict[str, Any] | None:
+        """The PR merged into ``base`` that produced ``sha``, if any."""
+        pulls = await self.call(
+            "repos.list_pull_requests_associated_with_commit", commit_sha=sha, per_page=100
+        )
+        merged = [p for p in pulls or [] if p["base"]["ref"] == base and p.get("merged_at")]
+        return dict(max(merged, key=lambda p: p["merged_at"])) if merged else None
+
+    async def merge_pull(self, number: int, sha: str, methods: tuple[str, ...]) -> str:
+        """Merge PR ``number`` at head ``sha`` with the first allowed method; the new base sha.
+        A PR already merged is not merged again."""
+        pull = await self.pull(number)
+        if pull.get("merged_at"):
+            return str(pull["merge_commit_sha"])
+        repository = await self.call("repos.get")
+        allowed = [
+            m
+            for m in methods
+            if repository.get(
+                {"merge": "allow_merge_commit", "squash": "allow_squash_merge"}.get(
+                    m, "allow_rebase_merge"
+                ),
+                True,
+            )
+        ]
+        if not allowed:
+            raise PromoteError(
+                f"{self.connection.repository} allows none of the merge methods {', '.join(methods)}"
+            )
+        try:
+            data = await self.call(
+                "pulls.merge",
+                idempotent=False,
+                pull_number=number,
+                sha=sha,
+                merge_method=allowed[0],
+            )
+        except GitHubError:
+            pull = await self.pull(number)
+            if pull.get("merged_at"):
+                return str(pull["merge_commit_sha"])
+            raise
+        return str(data["sha"])
+
+    async def statuses_of(self, sha: str) -> list[dict[str, Any]]:
+        """Every commit status on ``sha`` (all pages), read fresh."""
+        return [dict(s) for s in await self.pages("repos.list_commit_statuses_for_ref", ref=sha)]
+
+    async def compare(self, base: str, head: str) -> dict[str, Any]:
+        return dict(
+            await self.call("repos.compare_commits", basehead=f"{base}...{head}", per_page=1)
+        )
 
 
 def _ssl_context(api_url: str) -> Any:
