@@ -70,6 +70,42 @@ def is_shallow(repo_path: str | os.PathLike[str]) -> bool:
         return bool(_shallow_commits(repo))
 
 
+def has_commit(repo_path: str | os.PathLike[str], sha: str) -> bool:
+    """Whether the commit ``sha`` is in the repository (a tree or blob sha is not a commit)."""
+    with _opened(repo_path) as repo:
+        try:
+            _resolve(repo, sha, os.fspath(repo_path))
+        except GitError:
+            return False
+        return True
+
+
+def fetch(
+    repo_path: str | os.PathLike[str], refspecs: Iterable[str], *, remote: str = DEFAULT_REMOTE
+) -> None:
+    """Fetch ``refspecs`` from ``remote`` (no tags), e.g. ``+refs/heads/test:refs/remotes/origin/test``
+    or ``refs/pull/7/head`` (kept only as reachable objects until the next fetch).
+
+    :class:`GitError` (one line) when there is no such remote or the fetch fails.
+    """
+    import git
+
+    specs = list(refspecs)
+    path = os.fspath(repo_path)
+    with _opened(repo_path) as repo:
+        if remote not in {r.name for r in repo.remotes}:
+            raise GitError(f"cannot fetch into {path}: it has no {remote!r} remote")
+        if not specs:
+            return
+        try:
+            repo.git.fetch("--quiet", "--no-tags", remote, *specs)
+        except git.exc.GitCommandError as exc:
+            reason = _first_line(exc.stderr) or f"git fetch exited {exc.status}"
+            raise GitError(
+                f"cannot fetch {specs[0]} from {remote!r} into {path} ({reason})"
+            ) from None
+
+
 def rollback_target(
     repo_path: str | os.PathLike[str],
     failed_sha: str,
