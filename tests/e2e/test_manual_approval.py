@@ -143,9 +143,10 @@ def test_approvals_that_do_not_count(waiting: Driver) -> None:
     assert other != sha
     rita = type(api)(waiting.sandbox, waiting.sandbox.token("rita"))
     rita.post(f"/issues/{number}/comments", {"body": f"Promote-Approve: {other}\n"})
-    api.post(
-        f"/issues/{number}/comments", {"body": f"Promote-Approve: {sha}\n"}
-    )  # alice, the author
+    approve = {"body": f"Promote-Approve: {sha}\n"}
+    api.post(f"/issues/{number}/comments", approve)  # alice, a reviewer but the author
+    bob = type(api)(waiting.sandbox, waiting.sandbox.token("bob"))  # may comment, not approve
+    bob.post(f"/issues/{number}/comments", approve)
     assert not waiting.next().acted
     assert manual_verdict(waiting)[0] is Result.PENDING
     assert api.latest(sha, "promote/test/manual")["state"] == "pending"
