@@ -497,14 +497,17 @@ def _progress(
         waits.append(f"deployment of {env.name} at {env.sha[:7]}")
         return None
     if env.state is State.DEPLOYED:
-        effects = [effect("set-status", sha=env.sha, context=verdict_context(env.name),
-                          state="pending", description="validating")]  # fmt: skip
+        # The instance turns "validating" with its last write, so a run that dies half-way
+        # leaves it "deployed" and the next run starts every validator again (idempotently).
+        effects = []
         for name in spec.validators:
             effects.append(
                 effect("start-validator", environment=env.name, sha=env.sha, validator=name)
             )
             effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name, name),
                                   state="pending", description="started"))  # fmt: skip
+        effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name),
+                              state="pending", description="validating"))  # fmt: skip
         return _take("R4", env, *effects)
     if env.state is State.VALIDATING:
         return _validate(env, facts, waits)
