@@ -301,6 +301,18 @@ class Driver:
         return out
 
 
+def duplicate_statuses(statuses: list[dict[str, Any]]) -> list[str]:
+    """Statuses that repeat the previous one of their context (same state and description)."""
+    last: dict[str, tuple[str, str]] = {}
+    found = []
+    for status in sorted(statuses, key=lambda s: s["id"]):
+        seen = (status["state"], status.get("description") or "")
+        if last.get(status["context"]) == seen:
+            found.append(f"{status['context']} {seen}")
+        last[status["context"]] = seen
+    return found
+
+
 def config(*, reviewers: tuple[str, ...] = ("rita",), extra: str = "") -> str:
     names = ", ".join(f'"{r}"' for r in reviewers)
     return f"reviewers = [{names}]\n{extra}"

@@ -9,7 +9,6 @@ crash) and every resting point is met with three ``next`` calls: none of them ma
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -20,6 +19,7 @@ from tests.e2e.conftest import BOOKKEEPING
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import Step
 from tests.e2e.conftest import config
+from tests.e2e.conftest import duplicate_statuses
 
 PLAN = "add-greeting"
 EXPECTED = [
@@ -150,23 +150,12 @@ def test_every_transition_happens_once_and_replays_write_nothing(journey: Journe
     assert writes["POST /repos/{owner}/{repo}/issues"] == 1
 
 
-def _duplicates(statuses: list[dict[str, Any]]) -> list[str]:
-    last: dict[str, tuple[str, str]] = {}
-    found = []
-    for status in statuses:
-        seen = (status["state"], status.get("description") or "")
-        if last.get(status["context"]) == seen:
-            found.append(f"{status['context']} {seen}")
-        last[status["context"]] = seen
-    return found
-
-
 def test_statuses_are_never_written_twice(journey: Journey) -> None:
     state = journey.driver.state()
     for env in state.environments:
         assert env.sha is not None
         statuses = journey.api.statuses(env.sha)
-        assert not _duplicates(statuses), env.name
+        assert not duplicate_statuses(statuses), env.name
         mine = [s for s in statuses if s["context"].startswith(f"promote/{env.name}")]
         # pending at R4 then the verdict: two statuses per context, nothing more.
         contexts = {s["context"] for s in mine}
