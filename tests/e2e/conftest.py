@@ -328,10 +328,11 @@ def one_env(name: str, validators: tuple[str, ...], extra: str = "", **kw: Any) 
 
 @pytest.fixture
 def make_driver(make_sandbox: Callable[..., Sandbox]) -> Callable[..., Driver]:
-    """``make_driver(scenario, config_text)``: a fresh sandbox (manual CI clock) and a driver."""
+    """``make_driver(scenario, config_text)``: a fresh sandbox (manual CI clock unless
+    ``step_ms`` says otherwise) and a driver."""
 
-    def make(scenario: Scenario | None = None, settings: str | None = None) -> Driver:
-        sandbox = make_sandbox(scenario=scenario or Scenario(merge_bot=True))
+    def make(scenario: Scenario | None = None, settings: str | None = None, **kw: Any) -> Driver:
+        sandbox = make_sandbox(scenario=scenario or Scenario(merge_bot=True), **kw)
         return Driver(sandbox, settings if settings is not None else config())
 
     return make

@@ -8,6 +8,7 @@ crash) and every resting point is met with three ``next`` calls: none of them ma
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +21,7 @@ from tests.e2e.conftest import Driver
 from tests.e2e.conftest import Step
 from tests.e2e.conftest import config
 from tests.e2e.conftest import duplicate_statuses
+from tests.e2e.conftest import one_env
 
 PLAN = "add-greeting"
 EXPECTED = [
@@ -177,3 +179,27 @@ def test_manual_checklist_issue_opened_once_from_the_template(journey: Journey) 
     assert issue["state"] == "closed"
     decisions = [(c["user"]["login"], c["body"].strip()) for c in api.comments(issue["number"])]
     assert decisions == [("rita", f"Promote-Approve: {test_sha}")]
+
+
+@pytest.mark.transition("R4", "R5", "R8")
+def test_a_short_journey_with_ci_on_the_wall_clock(make_driver: Callable[..., Driver]) -> None:
+    """CI runs in its own thread while ``next`` reads and writes: the same end, once each."""
+    scenario = Scenario(merge_bot=True, environments=("main",))
+    driver = make_driver(scenario, one_env("main", ("health", "smoke")), step_ms=5)
+    for _ in range(200):  # a bound, not a timing: each idle round sleeps 20 ms
+        taken = driver.next()
+        assert taken.action.stop is None
+        if any(p.id == PLAN and p.done for p in taken.snapshot.plans):
+            break
+        if not taken.acted:
+            time.sleep(0.02)
+    else:
+        raise AssertionError(f"no completion: {driver.steps[-1].action}")
+    assert [t for t, _, _ in driver.transitions()] == ["R4", "R5", "R8"]
+    last = driver.steps[-1].snapshot
+    sha = last.env("main").head  # below the plan move: plans live on the first branch, main
+    assert sha is not None
+    assert sha != driver.api.head("main")
+    assert driver.run.decide(last)[0].env("main").state is State.COMPLETE
+    assert driver.api.latest(sha, "promote/main")["state"] == "success"
+    assert not duplicate_statuses(driver.api.statuses(sha))
