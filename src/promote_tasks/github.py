@@ -420,8 +420,13 @@ class GitHub:
         }  # fmt: skip
         if sha is None:
             return empty
+        records = [d for d in deployments if _payload(d).get("rollback_of") == sha]
+        # A rollback's state follows the deploy it set off: deployments of its target after it.
+        follows = {d["sha"]: d["id"] for d in sorted(records, key=lambda d: -d["id"])}
         wanted = [
-            d for d in deployments if d["sha"] == sha or _payload(d).get("rollback_of") == sha
+            d
+            for d in deployments
+            if d["sha"] == sha or d in records or d["id"] > follows.get(d["sha"], d["id"])
         ]
         following = pipeline.after(env.name)
         key = f"{env.name}@{sha}"
