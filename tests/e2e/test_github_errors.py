@@ -380,6 +380,39 @@ def test_a_second_read_costs_304s_and_sees_changes(make_sandbox: Callable[..., S
     assert contexts["promote/dev/extra"] == "failure"
 
 
+# -- request budget ------------------------------------------------------------------------------
+
+
+def served(sandbox: Sandbox, route: str) -> int:
+    return int(
+        control(sandbox, "stats")["requests"].get(f"GET /repos/{{owner}}/{{repo}}{route}", 0)
+    )
+
+
+def test_a_read_asks_once_per_sha_and_compares_only_what_it_cannot_see(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox(scenario=Scenario(merge_bot=True))
+    pipeline = pipeline_of(sandbox)
+    github = client(sandbox)
+    # Seeded: every environment at one sha. Its statuses, runs, checks and PRs: one request each.
+    before = github.run(github.read_snapshot(pipeline))
+    assert len({e.head for e in before.environments}) == 1
+    for route in ("/commits/{ref}/statuses", "/actions/runs", "/commits/{ref}/check-runs"):
+        assert served(sandbox, route) == 1, route
+    assert served(sandbox, "/compare/{basehead}") == 0  # the head is among test's listed commits
+    assert [e.next_contains_head for e in before.environments] == [True, True, None]
+    assert control(sandbox, "stats")["total"] == github.stats.requests
+
+    # The merge bot merges PR #1 into dev: dev is ahead, and only that needs a compare.
+    sandbox.settle()
+    fresh = client(sandbox)
+    after = fresh.run(fresh.read_snapshot(pipeline))
+    assert after.env("dev").head != after.env("test").head
+    assert [e.next_contains_head for e in after.environments] == [False, True, None]
+    assert served(sandbox, "/compare/{basehead}") == 1
+
+
 # -- writes whose answer is lost -------------------------------------------------------------------
 
 
