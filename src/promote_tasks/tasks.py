@@ -29,8 +29,11 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from promote_tasks import failures
 from promote_tasks import render
 from promote_tasks.config import load_settings
+from promote_tasks.default_plugins.validators import change_authors
+from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
 from promote_tasks.errors import SnapshotError
 from promote_tasks.model import Action
@@ -232,6 +235,10 @@ def decide_manually(
     if state.state is not waiting_state or state.sha is None:
         label = state.state.value if state.state else "not deployed"
         raise PromoteError(f"{env.name} is not waiting for a manual test (it is {label})")
+    if sha and len(sha) < 7:
+        raise PromoteError(
+            f"--sha {sha} is too short: give at least 7 characters of the sha you tested"
+        )
     if sha and not state.sha.startswith(sha.lower()):
         raise PromoteError(
             f"{env.name} is at {state.sha[:7]}, not {sha}: decisions are bound to the exact sha"
@@ -243,7 +250,7 @@ def decide_manually(
         raise PromoteError(
             f"{user} is not a designated reviewer of {env.name} (reviewers: {', '.join(reviewers) or 'none'})"
         )
-    if user.lower() in {a.lower() for a in snapshot.env(env.name).change_authors}:
+    if user.lower() in change_authors(github, run.settings, snapshot.env(env.name)):
         raise PromoteError(f"{user} wrote this change and cannot approve or reject it")
     verb = "approved" if approve else "rejected"
     if backend == "environment":
@@ -256,7 +263,10 @@ def decide_manually(
         )
         line = f"Promote-{'Approve' if approve else 'Reject'}: {state.sha} {reason}".rstrip()
         github.run(github.comment(number, f"{line}\n"))
-        github.run(github.close_issue(number))
+        try:
+            github.run(github.close_issue(number))
+        except GitHubError:
+            pass  # the comment is the record; a reviewer with read access may not close issues
     return f"{verb} {env.name} at {state.sha[:7]} as {user}: {url}"
 
 
@@ -309,6 +319,38 @@ def reject(
     print(decide_manually(Run.load(), env, sha, False, reason))
 
 
+@task(
+    name="rollback",
+    help={
+        "env": "the environment to roll back (required)",
+        "to": "the commit to go back to (default: the newest known-good before the head)",
+        "strategy": "redeploy, revert, reset or a plugin's (default: the environment's)",
+        "dry-run": "say what would happen, write nothing",
+        "json": "print one JSON object",
+    },
+)
+@reports_errors
+def rollback(
+    c: Context,
+    env: str | None = None,
+    to: str | None = None,
+    strategy: str | None = None,
+    dry_run: bool = False,
+    json_: bool = False,
+) -> None:
+    """Roll an environment back by hand (the same rollback as R9), then halt for a fix plan."""
+    run = Run.load()
+    request, snapshot = failures.request_rollback(run, env, to, strategy)
+    if dry_run:
+        _emit(request.data(), request.text(), json_)
+        return
+    did = failures.perform_request(run, request, snapshot)
+    text = f"rolled back {request.environment} ({request.reason})\n" + "\n".join(
+        f"  - {render.inert(d)}" for d in did
+    )
+    _emit({**request.data(), "did": list(did)}, text, json_)
+
+
 @task(name="plugins", help={"json": "print one JSON object"})
 @reports_errors
 def plugins_(c: Context, json_: bool = False) -> None:
@@ -341,4 +383,4 @@ def demo(c: Context, step_ms: int | None = None) -> None:
     raise Exit(code=run_demo(step_ms=30 if step_ms is None else int(step_ms)))
 
 
-promote = Collection("promote", status, next_, watch, approve, reject, plugins_, demo)
+promote = Collection("promote", status, next_, watch, approve, reject, rollback, plugins_, demo)
