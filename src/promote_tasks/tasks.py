@@ -14,6 +14,7 @@ Tasks are thin: settings → plugins → snapshot → derive → decide → rend
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -263,10 +264,9 @@ def decide_manually(
         )
         line = f"Promote-{'Approve' if approve else 'Reject'}: {state.sha} {reason}".rstrip()
         github.run(github.comment(number, f"{line}\n"))
-        try:
+        # The comment is the record; a reviewer with read access may not close the issue.
+        with contextlib.suppress(GitHubError):
             github.run(github.close_issue(number))
-        except GitHubError:
-            pass  # the comment is the record; a reviewer with read access may not close issues
     return f"{verb} {env.name} at {state.sha[:7]} as {user}: {url}"
 
 

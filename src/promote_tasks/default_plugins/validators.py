@@ -10,11 +10,15 @@ import datetime
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from typing import Any
 from typing import ClassVar
 
 from promote_tasks.config import Settings
 from promote_tasks.hookspecs import hookimpl
+from promote_tasks.machine import FEATURE_PREFIX
+from promote_tasks.machine import plan_of
 from promote_tasks.model import Approval
+from promote_tasks.model import EnvFacts
 from promote_tasks.model import Result
 from promote_tasks.model import Verdict
 from promote_tasks.registry import Register
@@ -225,7 +229,7 @@ class ManualApproval:
         allowed = {r.lower() for r in reviewers(run)}
         if not allowed:
             return Verdict(run.name, Result.FAILED, None, "no designated reviewers are configured")
-        authors = {a.lower() for a in run.facts.change_authors}
+        authors = change_authors(run.github, run.settings, run.facts)
         recorded = run.facts.approvals
         if run.options.get("backend", "issue") == "environment":
             recorded = environment_decisions(run)
@@ -238,12 +242,42 @@ class ManualApproval:
             return Verdict(
                 run.name, Result.PENDING, None, "waiting for " + " or ".join(sorted(allowed))
             )
+        # A rejection stands: a later approval of the same sha does not undo it.
+        rejected = next((a for a in decisions if a.state != "approved"), None)
+        if rejected is not None:
+            return Verdict(
+                run.name,
+                Result.FAILED,
+                rejected.url or None,
+                f"rejected by {rejected.user}: {rejected.reason}",
+            )
         last = decisions[-1]
-        if last.state == "approved":
-            return Verdict(run.name, Result.PASSED, last.url or None, f"approved by {last.user}")
-        return Verdict(
-            run.name, Result.FAILED, last.url or None, f"rejected by {last.user}: {last.reason}"
+        return Verdict(run.name, Result.PASSED, last.url or None, f"approved by {last.user}")
+
+
+def change_authors(github: Any, settings: Settings, facts: EnvFacts) -> set[str]:
+    """Who wrote the change at this head: the PR authors carried along, and, when GitHub can be
+    asked, everyone who authored or committed a commit of the plan's merged feature PR."""
+    authors = {a.lower() for a in facts.change_authors}
+    plan = plan_of(facts.merged_pull)
+    if github is None or plan is None:
+        return authors
+    first = settings.environments[0].branch
+    pulls = github.run(
+        github.pages(
+            "pulls.list", state="closed", base=first, head=f"{github.owner}:{FEATURE_PREFIX}{plan}"
         )
+    )
+    for pull in pulls:
+        if not pull.get("merged_at"):
+            continue
+        authors.add(pull["user"]["login"].lower())
+        for commit in github.run(github.pages("pulls.list_commits", pull_number=pull["number"])):
+            for who in (commit.get("author"), commit.get("committer")):
+                login = (who or {}).get("login") or ""
+                if login and login != "web-flow" and not login.endswith("[bot]"):
+                    authors.add(login.lower())
+    return authors
 
 
 def reviewers(run: ValidationRun) -> list[str]:
