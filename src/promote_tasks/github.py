@@ -276,6 +276,8 @@ class GitHub:
             return GitHubError(f"repository {repo} not found, or the token cannot see it (404)")
         if status in (403, 429):
             return GitHubError(f"GitHub refused {operation} on {repo} ({status}: {message})")
+        if int(status) >= 500:  # the body is an HTML error page, not a message
+            return GitHubError(f"GitHub answered {status} to {operation} on {repo}: server error")
         return GitHubError(f"GitHub answered {status} to {operation} on {repo}: {message}")
 
     async def pages(
