@@ -586,9 +586,10 @@ def test_next_through_faults_makes_no_duplicates(make_sandbox: Callable[..., San
     sandbox = make_sandbox(scenario=Scenario(merge_bot=True), fault_rate=0.2, seed=4)
     environ = sandbox.env()
     run = Run.load(Path(environ["PROMOTE_CLONE"]), environ=environ)
-    run = dataclasses.replace(
-        run, _github=GitHub(Connection.from_environment(None, environ), sleep=Waits())
-    )
+    # Retries are immediate (no sleeping), so a retry may draw the next fault too: seed 4's
+    # longest run of faults is 5, and 8 attempts never run out whatever request draws it.
+    github = GitHub(Connection.from_environment(None, environ), attempts=8, sleep=Waits())
+    run = dataclasses.replace(run, _github=github)
     transitions = []
     for _ in range(8):
         sandbox.settle()
