@@ -673,16 +673,25 @@ class GitHub:
     # -- failures: rollback records, dispatches, refs, reverts (each look before it writes) ---
 
     async def rollback_deployment(
-        self, environment: str, ref: str, failed_sha: str, plan: str, description: str = ""
+        self,
+        environment: str,
+        ref: str,
+        failed_sha: str,
+        plan: str,
+        description: str = "",
+        *,
+        task: str = ROLLBACK_TASK,
+        key: str = "rollback_of",
     ) -> tuple[dict[str, Any], bool]:
         """Find the rollback deployment of ``failed_sha`` in ``environment`` or create it at
-        ``ref``; (deployment, created). Never two for one failed sha (found by ``rollback_of``)."""
+        ``ref``; (deployment, created). Never two for one failed sha: found by ``task`` and the
+        payload's ``promote.<key>``."""
 
         async def look() -> dict[str, Any] | None:
             found = await self._fresh(
-                "repos.list_deployments", environment=environment, task=ROLLBACK_TASK, per_page=100
+                "repos.list_deployments", environment=environment, task=task, per_page=100
             )
-            mine = [d for d in found or [] if _payload(d).get("rollback_of") == failed_sha]
+            mine = [d for d in found or [] if _payload(d).get(key) == failed_sha]
             return dict(min(mine, key=lambda d: d["id"])) if mine else None
 
         async def write() -> dict[str, Any]:
@@ -692,10 +701,10 @@ class GitHub:
                     idempotent=False,
                     ref=ref,
                     environment=environment,
-                    task=ROLLBACK_TASK,
+                    task=task,
                     auto_merge=False,
                     required_contexts=[],
-                    payload={"promote": {"rollback_of": failed_sha, "plan": plan}},
+                    payload={"promote": {key: failed_sha, "plan": plan}},
                     description=description[:140],
                 )
             )

@@ -148,8 +148,10 @@ class Reset:
     """Force the environment branch back to the target (opt-in: history is rewritten).
 
     In order, each step found first on a re-run: the marker status ``promote/<env>/rollback``
-    on the target (so the failure is remembered once the failed sha is no longer the head), a
-    deploy of the target, then the forced ref update.
+    on the target (so the failure is remembered once the failed sha is no longer the head); a
+    ``deploy`` deployment of the target with ``promote.reset_of`` in its payload (until the
+    deploy reports on a newer one, the restored head counts as not deployed yet) and a
+    dispatch of the deploy workflow; then the forced ref update.
     """
 
     name = "reset"
@@ -162,21 +164,22 @@ class Reset:
         github = run.github
         env = run.environment
         key = f"{env.name}@{run.failed_sha}"
-        head = await github.ref_sha(f"heads/{env.branch}")
-        if head != run.target:
-            head = await _head_over(run)
+        if await github.ref_sha(f"heads/{env.branch}") != run.target:
+            await _head_over(run)
         marker = await github.set_status(
             run.target, rollback_marker_context(env.name), "success", f"rolled back {key}"
         )
-        deploy = "deploy already set off"
-        if head != run.target:
-            anchor = await _failed_deployment(run)
-            deploy = await github.deploy_once(
-                run.settings.deploy_workflow, env.branch, env.name, run.target, anchor
-            )
+        record, created = await github.rollback_deployment(
+            env.name, run.target, run.failed_sha, run.plan, describe(run),
+            task="deploy", key="reset_of",
+        )  # fmt: skip
+        deploy = await github.deploy_once(
+            run.settings.deploy_workflow, env.branch, env.name, run.target, record
+        )
         moved = await github.force_branch(env.branch, run.target)
         reset = f"reset {env.branch} to {run.target[:7]}" if moved else "branch already reset"
-        return f"{marker}; {deploy}; {reset}"
+        verb = "created" if created else "found"
+        return f"{marker}; {verb} deployment {record['id']}; {deploy}; {reset}"
 
 
 async def _head_over(run: RollbackRun) -> str:
@@ -196,22 +199,6 @@ async def _head_over(run: RollbackRun) -> str:
             f"the failed {run.failed_sha[:7]} (moved by hand?)"
         )
     return str(head)
-
-
-async def _failed_deployment(run: RollbackRun) -> dict[str, Any]:
-    """The newest deployment of the failed sha: a deploy of the target after it is the rollback's.
-    Without one (the deploy died before creating it) any deployment of the target will do."""
-    found = await run.github.call(
-        "repos.list_deployments",
-        cache=False,
-        environment=run.environment.name,
-        sha=run.failed_sha,
-        per_page=100,
-    )
-    mine = [d for d in found or [] if d.get("task") != "deploy:rollback"]
-    if mine:
-        return dict(max(mine, key=lambda d: d["id"]))
-    return {"id": 0, "created_at": "1970-01-01T00:00:00Z"}
 
 
 async def _deploy_head(run: RollbackRun, head: str) -> str:
