@@ -394,11 +394,7 @@ class RepoApi(Base):
         sha = self.resolve(start)
         if sha is None:
             raise ApiError(404, f"No commit found for SHA: {start}")
-        args = ["--max-count=1000", sha]
-        path = req.q("path")
-        if path:
-            args += ["--", path]
-        shas = self.store.repo.rev_list(*args)
+        shas = self.store.repo.history(sha, req.q("path") or None)
         per_page = min(max(req.qint("per_page", 30), 1), 100)
         page = max(req.qint("page", 1), 1)
         window = shas[(page - 1) * per_page : page * per_page]

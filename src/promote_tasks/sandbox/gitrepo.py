@@ -106,6 +106,7 @@ class GitRepo:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._commits: dict[str, CommitInfo] = {}
+        self._histories: dict[tuple[str, str | None, int], list[str]] = {}
         self._types: dict[str, str] = {}
         self._cache_lock = threading.Lock()
 
@@ -327,6 +328,17 @@ class GitRepo:
 
     def rev_list(self, *args: str) -> list[str]:
         return self.run("rev-list", *args).decode().split()
+
+    def history(self, sha: str, path: str | None = None, limit: int = 1000) -> list[str]:
+        """``rev-list`` from a commit sha, remembered: a commit's history never changes."""
+        key = (sha, path, limit)
+        with self._cache_lock:
+            cached = self._histories.get(key)
+        if cached is None:
+            cached = self.rev_list(f"--max-count={limit}", sha, *(["--", path] if path else []))
+            with self._cache_lock:
+                self._histories[key] = cached
+        return cached
 
     def merge_trees(self, ours: str, theirs: str) -> str | None:
         """The tree of a three-way merge of two commits, or None when it conflicts."""
