@@ -788,11 +788,6 @@ class GitHub:
             params["base_tree"] = base_tree
         return str((await self.call("git.create_tree", **params))["sha"])
 
-    async def tree_entry(self, tree: str, path: str) -> dict[str, Any] | None:
-        """The entry at top-level ``path`` of ``tree``, or None."""
-        data = await self.call("git.get_tree", tree_sha=tree)
-        return next((dict(e) for e in data.get("tree", []) if e["path"] == path), None)
-
     async def pull(self, number: int) -> dict[str, Any]:
         return dict(await self._fresh("pulls.get", pull_number=number))
 
@@ -812,33 +807,21 @@ class GitHub:
         return dict(max(merged, key=lambda p: p["merged_at"])) if merged else None
 
     async def merge_pull(self, number: int, sha: str, methods: tuple[str, ...]) -> str:
-        """Merge PR ``number`` at head ``sha`` with the first allowed method; the new base sha.
-        A PR already merged is not merged again."""
+        """Merge PR ``number`` at head ``sha`` with the first of ``methods`` the repository
+        allows; the new base sha. A PR already merged (by us, before a crash) is not merged again."""
         pull = await self.pull(number)
         if pull.get("merged_at"):
             return str(pull["merge_commit_sha"])
-        repository = await self.call("repos.get")
-        allowed = [
-            m
-            for m in methods
-            if repository.get(
-                {"merge": "allow_merge_commit", "squash": "allow_squash_merge"}.get(
-                    m, "allow_rebase_merge"
-                ),
-                True,
-            )
-        ]
-        if not allowed:
-            raise PromoteError(
-                f"{self.connection.repository} allows none of the merge methods {', '.join(methods)}"
-            )
+        settings = await self.call("repos.get")
+        flags = {"merge": "allow_merge_commit", "squash": "allow_squash_merge"}
+        allowed = [m for m in methods if settings.get(flags.get(m, "allow_rebase_merge"), True)]
         try:
             data = await self.call(
                 "pulls.merge",
                 idempotent=False,
                 pull_number=number,
                 sha=sha,
-                merge_method=allowed[0],
+                merge_method=(allowed or list(methods))[0],  # none allowed: GitHub says why
             )
         except GitHubError:
             pull = await self.pull(number)
