@@ -210,7 +210,7 @@ def _derive_env(
         evidence.append(Evidence("deployment", last.id, last.url,
                                  f"rollback to {last.sha[:7]}: {rollback.state or 'created'}"))  # fmt: skip
     key = f"{env.name}@{head}"
-    fix = next((p.id for p in plans if p.fix_key == key), None)
+    fix = _fix_plan_for(key, plans)
     restores = _restored_failure(facts, env)
     if restores is not None:
         evidence.append(
@@ -232,9 +232,7 @@ def _derive_env(
         rollback=rollback,
         fix_plan=fix,
         restores=restores,
-        restores_fix=next((p.id for p in plans if p.fix_key == restores), None)
-        if restores
-        else None,
+        restores_fix=_fix_plan_for(restores, plans) if restores else None,
     )
 
 
@@ -259,6 +257,15 @@ def _restored_failure(facts: EnvFacts, env: Environment) -> str | None:
         if found and found.group(1).startswith(f"{env.name}@"):
             return found.group(1)
     return None
+
+
+def _fix_plan_for(key: str | None, plans: tuple[Plan, ...]) -> str | None:
+    """The fix plan filed for a failure: by its key, or by the id the key gives (a store may
+    know finished plans by name alone)."""
+    if key is None:
+        return None
+    wanted = fix_plan_id(key)
+    return next((p.id for p in plans if p.fix_key == key or p.id == wanted), None)
 
 
 def _rollback_state(record: Deployment, facts: EnvFacts) -> str:
@@ -376,9 +383,7 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
     waits: list[str] = []
     for env in state.environments:
         if env.state is State.FAILED:
-            action = _on_failure(
-                env, snapshot.env(env.name), pipeline.get(env.name), snapshot.plans, waits
-            )
+            action = _on_failure(env, snapshot.env(env.name), pipeline, snapshot.plans, waits)
             if action is not None:
                 return action
     for env in state.environments:
@@ -438,8 +443,9 @@ CULPRIT_LINE = re.compile(r"^Promote-Culprit:\s*#?(\d+)\s*$", re.MULTILINE)
 
 
 def _on_failure(
-    env: EnvState, facts: EnvFacts, spec: Environment, plans: tuple[Plan, ...], waits: list[str]
+    env: EnvState, facts: EnvFacts, pipeline: Pipeline, plans: tuple[Plan, ...], waits: list[str]
 ) -> Action | None:
+    spec = pipeline.get(env.name)
     assert env.sha is not None
     recorded = _statuses(facts.statuses, verdict_context(env.name))
     if not any(s.state in DEPLOY_FAILED for s in recorded):
@@ -458,10 +464,21 @@ def _on_failure(
                    plan=fix_plan_id(key)),
         )  # fmt: skip
     if not env.rollback.succeeded:
-        waits.append(
-            f"rollback of {env.name} to {env.rollback.target[:7]} ({env.rollback.state or 'created'})"
+        waiting = f"rollback of {env.name} to {env.rollback.target[:7]} ({env.rollback.state or 'created'})"
+        waits.append(waiting)
+        dispatched = any(
+            r.event == "workflow_dispatch" and r.head_sha == env.sha and is_deploy_run(r, pipeline)
+            for r in facts.runs
         )
-        return None
+        if env.rollback.state or dispatched or not pipeline.deploy_workflow:
+            return None
+        # Only the record exists and no deploy was dispatched: a run died inside the strategy.
+        # Its steps are idempotent, so run it again: it finishes what is missing, once.
+        again = effect("rollback", environment=env.name, failed_sha=env.sha, strategy=spec.rollback,
+                       plan=fix_plan_id(key))  # fmt: skip
+        return Action(
+            None, env.name, env.state, env.state, (again,), waiting_for=waiting, plan=env.plan
+        )
     if env.fix_plan is None:
         culprit = next((e for e in env.evidence if e.kind == "pull_request"), None)
         # A fix plan that fails gets a child fix plan: completing the child completes it too.

@@ -207,14 +207,7 @@ def test_a_failed_test_deploy_is_rolled_back_and_halts_everything(make_driver: M
     assert not [p for p in api.pulls() if (p["head"]["ref"], p["base"]["ref"]) == ("test", "main")]
 
 
-NEEDS_MACHINE_FIX = pytest.mark.xfail(
-    strict=True,
-    reason="the files store reads done plans by path alone (no fix_key), and derive finds a "
-    "fix plan only by fix_key: it should also match the id fix_plan_id(key)",
-)
-
-
-@pytest.mark.parametrize("store", ["issues", pytest.param("files", marks=NEEDS_MACHINE_FIX)])
+@pytest.mark.parametrize("store", ["issues", "files"])
 def test_the_halt_lifts_when_the_fix_plan_is_done(make_driver: MakeDriver, store: str) -> None:
     driver = make_driver(failing("dev", "deploy"), config(extra=f'plan_store = "{store}"\n'))
     api = driver.api
