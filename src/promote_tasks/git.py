@@ -17,6 +17,7 @@ the checkout.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,6 +63,27 @@ def current_branch(repo_path: str | os.PathLike[str]) -> str | None:
         if repo.head.is_detached:
             return None
         return repo.head.reference.name
+
+
+_REMOTE_URL = re.compile(
+    r"^(?:[a-z+]+://(?:[^@/]+@)?[^/:]+(?::\d+)?/|[^@/:]+@[^/:]+:)(?P<owner>[\w.-]+)/(?P<name>[\w.-]+?)(?:\.git)?/?$"
+)
+
+
+def remote_repository(
+    repo_path: str | os.PathLike[str], remote: str = DEFAULT_REMOTE
+) -> str | None:
+    """``owner/name`` from the URL of a remote on a host (https, ssh or scp-style), or None
+    when there is no repository, no such remote, or the remote is a local path."""
+    try:
+        with _opened(repo_path) as repo:
+            if remote not in [r.name for r in repo.remotes]:
+                return None
+            url = repo.remotes[remote].url
+    except GitError:
+        return None
+    found = _REMOTE_URL.match(url)
+    return f"{found.group('owner')}/{found.group('name')}" if found else None
 
 
 def is_shallow(repo_path: str | os.PathLike[str]) -> bool:

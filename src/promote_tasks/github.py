@@ -69,13 +69,19 @@ class Connection:
     token: str = dataclasses.field(repr=False)
     api_url: str = DEFAULT_API_URL
     timeout: float = DEFAULT_TIMEOUT  # seconds per request (PROMOTE_HTTP_TIMEOUT)
+    token_name: str = "GITHUB_TOKEN"  # where the token came from, for error messages
 
     @classmethod
     def from_environment(
-        cls, repository: str | None = None, environ: Mapping[str, str] | None = None
+        cls,
+        repository: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        origin: Callable[[], str | None] | None = None,
     ) -> Connection:
+        """``GITHUB_REPOSITORY``, else the configured repository, else ``origin()`` (the git
+        remote, asked only when needed); the token from ``GITHUB_TOKEN``, else ``GH_TOKEN``."""
         env = os.environ if environ is None else environ
-        repo = env.get("GITHUB_REPOSITORY") or repository
+        repo = env.get("GITHUB_REPOSITORY") or repository or (origin() if origin else None)
         if not repo:
             raise PromoteError(
                 "no repository: set GITHUB_REPOSITORY=owner/name or repository in [tool.promote]"
@@ -97,7 +103,7 @@ class Connection:
         if not 0 < timeout < float("inf"):
             raise PromoteError(f"PROMOTE_HTTP_TIMEOUT={raw_timeout!r} is not a positive number")
         api_url = (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
-        return cls(repo, token, api_url, timeout)
+        return cls(repo, token, api_url, timeout, name)
 
 
 class UncertainWrite(GitHubError):
@@ -270,7 +276,7 @@ class GitHub:
             )
         if status == 401:
             return GitHubError(
-                "GitHub rejected the token (401 Bad credentials): check GITHUB_TOKEN"
+                f"GitHub rejected the token (401 Bad credentials): check {self.connection.token_name}"
             )
         if status == 404 and operation in ("repos.get", "repos.list_commits"):
             return GitHubError(f"repository {repo} not found, or the token cannot see it (404)")

@@ -18,6 +18,7 @@ from promote_tasks import failures
 from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
 from promote_tasks.errors import PromoteError
+from promote_tasks.git import remote_repository
 from promote_tasks.github import Connection
 from promote_tasks.github import GitHub
 from promote_tasks.machine import GATE_CONTEXT
@@ -60,8 +61,11 @@ class Run:
     @property
     def github(self) -> GitHub:
         if self._github is None:
+            root = self.settings.root
             self._github = GitHub(
-                Connection.from_environment(self.settings.repository, self.environ)
+                Connection.from_environment(
+                    self.settings.repository, self.environ, origin=lambda: remote_repository(root)
+                )
             )
         return self._github
 
