@@ -11,6 +11,7 @@ from promote_tasks.shell import Run
 from promote_tasks.tasks import decide_manually
 from promote_tasks.tasks import step
 
+
 def drive_until(run, sandbox, done, limit=200):
     for _ in range(limit):
         snapshot, action, did = step(run)
