@@ -1,8 +1,8 @@
 """A team's rollback strategy: redeploy the target from a tag ``rollback/<env>/<sha7>``.
 
 The tag marks in the repository what each rollback went back to (release tooling can list
-them), and the deploy workflow runs from the tag, not from the environment branch that holds
-the failed change. Loaded by path when the configuration says ``plugins_dir = "plugins"``;
+them); the rollback deployment names the tag as its ref, and the deploy workflow is dispatched
+on the environment branch with the target sha, as ``next`` expects. Loaded by path when the configuration says ``plugins_dir = "plugins"``;
 use it for an environment with::
 
     [[tool.promote.environments]]
@@ -39,7 +39,9 @@ class TagRedeploy:
             )
         )
         deploy = github.run(
-            github.deploy_once(run.settings.deploy_workflow, tag, env.name, run.target, record)
+            github.deploy_once(
+                run.settings.deploy_workflow, env.branch, env.name, run.target, record
+            )
         )
         verb = "created" if created else "found"
         return f"tagged {tag}; {verb} rollback deployment {record['id']}; {deploy}"

@@ -144,7 +144,7 @@ def test_a_team_strategy_loaded_by_path_redeploys_from_a_tag(make_driver: MakeDr
     assert (record["sha"], record["ref"]) == (before, tag)
     assert record["payload"]["promote"]["rollback_of"] == failed
     (dispatch,) = dispatches(api)
-    assert (dispatch["head_branch"], dispatch["conclusion"]) == (tag, "success")
+    assert (dispatch["head_branch"], dispatch["conclusion"]) == ("test", "success")
     assert state.env("test").rollback is not None
     assert state.env("test").rollback.state == "success"
     assert [p.fix_key for p in fix_plans(driver)] == [f"test@{failed}"]
