@@ -75,6 +75,9 @@ def test_revert_merges_a_pr_that_restores_the_target_and_files_the_fix_plan_afte
     assert failed in [p["sha"] for p in api.get(f"/commits/{head}")["parents"]]
     assert driver.deployed("test")
     assert rollbacks(api, "test") == []
+    # Run again from the facts it acted on (a re-run after a crash): it finds it all, writes nothing.
+    (rolled,) = [s for s in driver.steps if s.label == "R9 test" and "revert" in str(s.did)]
+    assert not driver.replay(rolled)
 
     # The fix plan is keyed by the failure, names the culprit, and holds the halt.
     (plan,) = fix_plans(driver)
@@ -126,6 +129,9 @@ def test_reset_forces_the_branch_back_and_leaves_a_marker(make_driver: MakeDrive
     assert driver.deployed("test")
     (plan,) = fix_plans(driver)
     assert plan.fix_key == f"test@{failed}"
+    (rolled,) = [s for s in driver.steps if s.label == "R9 test" and "reset" in str(s.did)]
+    assert not driver.replay(rolled)
+    assert api.head("test") == before
     assert state.halted
     assert api.latest(failed, "promote/test")["state"] == "failure"
 

@@ -145,3 +145,27 @@ def test_known_good_is_success_and_never_failure(make_driver: MakeDriver) -> Non
     api.post(f"/statuses/{seed}", {"state": "error", "context": "promote/test"})
     api.post(f"/statuses/{seed}", {"state": "success", "context": "promote/test"})
     assert failures.known_good(driver.run, driver.run.snapshot(), "test", "0" * 40) == ()
+
+
+def test_known_good_off_the_first_parent_chain_falls_back_to_the_pr(
+    make_driver: MakeDriver, tmp_path: Path
+) -> None:
+    driver = make_driver(Scenario(merge_bot=True), config())
+    api = driver.api
+    before = api.head("dev")
+    driver.sandbox.settle()
+    failed = api.head("dev")
+    feature = api.get(f"/commits/{failed}")["parents"][1]["sha"]
+    # The feature's own commit was once deployed and validated in dev (a second parent of the
+    # merge, so off the first-parent chain), and the seed's commit has since been marked failed.
+    api.post(
+        "/deployments",
+        {"ref": feature, "environment": "dev", "auto_merge": False, "required_contexts": []},
+    )
+    api.post(f"/statuses/{feature}", {"state": "success", "context": "promote/dev"})
+    api.post(f"/statuses/{before}", {"state": "failure", "context": "promote/dev"})
+    assert failures.known_good(driver.run, driver.run.snapshot(), "dev", failed) == (feature,)
+    assert target(driver) == failures.Target(before, "before #1 landed (no known-good commit)")
+    nowhere = tmp_path / "nowhere"
+    nowhere.mkdir()
+    assert target(elsewhere(driver, nowhere)).sha == before
