@@ -253,3 +253,24 @@ def test_a_failed_sha_is_never_promoted_even_when_its_check_turns_green(
         assert taken.action.transition is None
     assert driver.state().env("dev").state is State.FAILED
     assert not [p for p in api.pulls() if p["head"]["ref"] == "dev"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a failed deploy of the head a revert or reset restored is taken for a new failure "
+    "of that head (R3 on the rollback target, then a rollback of the rollback, or no target at "
+    "all); decide should stop loudly, as for a failed redeploy",
+)
+@pytest.mark.parametrize("strategy", ["revert", "reset"])
+def test_a_failed_revert_or_reset_deploy_stops_loudly(
+    make_driver: MakeDriver, strategy: str
+) -> None:
+    driver = make_driver(failing("test", "deploy", 2), pipeline(strategy))
+    for _ in range(30):
+        driver.sandbox.settle()
+        taken = driver.next()
+        if taken.action.stop:
+            break
+    assert taken.action.stop is not None
+    assert "failed" in taken.action.stop
+    assert fix_plans(driver) == []
