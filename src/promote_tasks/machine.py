@@ -380,6 +380,20 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
                     f"to {env.name} by hand, then run `promote next` again"
                 ),
             )
+        if env.state is State.FAILED and env.restores is not None:
+            # The head a revert or reset put back did not deploy: that is a failed rollback,
+            # not a new failure to roll back in turn.
+            failed = env.restores.partition("@")[2]
+            return Action(
+                None,
+                env.name,
+                env.state,
+                stop=(
+                    f"rollback of {env.name} failed: {env.sha[:7] if env.sha else '?'}, which restores "
+                    f"{env.name} after the failure of {failed[:7]}, did not deploy; deploy a "
+                    f"known-good commit to {env.name} by hand, then run `promote next` again"
+                ),
+            )
     waits: list[str] = []
     for env in state.environments:
         if env.state is State.FAILED:
@@ -421,14 +435,18 @@ def _after_restore(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action |
     file the failure's fix plan (R9 for the failed instance, which is no longer the head)."""
     assert env.sha is not None
     assert env.restores is not None
+    failed_sha = env.restores.partition("@")[2]
+    # Only a deploy made after the failure shows the restored head running again (a reset
+    # target has older successful deployments of its own).
+    since = max((d.id for d in facts.deployments if d.sha == failed_sha), default=0)
     deploys = sorted(
-        (d for d in facts.deployments if d.sha == env.sha and not d.is_rollback), key=lambda d: d.id
+        (d for d in facts.deployments if d.sha == env.sha and not d.is_rollback and d.id > since),
+        key=lambda d: d.id,
     )
     latest = deploys[-1].latest.state if deploys and deploys[-1].latest else ""
     if latest not in DEPLOY_SUCCESS | DEPLOY_SUPERSEDED:
         waits.append(f"rollback of {env.name} to {env.sha[:7]} ({latest or 'not deployed yet'})")
         return None
-    failed_sha = env.restores.partition("@")[2]
     culprit = CULPRIT_LINE.search(facts.merged_pull.body or "") if facts.merged_pull else None
     return _take(
         "R9", env,
@@ -613,9 +631,11 @@ def gate_for(pull: PullRequest, state: PipelineState, pipeline: Pipeline) -> Gat
 
     branches = [e.branch for e in pipeline.environments]
     index = branches.index(pull.base_ref)
+    if pull.head_ref.startswith(TOOL_BRANCH_PREFIX):
+        return verdict(True, "a rollback opened by promote")
     if index == 0:
         plan = plan_of(pull)
-        if plan is None and not pull.head_ref.startswith(TOOL_BRANCH_PREFIX):
+        if plan is None:
             return verdict(
                 False, f"{pull.base_ref} takes PRs from {FEATURE_PREFIX}<plan-id> branches"
             )

@@ -193,21 +193,22 @@ def watch(c: Context, interval: float | None = None, timeout: float | None = Non
             print(render.next_text(action, did), flush=True)
         if action.stop:
             raise Exit(f"promote: stopped: {render.inert(action.stop)}", code=1)
-        if action.transition is None and not did:
-            if action.waiting_for is None:
-                print("the pipeline rests", flush=True)
-                return
-            person = needs_person(run, facts, action)
-            if person:
-                print(f"needs a person: {render.inert(person)}", flush=True)
-                return
-            if time.monotonic() >= deadline:
-                raise Exit(
-                    f"promote: timed out waiting for {render.inert(action.waiting_for)}", code=1
-                )
+        if action.transition is not None:
+            continue  # something moved: look again at once
+        # Nothing moved (at most verdicts or gates were recorded): rest, hand over, or wait.
+        if action.waiting_for is None:
+            print("the pipeline rests", flush=True)
+            return
+        person = needs_person(run, facts, action)
+        if person:
+            print(f"needs a person: {render.inert(person)}", flush=True)
+            return
+        if time.monotonic() >= deadline:
+            raise Exit(f"promote: timed out waiting for {render.inert(action.waiting_for)}", code=1)
+        if not did:
             line = f"waiting for {render.inert(action.waiting_for)}"
             print(f"\r\x1b[K{line}" if live else line, end="" if live else "\n", flush=True)
-            time.sleep(pause)
+        time.sleep(pause)
 
 
 def decide_manually(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from promote_tasks.machine import decide
@@ -362,3 +364,46 @@ def test_after_a_reset_the_marker_on_the_target_remembers_the_failure():
     fix = Plan(fix_plan_id(key), status="inbox", priority=0, fix_key=key)
     settled = snap(reset, plans=(fix,))
     assert decide(derive(settled, PIPELINE), settled, PIPELINE).transition is None
+
+
+def test_a_reset_waits_for_a_deploy_made_after_the_failure():
+    key = f"test@{H}"
+    target = sha("h0")
+    marker = CommitStatus(3, "promote/test/rollback", "success", description=f"rolled back {key}")
+    old = dep(1, "test", target, "success", "inactive")  # from before the failure
+    failed = dep(5, "test", H, "failure")
+    reset = facts(
+        "test",
+        target,
+        deployments=(old, failed),
+        statuses=(st(2, "promote/test", "success"), marker),
+    )
+    waiting = next_action(reset)
+    assert (waiting.transition, waiting.waiting_for) == (
+        None,
+        f"rollback of test to {target[:7]} (not deployed yet)",
+    )
+    redeployed = dataclasses.replace(
+        reset, deployments=(old, failed, dep(7, "test", target, "queued", "success"))
+    )
+    assert next_action(redeployed).transition == "R9"
+
+
+def test_a_restored_head_that_fails_to_deploy_stops_everything():
+    key = f"test@{H}"
+    revert_head = sha("revert")
+    revert = pr(
+        20, "promote/revert-test-" + H[:7], sha("rv"), "test", body=f"Promote-Rollback-Of: {key}\n"
+    )
+    broken = facts(
+        "test",
+        revert_head,
+        merged_pull=revert,
+        deployments=(dep(9, "test", revert_head, "failure"),),
+    )
+    action = next_action(broken)
+    assert (action.transition, action.effects) == (None, ())
+    assert action.stop is not None
+    assert action.stop.startswith(
+        f"rollback of test failed: {revert_head[:7]}, which restores test"
+    )

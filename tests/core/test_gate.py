@@ -97,3 +97,10 @@ def test_gates_cover_open_prs_into_environment_branches_only():
     )
     snapshot = snap(open_pulls=pulls)
     assert [g.pull for g in gates(derive(snapshot, PIPELINE), snapshot, PIPELINE)] == [9]
+
+
+def test_the_tools_own_rollback_prs_pass_into_any_environment():
+    failed = facts("test", H, merged_pull=pr(8, "dev", H, "test", body="Promote-Plan: add-greeting"),
+                   deployments=(dep(5, "test", H, "failure"),))  # fmt: skip
+    g = gate(pr(21, "promote/revert-test-" + H[:7], sha("r"), "test", merged=False), failed)
+    assert (g.state, g.description) == ("success", "a rollback opened by promote")

@@ -1,0 +1,58 @@
+"""`promote watch`: runs `next` until the pipeline rests or needs a person; plain lines off a tty."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from promote_tasks.sandbox import FailRule
+from promote_tasks.sandbox import Scenario
+
+PROMOTE = shutil.which("promote", path=str(Path(sys.executable).parent))
+
+
+def run(sandbox, *args, token=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))}
+    env.update(
+        {k: sandbox.env()[k] for k in ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_TOKEN")}
+    )
+    if token:
+        env["GITHUB_TOKEN"] = token
+    return subprocess.run(
+        [PROMOTE, *args],
+        cwd=sandbox.clone_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_watch_stops_for_the_reviewer_then_runs_to_rest(make_sandbox):
+    sandbox = make_sandbox(scenario=Scenario(merge_bot=True), step_ms=20)
+    with (sandbox.clone_path / "promote.toml").open("a") as f:
+        f.write("\n[validators.monitor]\nsoak_seconds = 1\n")
+    first = run(sandbox, "watch", "--interval", "0.05")
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[-1] == "needs a person: manual in test: waiting for rita"
+    assert "\x1b" not in first.stdout, "no live progress line when stdout is not a terminal"
+    assert any(line.startswith("R7 dev:") for line in lines)
+    approved = run(sandbox, "approve", "--env", "test", token=sandbox.reviewer_token)
+    assert approved.returncode == 0, approved.stderr
+    second = run(sandbox, "watch", "--interval", "0.05")
+    assert second.returncode == 0, second.stderr
+    assert any(line.startswith("R8 main:") for line in second.stdout.splitlines())
+    assert second.stdout.splitlines()[-1] == "the pipeline rests"
+
+
+def test_watch_gives_up_after_its_timeout(make_sandbox):
+    hung = Scenario(merge_bot=True, hang=(FailRule("dev", "deploy"),))  # dev's deploy never ends
+    sandbox = make_sandbox(scenario=hung, step_ms=20)
+    result = run(sandbox, "watch", "--interval", "0.05", "--timeout", "2")
+    assert result.returncode == 1
+    assert result.stderr.startswith("promote: timed out waiting for deployment of dev at")
+    assert result.stderr.count("\n") == 1
