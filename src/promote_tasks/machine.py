@@ -8,7 +8,6 @@ gathers the Snapshot, performs the action's effects, and derives again.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import re
 
 from promote_tasks.model import DEPLOY_FAILED
@@ -34,6 +33,7 @@ from promote_tasks.model import State
 from promote_tasks.model import Verdict
 from promote_tasks.model import WorkflowRun
 from promote_tasks.model import effect
+from promote_tasks.model import seconds_between
 
 
 @dataclasses.dataclass(frozen=True)
@@ -524,7 +524,7 @@ def _progress(
             not pending_deploy
             and pipeline.deploy_workflow
             and merged_at
-            and _seconds_between(merged_at, snapshot.taken_at) >= pipeline.deploy_grace_seconds
+            and seconds_between(merged_at, snapshot.taken_at) >= pipeline.deploy_grace_seconds
         ):
             dispatch = effect("dispatch-deploy", environment=env.name, branch=env.branch,
                               sha=env.sha, workflow=pipeline.deploy_workflow)  # fmt: skip
@@ -597,13 +597,6 @@ def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None
         return Action(None, env.name, env.state, env.state, tuple(updates),
                       waiting_for=waits[-1], plan=env.plan)  # fmt: skip
     return None
-
-
-def _seconds_between(earlier: str, later: str) -> float:
-    def parse(text: str) -> datetime.datetime:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    return (parse(later) - parse(earlier)).total_seconds()
 
 
 # -- the pre-merge gate ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ data: no I/O, and no imports beyond the standard library.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import json
 import types
@@ -342,6 +343,15 @@ class Effect:
 
     def describe(self) -> str:
         return self.kind + " " + " ".join(f"{k}={v}" for k, v in self.args)
+
+
+def seconds_between(earlier: str, later: str) -> float:
+    """Seconds from one GitHub timestamp (``2026-11-24T10:00:00Z``) to another."""
+
+    def parse(text: str) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    return (parse(later) - parse(earlier)).total_seconds()
 
 
 def effect(kind: str, **args: str) -> Effect:

@@ -6,7 +6,6 @@ blocks; only ``http-health`` makes a request of its own (bounded retries and tim
 
 from __future__ import annotations
 
-import datetime
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from promote_tasks.model import Approval
 from promote_tasks.model import EnvFacts
 from promote_tasks.model import Result
 from promote_tasks.model import Verdict
+from promote_tasks.model import seconds_between
 from promote_tasks.registry import Register
 from promote_tasks.registry import ValidationRun
 from promote_tasks.registry import Validator
@@ -175,17 +175,10 @@ class Monitor:
         ]
         if not started:
             return Verdict(run.name, Result.PENDING, None, f"soak of {soak}s not started")
-        elapsed = _seconds(min(started), run.snapshot.taken_at)
+        elapsed = seconds_between(min(started), run.snapshot.taken_at)
         if elapsed >= soak:
             return Verdict(run.name, Result.PASSED, None, f"green for {int(elapsed)}s")
         return Verdict(run.name, Result.PENDING, None, f"green for {int(elapsed)}s of {soak}s")
-
-
-def _seconds(earlier: str, later: str) -> float:
-    def parse(text: str) -> datetime.datetime:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-    return (parse(later) - parse(earlier)).total_seconds()
 
 
 class ManualApproval:
