@@ -2,17 +2,22 @@
 
 A plan's PR merges into dev (the sandbox's merge bot plays the Merge machine), and ``next``
 carries it through dev, test (where the designated reviewer approves the manual test) and
-main until the plan file moves to ``plans/done/``. Every transition is printed as it happens.
+main. On the way, the first deploy to ``test`` fails: the tool records the failure, halts all
+other work, rolls ``test`` back to its known-good commit and files a fix plan. The demo then
+plays the Code machine (a ``feature/<fix-plan>`` branch and its PR), and the fix plan travels
+dev → test → main until it is complete and the halt lifts. Every transition is printed.
 """
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from promote_tasks import render
 from promote_tasks.model import State
+from promote_tasks.sandbox import FailRule
 from promote_tasks.sandbox import Scenario
 from promote_tasks.sandbox import start
 from promote_tasks.shell import Run
@@ -20,18 +25,21 @@ from promote_tasks.tasks import decide_manually
 from promote_tasks.tasks import needs_person
 from promote_tasks.tasks import step
 
+SCENARIO = Scenario(merge_bot=True, fail=(FailRule("test", "deploy", times=1),))
 
-def run_demo(*, step_ms: int = 30, limit_seconds: float = 120.0) -> int:
+
+def run_demo(*, step_ms: int = 30, limit_seconds: float = 180.0) -> int:
     def say(line: str) -> None:
         print(line, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="promote-demo-") as directory:
-        sandbox = start(Path(directory), scenario=Scenario(merge_bot=True), step_ms=step_ms)
+        sandbox = start(Path(directory), scenario=SCENARIO, step_ms=step_ms)
         try:
             env = sandbox.env()
             say(
                 f"sandbox {env['GITHUB_REPOSITORY']} at {env['GITHUB_API_URL']} (clone: {env['PROMOTE_CLONE']})"
             )
+            say("scenario: the first deploy to test fails")
             clone = Path(env["PROMOTE_CLONE"])
             with (clone / "promote.toml").open("a", encoding="utf-8") as f:
                 f.write(
@@ -39,11 +47,11 @@ def run_demo(*, step_ms: int = 30, limit_seconds: float = 120.0) -> int:
                 )
             run = Run.load(clone, environ=env)
             reviewer = Run.load(
-                clone,
-                environ={**env, "GITHUB_TOKEN": env["PROMOTE_REVIEWER_TOKEN"]},
+                clone, environ={**env, "GITHUB_TOKEN": env["PROMOTE_REVIEWER_TOKEN"]}
             )
             deadline = time.monotonic() + limit_seconds
             waited = None
+            fixes_opened: set[str] = set()
             while time.monotonic() < deadline:
                 snapshot, action, did = step(run)
                 if action.stop:
@@ -54,10 +62,20 @@ def run_demo(*, step_ms: int = 30, limit_seconds: float = 120.0) -> int:
                     waited = None
                     continue
                 state, _ = run.decide(snapshot)
+                fix = state.fix_plan
+                if fix and fix not in fixes_opened:
+                    say(f"code machine: a fix on feature/{fix}, " + open_fix(run, clone, fix))
+                    fixes_opened.add(fix)
+                    continue
                 main = state.environments[-1]
-                done = any(p.id == "add-greeting" and p.done for p in snapshot.plans)
-                if main.state is State.COMPLETE and main.plan == "add-greeting" and done:
-                    say("plan add-greeting is complete in main; its file is in plans/done/")
+                done = {p.id for p in snapshot.plans if p.done}
+                if (
+                    fixes_opened
+                    and not state.halted
+                    and main.state is State.COMPLETE
+                    and main.plan in done
+                ):
+                    say(f"fix plan {main.plan} is complete in main; the halt is lifted")
                     return 0
                 person = needs_person(run, snapshot, action)
                 if person and "manual" in person:
@@ -71,3 +89,32 @@ def run_demo(*, step_ms: int = 30, limit_seconds: float = 120.0) -> int:
             return 1
         finally:
             sandbox.stop()
+
+
+def open_fix(run: Run, clone: Path, plan: str) -> str:
+    """What a developer would do for the fix plan: a branch with the fix, and a PR into dev."""
+    first = run.pipeline.environments[0].branch
+    branch = f"feature/{plan}"
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=clone, check=True, capture_output=True)
+
+    git("fetch", "-q", "origin")
+    git("checkout", "-q", "-B", branch, f"origin/{first}")
+    (clone / "app.txt").write_text("Hello, world! (fixed)\n", encoding="utf-8")
+    git(
+        "-c",
+        "user.name=Alice",
+        "-c",
+        "user.email=alice@example.com",
+        "commit",
+        "-q",
+        "-am",
+        f"Fix: {plan}",
+    )
+    git("push", "-q", "origin", branch)
+    github = run.github
+    number, url, _ = github.run(
+        github.open_pull(branch, first, f"Fix {plan}", "Fixes the failure.\n")
+    )
+    return f"PR #{number}: {url}"
