@@ -230,6 +230,7 @@ class Stats:
             self.by_route: Counter[str] = Counter()
             self.by_status: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
+            self.faulted: Counter[str] = Counter()  # by method and path: no route is matched
             self.total = 0
 
     def record(self, route: str, status: int | str) -> None:
@@ -238,9 +239,10 @@ class Stats:
             self.by_route[route] += 1
             self.by_status[str(status)] += 1
 
-    def fault(self, kind: str) -> None:
+    def fault(self, kind: str, request: str) -> None:
         with self.lock:
             self.faults[kind] += 1
+            self.faulted[request] += 1
 
     def to_json(self) -> dict[str, Any]:
         with self.lock:
@@ -249,6 +251,7 @@ class Stats:
                 "requests": dict(sorted(self.by_route.items())),
                 "statuses": dict(sorted(self.by_status.items())),
                 "faults": dict(sorted(self.faults.items())),
+                "faulted": dict(sorted(self.faulted.items())),
             }
 
 
@@ -351,13 +354,13 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(app.latency_ms / 1000)
         fault = app.faults.draw(self.command)
         if fault is not None and fault != "applied_then_dropped":
-            app.stats.fault(fault)
+            app.stats.fault(fault, f"{self.command} {path}")
             self._fault(fault)
             return
         reply, template, login = self._api(path, query, raw_body)
         app.stats.record(f"{self.command} {template}", reply.status)
         if fault == "applied_then_dropped":
-            app.stats.fault(fault)
+            app.stats.fault(fault, f"{self.command} {path}")
             self.close_connection = True
             return
         limits = app.limiter.charge(login or "anonymous", 0 if reply.status == 304 else 1)
