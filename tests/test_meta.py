@@ -75,6 +75,7 @@ def test_every_hookspec_is_documented_in_code_and_readme():
 
 
 def test_manifest_hook_ids_are_console_scripts_and_documented():
+    import importlib
     import tomllib
 
     import yaml  # from pre-commit's dependencies
@@ -82,7 +83,19 @@ def test_manifest_hook_ids_are_console_scripts_and_documented():
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text()) or []
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     readme = (ROOT / "README.md").read_text()
+    assert {h["id"]: h["stages"] for h in hooks} == {
+        "promote-guard": ["pre-push"],
+        "promote-halt": ["pre-push"],
+        "promote-no-env-commit": ["pre-commit"],
+        "promote-plan-lint": ["pre-commit"],
+    }
+    modules = set()
     for hook in hooks:
         assert hook["id"] == hook["entry"]
         assert hook["id"] in scripts
         assert f"`{hook['id']}`" in readme
+        module, _, function = scripts[hook["id"]].partition(":")
+        assert (module.rsplit(".", 1)[0], function) == ("promote_tasks.hooks", "main")
+        assert callable(getattr(importlib.import_module(module), function))
+        modules.add(module)
+    assert len(modules) == len(hooks), "one module per hook"

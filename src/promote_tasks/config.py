@@ -50,6 +50,14 @@ class EnvironmentConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class HookSettings:
+    """``[hooks]``: what ``promote-halt`` does when it cannot ask GitHub, and how long it asks."""
+
+    offline: str = "warn"  # warn | refuse
+    timeout: float = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     source: str  # the file the settings came from, or "defaults"
     root: Path  # directory of that file (or where the search started)
@@ -64,6 +72,7 @@ class Settings:
     deploy_workflow: str | None = "deploy.yml"
     deploy_grace_seconds: int = 120
     checklist_template: str = ".github/promote/manual-test.md"
+    hooks: HookSettings = HookSettings()
 
     def plugins_path(self) -> Path | None:
         return None if self.plugins_dir is None else self.root / self.plugins_dir
@@ -82,7 +91,13 @@ _TOP: dict[str, tuple[type | tuple[type, ...], str]] = {
     "checklist_template": (str, "a path in the repository"),
     "environments": (list, "a list of [[environments]] tables"),
     "validators": (dict, "a table of [validators.<name>] tables"),
+    "hooks": (dict, "a [hooks] table"),
 }
+_HOOKS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "offline": (str, '"warn" or "refuse"'),
+    "timeout": ((int, float), "a number of seconds"),
+}
+OFFLINE_CHOICES = ("warn", "refuse")
 _ENV: dict[str, tuple[type | tuple[type, ...], str]] = {
     "name": (str, "an environment name"),
     "branch": (str, "a branch name"),
@@ -207,7 +222,19 @@ def settings_from(
         deploy_workflow=data.get("deploy_workflow", "deploy.yml") or None,
         deploy_grace_seconds=grace,
         checklist_template=data.get("checklist_template", ".github/promote/manual-test.md"),
+        hooks=_hooks(data.get("hooks", {}), fail),
     )
+
+
+def _hooks(data: Mapping[str, Any], fail: Any) -> HookSettings:
+    _check_keys(data, _HOOKS, "hooks.", fail)
+    offline = data.get("offline", "warn")
+    if offline not in OFFLINE_CHOICES:
+        raise fail("hooks.offline", f'expected "warn" or "refuse", got {offline!r}')
+    timeout = data.get("timeout", 5.0)
+    if not 0 < timeout <= 120:
+        raise fail("hooks.timeout", f"expected seconds between 0 and 120, got {timeout!r}")
+    return HookSettings(offline=offline, timeout=float(timeout))
 
 
 def _check_keys(
@@ -218,7 +245,7 @@ def _check_keys(
             raise fail(where + key, f"unknown key (known: {', '.join(sorted(schema))})")
         expected, description = schema[key]
         # bool is an int in Python, but `production = 1` or `deploy_grace_seconds = true` is a typo.
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
             raise fail(where + key, f"expected {description}, got {value!r}")
 
 

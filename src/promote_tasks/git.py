@@ -82,7 +82,13 @@ def remote_repository(
             url = repo.remotes[remote].url
     except GitError:
         return None
-    found = _REMOTE_URL.match(url)
+    return repository_from_url(url)
+
+
+def repository_from_url(url: str) -> str | None:
+    """``owner/name`` from a remote URL on a host (https, ssh or scp-style); None for a local
+    path or anything else. Pure: no git is asked."""
+    found = _REMOTE_URL.match(url.strip())
     return f"{found.group('owner')}/{found.group('name')}" if found else None
 
 

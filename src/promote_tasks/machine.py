@@ -603,6 +603,7 @@ def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None
 
 GATE_CONTEXT = "promote/gate"
 TOOL_BRANCH_PREFIX = "promote/"  # branches the tool itself opens PRs from (reverts)
+ROLLBACK_GATE = "a rollback opened by promote"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -625,7 +626,21 @@ def gate_for(pull: PullRequest, state: PipelineState, pipeline: Pipeline) -> Gat
     branches = [e.branch for e in pipeline.environments]
     index = branches.index(pull.base_ref)
     if pull.head_ref.startswith(TOOL_BRANCH_PREFIX):
-        return verdict(True, "a rollback opened by promote")
+        # Anyone can name a branch promote/...: only a rollback of the base's current failure
+        # passes, as promote's revert strategy opens it.
+        target = state.environments[index]
+        found = ROLLBACK_OF_LINE.search(pull.body or "")
+        if (
+            target.state is State.FAILED
+            and found
+            and found.group(1) == f"{target.name}@{target.sha}"
+        ):
+            return verdict(True, ROLLBACK_GATE)
+        return verdict(
+            False,
+            f"{TOOL_BRANCH_PREFIX}* PRs are promote's rollbacks of a failure in {target.name}; "
+            "this is not one",
+        )
     if index == 0:
         plan = plan_of(pull)
         if plan is None:
@@ -638,8 +653,10 @@ def gate_for(pull: PullRequest, state: PipelineState, pipeline: Pipeline) -> Gat
             return verdict(
                 False, f"skips an environment: {pull.base_ref} takes PRs from {source.branch} only"
             )
-        if source.state is not State.PROMOTED:
+        if source.state is not State.PROMOTED or source.sha != pull.head_sha:
             label = source.state.value if source.state else "not deployed"
+            if source.sha != pull.head_sha:
+                label = f"at {(source.sha or 'nothing')[:7]} now"
             return verdict(
                 False, f"{source.name} is not promoted at {pull.head_sha[:7]} (it is {label})"
             )
@@ -654,8 +671,27 @@ def gate_for(pull: PullRequest, state: PipelineState, pipeline: Pipeline) -> Gat
 
 
 def gates(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> tuple[Gate, ...]:
-    """Gates for every open PR whose base is an environment branch."""
+    """Gates for every open PR whose base is an environment branch.
+
+    ``promote/gate`` is a commit status: it belongs to the head commit, not to the PR. When
+    several PRs share a head (``feature/x`` into ``dev`` and into ``main``), the commit gets
+    the first failure among them, so a second PR can never borrow the first one's success.
+    """
     branches = {e.branch for e in pipeline.environments}
+    own = [gate_for(p, state, pipeline) for p in snapshot.open_pulls if p.base_ref in branches]
+    failing: dict[str, Gate] = {}
+    for gate in own:
+        if gate.state == "failure":
+            failing.setdefault(gate.sha, gate)
     return tuple(
-        gate_for(p, state, pipeline) for p in snapshot.open_pulls if p.base_ref in branches
+        gate
+        if gate.sha not in failing or failing[gate.sha] is gate
+        else dataclasses.replace(
+            gate,
+            state="failure",
+            description=f"#{failing[gate.sha].pull} at this commit: {failing[gate.sha].description}"[
+                :140
+            ],
+        )
+        for gate in own
     )

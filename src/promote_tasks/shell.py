@@ -7,6 +7,7 @@ write it performs looks first for what it would create (see ``github.py``), so r
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +23,7 @@ from promote_tasks.git import remote_repository
 from promote_tasks.github import Connection
 from promote_tasks.github import GitHub
 from promote_tasks.machine import GATE_CONTEXT
+from promote_tasks.machine import Gate
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.machine import gates
@@ -30,6 +32,7 @@ from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
 from promote_tasks.model import Pipeline
 from promote_tasks.model import PipelineState
+from promote_tasks.model import PullRequest
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
 from promote_tasks.plugins import collect
@@ -77,13 +80,16 @@ class Run:
 
     def snapshot(self) -> Snapshot:
         """Facts from GitHub, with fresh verdicts for every instance being validated."""
+        return self.with_verdicts(self.facts())
+
+    def facts(self) -> Snapshot:
+        """Facts from GitHub alone: no validator is asked (what the gate needs)."""
         github = self.github
-        facts = github.run(
+        return github.run(
             github.read_snapshot(
                 self.pipeline, lambda: self.plan_store.plans(self.settings, github)
             )
         )
-        return self.with_verdicts(facts)
 
     def with_verdicts(self, snapshot: Snapshot) -> Snapshot:
         state = derive(snapshot, self.pipeline)
@@ -130,16 +136,41 @@ class Run:
 
     def refresh_gates(self, snapshot: Snapshot) -> tuple[str, ...]:
         """Write ``promote/gate`` on every open PR into an environment branch, where it changed."""
+        return tuple(
+            f"gate of #{gate.pull}: {gate.state} ({gate.description})"
+            for gate, written in self.write_gates(snapshot)
+            if written
+        )
+
+    def write_gates(
+        self, snapshot: Snapshot, only: int | None = None
+    ) -> tuple[tuple[Gate, bool], ...]:
+        """Each gate (of PR ``only``, or of every open PR into an environment branch) and
+        whether it had to be written; statuses already right are left alone."""
         github = self.github
-        state = derive(snapshot, self.pipeline)
-        changed = []
-        for gate in gates(state, snapshot, self.pipeline):
-            line = github.run(
-                github.set_status(gate.sha, GATE_CONTEXT, gate.state, gate.description)
+        chosen = [
+            gate
+            for gate in gates(derive(snapshot, self.pipeline), snapshot, self.pipeline)
+            if only is None or gate.pull == only
+        ]
+
+        unique = list({gate.sha: gate for gate in chosen}.values())  # a status is per commit
+
+        async def write_all() -> list[str]:
+            return list(
+                await asyncio.gather(
+                    *(
+                        github.set_status(gate.sha, GATE_CONTEXT, gate.state, gate.description)
+                        for gate in unique
+                    )
+                )
             )
-            if "already" not in line:
-                changed.append(f"gate of #{gate.pull}: {gate.state} ({gate.description})")
-        return tuple(changed)
+
+        lines = github.run(write_all()) if unique else []
+        written = {
+            gate.sha: "already" not in line for gate, line in zip(unique, lines, strict=True)
+        }
+        return tuple((gate, written[gate.sha]) for gate in chosen)
 
     def _perform(self, effect: Effect, snapshot: Snapshot) -> str:
         github = self.github
@@ -194,4 +225,9 @@ class Run:
         number, url, created = self.github.run(
             self.github.open_pull(args["head"], args["base"], title, body)
         )
+        # Gate the new PR now, not at the next run: where promote/gate is a required check,
+        # the Merge machine can merge it at once.
+        pull = PullRequest(number, args["head"], args["sha"], args["base"], body=body)
+        opened = dataclasses.replace(snapshot, open_pulls=(*snapshot.open_pulls, pull))
+        self.write_gates(opened, only=number)
         return f"{'opened' if created else 'found'} PR #{number} ({args['head']} → {args['base']}): {url}"

@@ -352,6 +352,71 @@ def rollback(
     _emit({**request.data(), "did": list(did)}, text, json_)
 
 
+@task(
+    name="gate",
+    help={
+        "pr": "gate this pull request only (its number)",
+        "json": "print one JSON object",
+    },
+)
+@reports_errors
+def gate(c: Context, pr: str | None = None, json_: bool = False) -> None:
+    """The pre-merge gate: write `promote/gate` on open PRs into environment branches."""
+    number = None
+    if pr is not None:
+        if not pr.lstrip("#").isdigit():
+            raise PromoteError(f"--pr expects a pull request number, got {pr!r}")
+        number = int(pr.lstrip("#"))
+    run = Run.load()
+    facts = run.facts()
+    if number is not None:
+        _gateable(run, facts, number)
+    written = run.write_gates(facts, only=number)
+    data = {
+        "repository": facts.repository,
+        "gates": [
+            {
+                "pull": g.pull,
+                "sha": g.sha,
+                "state": g.state,
+                "description": g.description,
+                "written": changed,
+            }
+            for g, changed in written
+        ],
+    }
+    lines = [
+        f"#{g.pull} at {g.sha[:7]}: {g.state} ({g.description})" + ("" if changed else ", already")
+        for g, changed in written
+    ]
+    _emit(data, "\n".join(lines) or "no open pull requests into environment branches", json_)
+
+
+def _gateable(run: Run, facts: Snapshot, number: int) -> None:
+    """PR ``number`` is open and targets an environment branch; else a one-line error."""
+    if any(p.number == number for p in facts.open_pulls):
+        found = next(p for p in facts.open_pulls if p.number == number)
+        base = found.base_ref
+    else:
+        github = run.github
+        try:
+            pull = github.run(github.pull(number))
+        except GitHubError as e:
+            if "404" in str(e):
+                raise PromoteError(f"no pull request #{number} in {facts.repository}") from None
+            raise
+        if pull.get("merged_at") or pull.get("state") != "open":
+            state = "merged" if pull.get("merged_at") else "closed"
+            raise PromoteError(f"pull request #{number} is {state}: only open PRs are gated")
+        base = pull["base"]["ref"]
+    branches = [e.branch for e in run.pipeline.environments]
+    if base not in branches:
+        raise PromoteError(
+            f"pull request #{number} targets {base!r}, not an environment branch "
+            f"({', '.join(branches)}): the gate does not apply"
+        )
+
+
 @task(name="plugins", help={"json": "print one JSON object"})
 @reports_errors
 def plugins_(c: Context, json_: bool = False) -> None:
@@ -384,4 +449,6 @@ def demo(c: Context, step_ms: int | None = None) -> None:
     raise Exit(code=run_demo(step_ms=30 if step_ms is None else int(step_ms)))
 
 
-promote = Collection("promote", status, next_, watch, approve, reject, rollback, plugins_, demo)
+promote = Collection(
+    "promote", status, next_, watch, approve, reject, rollback, gate, plugins_, demo
+)

@@ -99,8 +99,55 @@ def test_gates_cover_open_prs_into_environment_branches_only():
     assert [g.pull for g in gates(derive(snapshot, PIPELINE), snapshot, PIPELINE)] == [9]
 
 
-def test_the_tools_own_rollback_prs_pass_into_any_environment():
+def test_the_tools_own_rollback_prs_pass_into_a_failed_environment():
     failed = facts("test", H, merged_pull=pr(8, "dev", H, "test", body="Promote-Plan: add-greeting"),
                    deployments=(dep(5, "test", H, "failure"),))  # fmt: skip
-    g = gate(pr(21, "promote/revert-test-" + H[:7], sha("r"), "test", merged=False), failed)
+    branch = "promote/revert-test-" + H[:7]
+    rollback = pr(21, branch, sha("r"), "test", merged=False, body=f"Promote-Rollback-Of: test@{H}")
+    g = gate(rollback, failed)
     assert (g.state, g.description) == ("success", "a rollback opened by promote")
+
+
+def test_a_promote_branch_is_no_way_around_the_gate():
+    refused = "promote/* PRs are promote's rollbacks of a failure in test; this is not one"
+    failed = facts("test", H, merged_pull=pr(8, "dev", H, "test", body="Promote-Plan: add-greeting"),
+                   deployments=(dep(5, "test", H, "failure"),))  # fmt: skip
+    no_line = pr(21, "promote/sneak", sha("r"), "test", merged=False)
+    assert (gate(no_line, failed).state, gate(no_line, failed).description) == ("failure", refused)
+    other_sha = pr(21, "promote/sneak", sha("r"), "test", merged=False,
+                   body=f"Promote-Rollback-Of: test@{sha('elsewhere')}")  # fmt: skip
+    assert gate(other_sha, failed).state == "failure"
+    other_env = pr(21, "promote/sneak", sha("r"), "main", merged=False,
+                   body=f"Promote-Rollback-Of: test@{H}")  # fmt: skip
+    assert gate(other_env, failed).state == "failure"
+    healthy = pr(21, "promote/sneak", sha("r"), "dev", merged=False,
+                 body=f"Promote-Rollback-Of: dev@{H}")  # fmt: skip
+    assert gate(healthy).state == "failure", "nothing failed in dev: nothing to roll back"
+
+
+def test_the_pr_head_must_be_the_promoted_head_of_the_source():
+    promoted = facts("dev", H, merged_pull=FEATURE, deployments=(dep(5, "dev", H, "success"),),
+                     statuses=(st(1, "promote/dev", "success"),))  # fmt: skip
+    stale = pr(9, "dev", sha("older"), "test", merged=False, body="Promote-Plan: add-greeting")
+    g = gate(stale, promoted)
+    assert (g.state, g.description) == (
+        "failure",
+        f"dev is not promoted at {sha('older')[:7]} (it is at {H[:7]} now)",
+    )
+
+
+def test_prs_sharing_a_head_commit_share_its_first_failure():
+    good = pr(9, "feature/q", sha("q"), "dev", merged=False)
+    skipping = pr(10, "feature/q", sha("q"), "main", merged=False)
+    other = pr(11, "feature/r", sha("r"), "dev", merged=False)
+    snapshot = snap(open_pulls=(good, skipping, other))
+    found = {g.pull: g for g in gates(derive(snapshot, PIPELINE), snapshot, PIPELINE)}
+    assert (found[10].state, found[10].description) == (
+        "failure",
+        "skips an environment: main takes PRs from test only",
+    )
+    assert (found[9].state, found[9].description) == (
+        "failure",
+        "#10 at this commit: skips an environment: main takes PRs from test only",
+    )
+    assert found[11].state == "success", "other commits keep their own verdict"

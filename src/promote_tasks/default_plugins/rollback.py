@@ -14,6 +14,8 @@ from typing import Any
 from promote_tasks.config import Settings
 from promote_tasks.errors import PromoteError
 from promote_tasks.hookspecs import hookimpl
+from promote_tasks.machine import GATE_CONTEXT
+from promote_tasks.machine import ROLLBACK_GATE
 from promote_tasks.machine import rollback_marker_context
 from promote_tasks.registry import Register
 from promote_tasks.registry import RollbackRun
@@ -94,6 +96,9 @@ class Revert:
                 )
             else:
                 number, url = int(opened["number"]), str(opened["html_url"])
+            # Where promote/gate is a required check, the merge needs it: this PR is the
+            # rollback the gate lets through (machine.gate_for), so say so before merging.
+            await github.set_status(commit, GATE_CONTEXT, "success", ROLLBACK_GATE)
             head = await github.merge_pull(number, commit, MERGE_METHODS)
             did = f"merged revert PR #{number} ({url})"
         deploy = await _deploy_head(run, head)

@@ -1,0 +1,114 @@
+"""Console scripts behind ``.pre-commit-hooks.yaml``: one module per hook, ``main(argv=None)``.
+
+Each hook runs two ways:
+
+- as a pre-commit framework hook, which tells a pre-push hook what is pushed through
+  ``PRE_COMMIT_REMOTE_NAME``, ``PRE_COMMIT_REMOTE_URL``, ``PRE_COMMIT_LOCAL_BRANCH``,
+  ``PRE_COMMIT_REMOTE_BRANCH`` and ``PRE_COMMIT_TO_REF`` (one ref per push: pre-commit checks
+  the first ref of a push that has something new);
+- as a plain git hook (``exec promote-guard "$@"`` in ``.git/hooks/pre-push``): git passes the
+  remote's name and URL as arguments and one ``<local ref> <local sha> <remote ref> <remote
+  sha>`` line per ref on standard input, deletions included.
+
+Importing this package is cheap (no gitpython, no pluggy, no ghapi): ``promote-guard`` must
+cost little more than starting Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from promote_tasks.config import Settings
+from promote_tasks.config import load_settings
+from promote_tasks.errors import PromoteError
+
+ZERO_SHA = "0" * 40
+HEADS = "refs/heads/"
+
+
+@dataclasses.dataclass(frozen=True)
+class Ref:
+    """One ref in a push: ``local_sha`` is None when the push deletes ``remote_ref``."""
+
+    remote_ref: str
+    local_sha: str | None = None
+    local_ref: str = ""
+
+    @property
+    def branch(self) -> str | None:
+        """The remote branch written (``"test"``), or None for a tag or another kind of ref."""
+        if self.remote_ref.startswith(HEADS):
+            return self.remote_ref[len(HEADS) :]
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Push:
+    remote_name: str
+    remote_url: str
+    refs: tuple[Ref, ...]
+
+
+def read_push(positional: list[str], environ: Mapping[str, str], stdin: TextIO | None) -> Push:
+    """What is being pushed, from pre-commit's variables or from git's own pre-push protocol."""
+    name = environ.get("PRE_COMMIT_REMOTE_NAME") or (positional[0] if positional else "")
+    url = environ.get("PRE_COMMIT_REMOTE_URL") or (positional[1] if len(positional) > 1 else "")
+    remote_ref = environ.get("PRE_COMMIT_REMOTE_BRANCH")
+    if remote_ref:  # run by pre-commit: one ref, never a deletion (pre-commit skips those)
+        ref = Ref(
+            _qualified(remote_ref),
+            environ.get("PRE_COMMIT_TO_REF") or "HEAD",
+            environ.get("PRE_COMMIT_LOCAL_BRANCH", ""),
+        )
+        return Push(name, url, (ref,))
+    refs = []
+    if stdin is not None and not stdin.isatty():
+        for line in stdin.read().splitlines():
+            parts = line.split()
+            if len(parts) != 4:
+                continue
+            local_ref, local_sha, remote, _ = parts
+            refs.append(Ref(remote, None if local_sha == ZERO_SHA else local_sha, local_ref))
+    return Push(name, url, tuple(refs))
+
+
+def _qualified(ref: str) -> str:
+    return ref if ref.startswith("refs/") else HEADS + ref
+
+
+def is_the_repository(push: Push, settings: Settings, environ: Mapping[str, str]) -> bool:
+    """Does the push go to the repository the pipeline runs on?
+
+    Yes for the ``origin`` remote (where the tasks find the repository too), for a remote whose
+    URL names the configured repository (``GITHUB_REPOSITORY`` or ``repository`` in the
+    settings), and when git does not say which remote it is. A deploy remote (``heroku``) or a
+    fork is not.
+    """
+    from promote_tasks.git import repository_from_url
+
+    if push.remote_name in ("", "origin"):
+        return True
+    configured = environ.get("GITHUB_REPOSITORY") or settings.repository
+    named = repository_from_url(push.remote_url) if push.remote_url else None
+    return bool(configured and named and named.lower() == configured.lower())
+
+
+def repository_settings() -> Settings:
+    """The tasks' settings, for the repository the hook runs in (git runs hooks at its top)."""
+    return load_settings(Path.cwd())
+
+
+def say(hook: str, first: str, *more: str) -> None:
+    """A hook's message: what is wrong on the first line, what to do on the next ones."""
+    print(f"{hook}: {first}", file=sys.stderr)
+    for line in more:
+        print(f"  {line}", file=sys.stderr)
+
+
+def fail(hook: str, error: PromoteError) -> int:
+    say(hook, f"error: {error}")
+    return 1

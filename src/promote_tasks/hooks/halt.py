@@ -1,0 +1,130 @@
+"""``promote-halt`` (pre-push): while a failure is unresolved, only the fix plan's branch moves.
+
+It asks GitHub (the token from ``GITHUB_TOKEN`` or ``GH_TOKEN``, as the tasks do) whether the
+pipeline is halted, within a short timeout. Without a token or an answer it warns and lets the
+push through, or refuses it with ``offline = "refuse"`` in ``[hooks]`` (or ``--offline refuse``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import TextIO
+
+from promote_tasks.config import OFFLINE_CHOICES
+from promote_tasks.config import Settings
+from promote_tasks.errors import PromoteError
+from promote_tasks.hooks import Ref
+from promote_tasks.hooks import fail
+from promote_tasks.hooks import is_the_repository
+from promote_tasks.hooks import read_push
+from promote_tasks.hooks import repository_settings
+from promote_tasks.hooks import say
+from promote_tasks.machine import FEATURE_PREFIX
+from promote_tasks.model import Snapshot
+
+HOOK = "promote-halt"
+
+
+def halted_by(settings: Settings, environ: Mapping[str, str], timeout: float) -> str | None:
+    """The fix plan holding a halt ("" while it is not filed yet), or None when not halted.
+
+    One snapshot read (one attempt per request, the whole read bounded by ``timeout``); a
+    ``PromoteError`` when GitHub cannot be asked or does not answer in time.
+    """
+    from promote_tasks.git import remote_repository
+    from promote_tasks.github import Connection
+    from promote_tasks.github import GitHub
+    from promote_tasks.machine import derive
+    from promote_tasks.shell import Run
+
+    run = Run.load(settings.root, environ)
+    root = run.settings.root
+    connection = Connection.from_environment(
+        run.settings.repository, environ, origin=lambda: remote_repository(root)
+    )
+    github = GitHub(connection, timeout=timeout, attempts=1)
+
+    async def read() -> Snapshot:
+        plans = lambda: run.plan_store.plans(run.settings, github)  # noqa: E731
+        return await asyncio.wait_for(github.read_snapshot(run.pipeline, plans), timeout)
+
+    try:
+        snapshot = github.run(read())
+    except TimeoutError:
+        raise PromoteError(f"GitHub did not answer within {timeout:g} s") from None
+    state = derive(snapshot, run.pipeline)
+    if not state.halted:
+        return None
+    return state.fix_plan or ""
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    parser = argparse.ArgumentParser(prog=HOOK, description=__doc__.splitlines()[0])
+    parser.add_argument("remote", nargs="*", help="remote name and URL (git's pre-push arguments)")
+    parser.add_argument(
+        "--offline",
+        choices=OFFLINE_CHOICES,
+        help="without a token or an answer from GitHub: warn (default) or refuse the push",
+    )
+    parser.add_argument("--timeout", type=float, help="seconds to wait for GitHub (default 5)")
+    args = parser.parse_args(argv)
+    environ = os.environ if environ is None else environ
+    try:
+        settings = repository_settings()
+    except PromoteError as error:
+        return fail(HOOK, error)
+    push = read_push(args.remote, environ, sys.stdin if stdin is None else stdin)
+    pushed = [ref for ref in push.refs if ref.local_sha is not None]  # deleting is not work
+    if not pushed or not is_the_repository(push, settings, environ):
+        return 0
+    offline = args.offline or settings.hooks.offline
+    timeout = args.timeout if args.timeout and args.timeout > 0 else settings.hooks.timeout
+    try:
+        fix_plan = halted_by(settings, environ, timeout)
+    except PromoteError as error:
+        if offline == "refuse":
+            say(
+                HOOK,
+                f"refused: cannot tell whether work is halted: {error}",
+                "Set GITHUB_TOKEN (or GH_TOKEN) and try again, or run `promote status`.",
+            )
+            return 1
+        say(HOOK, f"warning: cannot tell whether work is halted ({error}); pushing anyway")
+        return 0
+    if fix_plan is None:
+        return 0
+    if not fix_plan:
+        say(
+            HOOK,
+            "refused: work is halted: a failure has no fix plan filed yet.",
+            "`promote next` rolls back and files it; `promote status` shows the failure.",
+        )
+        return 1
+    allowed = f"{FEATURE_PREFIX}{fix_plan}"
+    refused = [ref for ref in pushed if ref.branch != allowed]
+    for ref in refused:
+        say(
+            HOOK,
+            f"refused: work is halted until fix plan `{fix_plan}` completes; "
+            f"only `{allowed}` may be pushed, not {_what(ref)}.",
+            "`promote status` shows the failure; push the fix to "
+            f"`{allowed}` and open a PR into `{settings.environments[0].branch}`.",
+        )
+    return 1 if refused else 0
+
+
+def _what(ref: Ref) -> str:
+    return f"`{ref.branch}`" if ref.branch else f"`{ref.remote_ref}`"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
