@@ -16,3 +16,25 @@ os.environ.setdefault("GIT_COMMITTER_EMAIL", "committer@example.com")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "transition(*ids): the machine transitions a test exercises")
+
+
+@pytest.fixture
+def git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Git that works on a fresh machine: an identity, and no user or system config."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text("")
+    for name, value in {
+        "HOME": str(home),
+        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "Ada Author",
+        "GIT_AUTHOR_EMAIL": "ada@example.com",
+        "GIT_COMMITTER_NAME": "Ada Author",
+        "GIT_COMMITTER_EMAIL": "ada@example.com",
+        "GIT_TERMINAL_PROMPT": "0",
+        "LC_ALL": "C",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_DATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("GIT_COMMITTER_DATE", raising=False)

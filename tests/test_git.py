@@ -32,26 +32,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 GITHUB = {"GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"}
 
 
-@pytest.fixture(autouse=True)
-def git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Git that works on a fresh machine: an identity, and no user or system config."""
-    home = tmp_path_factory.mktemp("home")
-    (home / ".gitconfig").write_text("")
-    for name, value in {
-        "HOME": str(home),
-        "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "Ada Author",
-        "GIT_AUTHOR_EMAIL": "ada@example.com",
-        "GIT_COMMITTER_NAME": "Ada Author",
-        "GIT_COMMITTER_EMAIL": "ada@example.com",
-        "GIT_TERMINAL_PROMPT": "0",
-        "LC_ALL": "C",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_DATE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("GIT_COMMITTER_DATE", raising=False)
+pytestmark = pytest.mark.usefixtures("git_env")
 
 
 def run_git(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str = "") -> str:

@@ -16,9 +16,12 @@ cost little more than starting Python.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -95,6 +98,46 @@ def is_the_repository(push: Push, settings: Settings, environ: Mapping[str, str]
     configured = environ.get("GITHUB_REPOSITORY") or settings.repository
     named = repository_from_url(push.remote_url) if push.remote_url else None
     return bool(configured and named and named.lower() == configured.lower())
+
+
+def parser(hook: str, doc: str, *, push: bool = False) -> argparse.ArgumentParser:
+    """A hook's arguments; a push hook also takes git's pre-push ``remote`` and ``url``."""
+    made = argparse.ArgumentParser(prog=hook, description=doc.splitlines()[0])
+    if push:
+        made.add_argument(
+            "remote", nargs="*", help="remote name and URL (git's pre-push arguments)"
+        )
+    return made
+
+
+@dataclasses.dataclass(frozen=True)
+class PushHook:
+    """A pre-push hook's inputs: its arguments, the settings, and the push."""
+
+    args: argparse.Namespace
+    settings: Settings
+    push: Push
+    environ: Mapping[str, str]
+
+    @property
+    def ours(self) -> bool:
+        """Does the push go to the pipeline's repository (see ``is_the_repository``)?"""
+        return is_the_repository(self.push, self.settings, self.environ)
+
+
+def start_push_hook(
+    made: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    environ: Mapping[str, str] | None,
+    stdin: TextIO | None,
+) -> PushHook:
+    """Parse the arguments, read the settings (a ``PromoteError`` if they are broken), read
+    the push from pre-commit's variables or git's protocol."""
+    args = made.parse_args(argv)
+    environ = os.environ if environ is None else environ
+    settings = repository_settings()
+    push = read_push(args.remote, environ, sys.stdin if stdin is None else stdin)
+    return PushHook(args, settings, push, environ)
 
 
 def repository_settings() -> Settings:

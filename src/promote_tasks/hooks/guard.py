@@ -7,9 +7,6 @@ refs being pushed, and never walks history or asks GitHub.
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TextIO
@@ -17,10 +14,9 @@ from typing import TextIO
 from promote_tasks.config import EnvironmentConfig
 from promote_tasks.errors import PromoteError
 from promote_tasks.hooks import fail
-from promote_tasks.hooks import is_the_repository
-from promote_tasks.hooks import read_push
-from promote_tasks.hooks import repository_settings
+from promote_tasks.hooks import parser
 from promote_tasks.hooks import say
+from promote_tasks.hooks import start_push_hook
 
 HOOK = "promote-guard"
 
@@ -45,17 +41,13 @@ def main(
     environ: Mapping[str, str] | None = None,
     stdin: TextIO | None = None,
 ) -> int:
-    parser = argparse.ArgumentParser(prog=HOOK, description=__doc__.splitlines()[0])
-    parser.add_argument("remote", nargs="*", help="remote name and URL (git's pre-push arguments)")
-    args = parser.parse_args(argv)
-    environ = os.environ if environ is None else environ
     try:
-        settings = repository_settings()
+        hook = start_push_hook(parser(HOOK, __doc__, push=True), argv, environ, stdin)
     except PromoteError as error:
         return fail(HOOK, error)
-    push = read_push(args.remote, environ, sys.stdin if stdin is None else stdin)
-    if not is_the_repository(push, settings, environ):
+    if not hook.ours:
         return 0
+    settings, push = hook.settings, hook.push
     envs = settings.environments
     index = {env.branch: i for i, env in enumerate(envs)}
     refused = [ref for ref in push.refs if ref.branch in index]

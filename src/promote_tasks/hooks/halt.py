@@ -7,10 +7,7 @@ push through, or refuses it with ``offline = "refuse"`` in ``[hooks]`` (or ``--o
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import sys
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TextIO
@@ -20,10 +17,9 @@ from promote_tasks.config import Settings
 from promote_tasks.errors import PromoteError
 from promote_tasks.hooks import Ref
 from promote_tasks.hooks import fail
-from promote_tasks.hooks import is_the_repository
-from promote_tasks.hooks import read_push
-from promote_tasks.hooks import repository_settings
+from promote_tasks.hooks import parser
 from promote_tasks.hooks import say
+from promote_tasks.hooks import start_push_hook
 from promote_tasks.machine import FEATURE_PREFIX
 from promote_tasks.model import Snapshot
 
@@ -68,23 +64,20 @@ def main(
     environ: Mapping[str, str] | None = None,
     stdin: TextIO | None = None,
 ) -> int:
-    parser = argparse.ArgumentParser(prog=HOOK, description=__doc__.splitlines()[0])
-    parser.add_argument("remote", nargs="*", help="remote name and URL (git's pre-push arguments)")
-    parser.add_argument(
+    made = parser(HOOK, __doc__, push=True)
+    made.add_argument(
         "--offline",
         choices=OFFLINE_CHOICES,
         help="without a token or an answer from GitHub: warn (default) or refuse the push",
     )
-    parser.add_argument("--timeout", type=float, help="seconds to wait for GitHub (default 5)")
-    args = parser.parse_args(argv)
-    environ = os.environ if environ is None else environ
+    made.add_argument("--timeout", type=float, help="seconds to wait for GitHub (default 5)")
     try:
-        settings = repository_settings()
+        hook = start_push_hook(made, argv, environ, stdin)
     except PromoteError as error:
         return fail(HOOK, error)
-    push = read_push(args.remote, environ, sys.stdin if stdin is None else stdin)
-    pushed = [ref for ref in push.refs if ref.local_sha is not None]  # deleting is not work
-    if not pushed or not is_the_repository(push, settings, environ):
+    args, settings, environ = hook.args, hook.settings, hook.environ
+    pushed = [ref for ref in hook.push.refs if ref.local_sha is not None]  # deleting is not work
+    if not pushed or not hook.ours:
         return 0
     offline = args.offline or settings.hooks.offline
     timeout = args.timeout if args.timeout and args.timeout > 0 else settings.hooks.timeout

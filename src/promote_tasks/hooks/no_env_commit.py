@@ -6,12 +6,12 @@ work belongs on a ``feature/<plan-id>`` branch.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
 from promote_tasks.errors import PromoteError
 from promote_tasks.hooks import fail
+from promote_tasks.hooks import parser
 from promote_tasks.hooks import repository_settings
 from promote_tasks.hooks import say
 
@@ -19,9 +19,9 @@ HOOK = "promote-no-env-commit"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=HOOK, description=__doc__.splitlines()[0])
-    parser.add_argument("filenames", nargs="*", help="ignored: the branch is what matters")
-    parser.parse_args(argv)
+    made = parser(HOOK, __doc__)
+    made.add_argument("filenames", nargs="*", help="ignored: the branch is what matters")
+    made.parse_args(argv)
     try:
         settings = repository_settings()
         from promote_tasks.git import current_branch

@@ -8,7 +8,6 @@ in the plans directory, and a ``parent`` that is a plan there. Other files are n
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from pathlib import PurePosixPath
@@ -16,6 +15,7 @@ from pathlib import PurePosixPath
 from promote_tasks.errors import ConfigError
 from promote_tasks.errors import PromoteError
 from promote_tasks.hooks import fail
+from promote_tasks.hooks import parser
 from promote_tasks.hooks import repository_settings
 from promote_tasks.hooks import say
 from promote_tasks.plans import KNOWN
@@ -28,9 +28,9 @@ HOOK = "promote-plan-lint"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=HOOK, description=__doc__.splitlines()[0])
-    parser.add_argument("filenames", nargs="*", help="files to check (pre-commit passes them)")
-    args = parser.parse_args(argv)
+    made = parser(HOOK, __doc__)
+    made.add_argument("filenames", nargs="*", help="files to check (pre-commit passes them)")
+    args = made.parse_args(argv)
     try:
         settings = repository_settings()
     except PromoteError as error:
