@@ -68,6 +68,10 @@ def test_revert_merges_a_pr_that_restores_the_target_and_files_the_fix_plan_afte
     assert (pull["base"]["ref"], pull["merged_at"] is not None) == ("test", True)
     assert f"\nPromote-Rollback-Of: {key}\n" in pull["body"]
     assert f"\nPromote-Culprit: #{promotion['number']}\n" in pull["body"]
+    # It carries its own promote/gate (a required check would otherwise hold the merge).
+    gate = api.latest(pull["head"]["sha"], "promote/gate")
+    assert gate is not None
+    assert (gate["state"], gate["description"]) == ("success", "a rollback opened by promote")
     # test now holds the target's tree on top of the failed head, and that deployed.
     head = api.head("test")
     assert test.sha == head
