@@ -147,6 +147,20 @@ def test_the_guard_keeps_to_the_pipelines_repository() -> None:
     assert guard.main([], {**upstream, "GITHUB_REPOSITORY": "acme/shop"}) == 1
 
 
+def test_another_name_for_origin_is_no_way_around_the_guard(repo: Path) -> None:
+    git(repo, "remote", "add", "origin", "git@github.com:acme/shop.git")
+    same_url = pre_commit_push("test", remote="gh", url="git@github.com:acme/shop.git")
+    assert guard.main([], same_url) == 1
+    same_repo = pre_commit_push("test", remote="gh", url="https://github.com/acme/shop")
+    assert guard.main([], same_repo) == 1
+    url_as_remote = pre_commit_push(
+        "test", remote="https://github.com/acme/shop.git", url="https://github.com/acme/shop.git"
+    )
+    assert guard.main([], url_as_remote) == 1
+    fork = pre_commit_push("test", remote="gh", url="https://github.com/me/shop")
+    assert guard.main([], fork) == 0
+
+
 def test_the_guard_reads_the_configured_environments(repo: Path) -> None:
     (repo / "promote.toml").write_text(
         '[[environments]]\nname = "qa"\n\n[[environments]]\nname = "prod"\nbranch = "release"\n'

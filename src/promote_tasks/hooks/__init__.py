@@ -86,18 +86,33 @@ def _qualified(ref: str) -> str:
 def is_the_repository(push: Push, settings: Settings, environ: Mapping[str, str]) -> bool:
     """Does the push go to the repository the pipeline runs on?
 
-    Yes for the ``origin`` remote (where the tasks find the repository too), for a remote whose
-    URL names the configured repository (``GITHUB_REPOSITORY`` or ``repository`` in the
-    settings), and when git does not say which remote it is. A deploy remote (``heroku``) or a
-    fork is not.
+    Yes for the ``origin`` remote (where the tasks find the repository too), when git does not
+    say which remote it is, and for any remote whose URL is origin's or names the same
+    repository as origin's or the configured one (``GITHUB_REPOSITORY`` or ``repository``):
+    another name for the same repository is no way around a hook. A deploy remote
+    (``heroku``) or a fork is not the pipeline's.
     """
+    from promote_tasks.git import remote_url
     from promote_tasks.git import repository_from_url
 
-    if push.remote_name in ("", "origin"):
+    if push.remote_name in ("", "origin") or not push.remote_url:
         return True
-    configured = environ.get("GITHUB_REPOSITORY") or settings.repository
-    named = repository_from_url(push.remote_url) if push.remote_url else None
-    return bool(configured and named and named.lower() == configured.lower())
+    origin = remote_url(Path.cwd())
+    if origin is not None and push.remote_url == origin:
+        return True
+    named = repository_from_url(push.remote_url)
+    if named is None:
+        return False
+    ours = {
+        repo.lower()
+        for repo in (
+            environ.get("GITHUB_REPOSITORY"),
+            settings.repository,
+            repository_from_url(origin) if origin else None,
+        )
+        if repo
+    }
+    return named.lower() in ours
 
 
 def parser(hook: str, doc: str, *, push: bool = False) -> argparse.ArgumentParser:
