@@ -83,6 +83,21 @@ _STATUS = {
 }
 
 
+_HEX_DIGITS = b"0123456789abcdef"
+
+
+def _full(sha: str) -> bool:
+    """A full object name: 40 lower-case hex digits (what it names never changes)."""
+    return len(sha) == 40 and not sha.strip("0123456789abcdef")
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """A clean environment: no inherited GIT_* (a hook's GIT_DIR would redirect us), C locale."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
@@ -101,14 +116,25 @@ def _parse_ident(text: str) -> Ident:
 
 
 class GitRepo:
-    """A bare repository on disk; every method is one or two git invocations."""
+    """A bare repository on disk; every method is one or two git invocations.
+
+    What a full sha names never changes, so answers about full shas (a commit, its history,
+    an expansion, an ancestry, a tree listing, a blob) are remembered: a git subprocess costs
+    milliseconds, and the sandbox answers requests one at a time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._commits: dict[str, CommitInfo] = {}
         self._histories: dict[tuple[str, str | None, int], list[str]] = {}
         self._types: dict[str, str] = {}
+        self._expanded: dict[tuple[str, str], str] = {}
+        self._ancestry: dict[tuple[str, str], bool] = {}
+        self._trees: dict[tuple[str, bool, bool], list[TreeEntry]] = {}
+        self._blobs: dict[str, bytes] = {}
+        self._ranges: dict[tuple[str, str], list[str]] = {}
         self._cache_lock = threading.Lock()
+        self._packed_refs = str(path / "packed-refs")
+        self._refs_root = str(path / "refs")
 
     @classmethod
     def init_bare(cls, path: Path, default_branch: str) -> GitRepo:
@@ -177,8 +203,14 @@ class GitRepo:
         """Expand a sha of the given object kind; None if absent or of another kind."""
         if not sha or sha.startswith("-"):
             return None
+        known = self._expanded.get((sha, kind))
+        if known is not None:
+            return known
         out = self._try("rev-parse", "--verify", "--quiet", "--end-of-options", f"{sha}^{{{kind}}}")
-        return out.decode().strip() if out else None
+        found = out.decode().strip() if out else None
+        if found and _full(sha):  # absent objects may appear later; a short sha may turn ambiguous
+            self._expanded[(sha, kind)] = found
+        return found
 
     def commit(self, sha: str) -> CommitInfo:
         with self._cache_lock:
@@ -206,7 +238,12 @@ class GitRepo:
         return info
 
     def read_blob(self, sha: str) -> bytes:
-        return self.run("cat-file", "blob", sha)
+        known = self._blobs.get(sha)
+        if known is None:
+            known = self.run("cat-file", "blob", sha)
+            if _full(sha):
+                self._blobs[sha] = known
+        return known
 
     def hash_blob(self, data: bytes) -> str:
         return self.run("hash-object", "-w", "--stdin", input=data).decode().strip()
@@ -214,6 +251,10 @@ class GitRepo:
     def ls_tree(
         self, tree: str, *, recursive: bool = False, with_trees: bool = False
     ) -> list[TreeEntry]:
+        key = (tree, recursive, with_trees)
+        known = self._trees.get(key)
+        if known is not None:
+            return list(known)
         args = ["ls-tree", "-l", "-z"]
         if recursive:
             args.append("-r")
@@ -227,6 +268,8 @@ class GitRepo:
             meta, _, path = record.partition("\t")
             mode, kind, sha, size = meta.split()
             entries.append(TreeEntry(mode, kind, sha, None if size == "-" else int(size), path))
+        if _full(tree):
+            self._trees[key] = list(entries)
         return entries
 
     def tree_entry(self, commit: str, path: str) -> TreeEntry | None:
@@ -306,6 +349,10 @@ class GitRepo:
     # -- history -----------------------------------------------------------------------------
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        key = (ancestor, descendant)
+        known = self._ancestry.get(key)
+        if known is not None:
+            return known
         proc = subprocess.run(
             [
                 "git",
@@ -320,7 +367,21 @@ class GitRepo:
             check=False,
             env=git_env(),
         )
+        if proc.returncode not in (0, 1):
+            return False  # not commits (yet): ask again next time
+        if _full(ancestor) and _full(descendant):
+            self._ancestry[key] = proc.returncode == 0
         return proc.returncode == 0
+
+    def commits_between(self, base: str, head: str) -> list[str]:
+        """``rev-list --reverse base..head``: the commits ``head`` has that ``base`` has not."""
+        key = (base, head)
+        known = self._ranges.get(key)
+        if known is None:
+            known = self.rev_list("--reverse", f"{base}..{head}")
+            if _full(base) and _full(head):
+                self._ranges[key] = known
+        return list(known)
 
     def merge_base(self, a: str, b: str) -> str | None:
         out = self._try("merge-base", a, b)
@@ -443,31 +504,47 @@ class GitRepo:
 
     def _ref_files(self) -> dict[str, str] | None:
         """Read loose and packed refs straight from disk (every request reads refs; a subprocess
-        each time is the sandbox's biggest cost). None when anything looks unusual: ask git."""
+        each time is the sandbox's biggest cost). None when anything looks unusual: ask git.
+
+        Plain ``os`` calls rather than ``Path``/``open``/``os.walk``: this runs on every request."""
         found: dict[str, str] = {}
-        packed = self.path / "packed-refs"
         try:
-            text = packed.read_text(encoding="utf-8")
+            fd = os.open(self._packed_refs, os.O_RDONLY)
         except FileNotFoundError:
-            text = ""
-        for line in text.splitlines():
-            if line and line[0] not in "#^":
-                sha, _, name = line.partition(" ")
-                found[name] = sha
-        root = self.path / "refs"
-        for dirpath, _, filenames in os.walk(root):
-            for filename in filenames:
-                if filename.endswith(".lock"):
+            pass
+        else:
+            try:
+                text = _read_all(fd).decode("utf-8")
+            finally:
+                os.close(fd)
+            for line in text.splitlines():
+                if line and line[0] not in "#^":
+                    sha, _, name = line.partition(" ")
+                    found[name] = sha
+        pending = [(self._refs_root, "refs/")]
+        while pending:
+            directory, prefix = pending.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, f"{prefix}{entry.name}/"))
                     continue
-                full = os.path.join(dirpath, filename)
+                if entry.name.endswith(".lock"):
+                    continue
                 try:
-                    with open(full, encoding="utf-8") as handle:
-                        content = handle.read().strip()
+                    fd = os.open(entry.path, os.O_RDONLY)
                 except (FileNotFoundError, IsADirectoryError):
                     continue
-                if len(content) != 40 or not all(c in "0123456789abcdef" for c in content):
+                try:
+                    content = os.read(fd, 4096).strip()
+                finally:
+                    os.close(fd)
+                if len(content) != 40 or content.strip(_HEX_DIGITS):
                     return None
-                found["refs/" + os.path.relpath(full, root).replace(os.sep, "/")] = content
+                found[prefix + entry.name] = content.decode("ascii")
         return found
 
     def set_ref(self, name: str, new: str, old: str | None = None) -> bool:

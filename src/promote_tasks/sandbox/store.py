@@ -445,7 +445,7 @@ class Store:
         """The commits a pull request brings, oldest first (GitHub's order)."""
         if pull.commits:
             return pull.commits
-        return self.repo.rev_list("--reverse", f"{pull.base_sha}..{pull.head_sha}")[:250]
+        return self.repo.commits_between(pull.base_sha, pull.head_sha)[:250]
 
     # -- pull requests -----------------------------------------------------------------------
 
