@@ -1,12 +1,14 @@
 """The only module that talks to GitHub (through ghapi 2.x): read a Snapshot, perform writes.
 
-Reads happen in two waves of concurrent requests (``asyncio.gather``): first what needs no
-head sha (branch commits, deployments, PR lists), then what does (statuses, runs, checks, the
-PR that produced the head, deployment statuses, compare). We page ourselves (ghapi's pager
-never stops on object-shaped lists), retry 5xx / connection errors / rate limits with bounded
-backoff honouring ``Retry-After`` and ``X-RateLimit-Reset``, and keep an ETag cache so a repeat
-read in one process costs 304s. Every error becomes a one-line ``GitHubError``; the token
-never leaves the Authorization header.
+Reads happen in two waves of concurrent requests: first what needs no head sha (branch
+commits, deployments, PR lists), then what does (statuses, runs, checks, the PR that produced
+the head, deployment statuses, compare). A wave-2 request goes out as soon as the wave-1
+answers it needs are in, not when the slowest of the wave is: two latency rounds either way,
+but the client's work on one wave's answers overlaps the other wave's waiting. We page
+ourselves (ghapi's pager never stops on object-shaped lists), retry 5xx / connection errors /
+rate limits with bounded backoff honouring ``Retry-After`` and ``X-RateLimit-Reset``, and keep
+an ETag cache so a repeat read in one process costs 304s. Every error becomes a one-line
+``GitHubError``; the token never leaves the Authorization header.
 """
 
 from __future__ import annotations
@@ -162,8 +164,19 @@ class GitHub:
         ghapi opens a new HTTP client per request unless given one; each new client builds an
         SSL context (~80 ms of CPU), which would serialise a wave of concurrent requests. The
         context is built once per process, not once per call: ``next`` makes many calls.
+
+        The result is handed out through a list, not as the main task's result: on the main
+        thread ``asyncio.run`` puts its SIGINT handler back at the end, and Python 3.11's
+        ``signal.signal`` formats the replaced handler, the finished task and so its result
+        (a whole Snapshot: ~7 ms for 10 environments) into an error message it throws away.
         """
-        return asyncio.run(self._with_client(coroutine))
+        result: list[T] = []
+
+        async def main() -> None:
+            result.append(await self._with_client(coroutine))
+
+        asyncio.run(main())
+        return result[0]
 
     async def _with_client(self, coroutine: Awaitable[T]) -> T:
         import httpx2
@@ -291,14 +304,30 @@ class GitHub:
     ) -> list[Any]:
         """Every item of a list endpoint, following ``Link: rel="next"`` (bounded).
 
-        Identical reads in flight at once (environments at the same sha) share one request.
+        Identical reads in flight at once share one request.
         """
+        return await self._shared(self._inflight, operation, key, limit, params, forget=True)
+
+    async def _shared(
+        self,
+        memo: dict[str, asyncio.Future[list[Any]]],
+        operation: str,
+        key: str | None,
+        limit: int,
+        params: dict[str, Any],
+        *,
+        forget: bool,
+    ) -> list[Any]:
+        """``pages``, shared through ``memo``: while in flight, or (``forget=False``) for as
+        long as ``memo`` lives: one snapshot read, where environments at one sha ask the same
+        questions at different moments."""
         wanted = json.dumps([operation, key, limit, params], sort_keys=True, default=str)
-        shared = self._inflight.get(wanted)
+        shared = memo.get(wanted)
         if shared is None:
             shared = asyncio.ensure_future(self._pages(operation, key, limit, params))
-            self._inflight[wanted] = shared
-            shared.add_done_callback(lambda _: self._inflight.pop(wanted, None))
+            memo[wanted] = shared
+            if forget:
+                shared.add_done_callback(lambda _: memo.pop(wanted, None))
         return list(await asyncio.shield(shared))
 
     async def _pages(
@@ -338,46 +367,66 @@ class GitHub:
         self, pipeline: Pipeline
     ) -> tuple[tuple[EnvFacts, ...], tuple[PullRequest, ...]]:
         envs = pipeline.environments
-        outcomes: list[Any] = await asyncio.gather(
-            self._check_repository(),  # in the first wave: it only names a 404 clearly
-            *(self._commits(env.branch) for env in envs),
-            *(self.pages("repos.list_deployments", environment=env.name) for env in envs),
-            *(
-                self.pages(
+        n = len(envs)
+        memo: dict[str, asyncio.Future[list[Any]]] = {}
+
+        def listing(operation: str, key: str | None = None, **params: Any) -> Awaitable[list[Any]]:
+            return self._shared(memo, operation, key, 10, params, forget=False)
+
+        spawn = asyncio.ensure_future
+        # Wave 1, what wave 2 waits for first: heads, deployments, checklists.
+        commits = [spawn(self._commits(env.branch)) for env in envs]
+        deployments = [
+            spawn(listing("repos.list_deployments", environment=env.name)) for env in envs
+        ]
+        checklists = spawn(listing("issues.list_for_repo", labels=CHECKLIST_LABEL, state="all"))
+        repository = spawn(self._check_repository())  # it only names a 404 clearly
+        promotions = [
+            spawn(
+                listing(
                     "pulls.list",
                     state="all",
                     head=f"{self.owner}:{env.branch}",
                     base=following.branch,
                 )
-                for env, following in itertools.pairwise(envs)
-            ),
-            self.pages("pulls.list", state="open"),
-            self.pages("issues.list_for_repo", labels=CHECKLIST_LABEL, state="all"),
-            return_exceptions=True,
-        )
-        for outcome in outcomes:  # the repository check first: its 404 names the repository
-            if isinstance(outcome, BaseException):
-                raise outcome
-        first = outcomes[1:]
-        n = len(envs)
-        commits, deployments = first[:n], first[n : 2 * n]
-        promotions = [*list(first[2 * n : 3 * n - 1]), []]
-        open_pulls_raw, checklists = first[3 * n - 1], first[3 * n]
-        heads = [_effective_head(c) for c in commits]
-        reachable = {
-            env.name: {c["sha"] for c in found} for env, found in zip(envs, commits, strict=True)
-        }
-        second = await asyncio.gather(
-            *(
-                self._head_facts(env, head, deps, pipeline, checklists, reachable)
-                for env, head, deps in zip(envs, heads, deployments, strict=True)
             )
-        )
+            for env, following in itertools.pairwise(envs)
+        ]
+        open_pulls_read = spawn(listing("pulls.list", state="open"))
+        # Wave 2, per environment, each request as soon as what it needs is in.
+        second = [
+            spawn(
+                self._head_facts(
+                    env,
+                    pipeline.after(env.name),
+                    commits[i],
+                    commits[i + 1] if i + 1 < n else None,
+                    deployments[i],
+                    checklists,
+                    listing,
+                )
+            )
+            for i, env in enumerate(envs)
+        ]
+        # Wave 1 is waited for to its end, and its first failure in this order is the one
+        # reported (the repository check first: its 404 names the repository).
+        first: list[asyncio.Future[Any]] = [
+            repository, *commits, *deployments, *promotions, open_pulls_read, checklists,
+        ]  # fmt: skip
+        await asyncio.wait(first)
+        errors = [f.exception() for f in first]  # each one asked for: none goes unretrieved
+        failed = next((e for e in errors if e is not None), None)
+        if failed is not None:
+            for task in second:
+                task.cancel()
+            await asyncio.gather(*second, return_exceptions=True)
+            raise failed
+        extras = await asyncio.gather(*second)
         branches = {env.branch for env in envs}
         facts = []
-        for env, (head, raw_head), deps, promos, extra in zip(
-            envs, heads, deployments, promotions, second, strict=True
-        ):
+        for i, (env, extra) in enumerate(zip(envs, extras, strict=True)):
+            head, raw_head = _effective_head(commits[i].result())
+            promos = promotions[i].result() if i < n - 1 else []
             facts.append(
                 EnvFacts(
                     name=env.name,
@@ -385,7 +434,8 @@ class GitHub:
                     branch_head=raw_head,
                     merged_pull=extra["merged_pull"],
                     deployments=tuple(
-                        _deployment(d, extra["deployment_statuses"].get(d["id"], ())) for d in deps
+                        _deployment(d, extra["deployment_statuses"].get(d["id"], ()))
+                        for d in deployments[i].result()
                     ),
                     statuses=extra["statuses"],
                     runs=extra["runs"],
@@ -396,7 +446,9 @@ class GitHub:
                     change_authors=extra["change_authors"],
                 )
             )
-        open_pulls = tuple(_pull(p) for p in open_pulls_raw if p["base"]["ref"] in branches)
+        open_pulls = tuple(
+            _pull(p) for p in open_pulls_read.result() if p["base"]["ref"] in branches
+        )
         return tuple(facts), open_pulls
 
     async def _check_repository(self) -> None:
@@ -415,46 +467,62 @@ class GitHub:
     async def _head_facts(
         self,
         env: Any,
-        head: tuple[str | None, str | None],
-        deployments: list[dict[str, Any]],
-        pipeline: Pipeline,
-        checklists: list[dict[str, Any]],
-        reachable: Mapping[str, set[str]],
+        following: Any,
+        commits: Awaitable[list[dict[str, Any]]],
+        following_commits: Awaitable[list[dict[str, Any]]] | None,
+        deployments: Awaitable[list[dict[str, Any]]],
+        checklists: Awaitable[list[dict[str, Any]]],
+        listing: Callable[..., Awaitable[list[Any]]],
     ) -> dict[str, Any]:
-        sha, _ = head
+        """One environment's wave 2. Each request waits only for the wave-1 answers it needs:
+        the head (statuses, runs, checks, PRs), the deployments (their statuses), the next
+        branch's commits (compare), the checklist issues (approval comments)."""
+        sha, _ = _effective_head(await commits)
         empty: dict[str, Any] = {
             "merged_pull": None, "statuses": (), "runs": (), "checks": (), "deployment_statuses": {},
             "next_contains_head": None, "approvals": (), "change_authors": (),
         }  # fmt: skip
         if sha is None:
             return empty
-        records = [d for d in deployments if _payload(d).get("rollback_of") == sha]
-        # A rollback's state follows the deploy it set off: deployments of its target after it.
-        follows = {d["sha"]: d["id"] for d in sorted(records, key=lambda d: -d["id"])}
-        wanted = [
-            d
-            for d in deployments
-            if d["sha"] == sha or d in records or d["id"] > follows.get(d["sha"], d["id"])
-        ]
-        following = pipeline.after(env.name)
-        key = f"{env.name}@{sha}"
-        checklist = next((i for i in checklists if _key_of(i) == key), None)
-        jobs: list[Awaitable[Any]] = [
-            self.pages("repos.list_commit_statuses_for_ref", ref=sha),
-            self.pages("actions.list_workflow_runs_for_repo", "workflow_runs", head_sha=sha),
-            self.pages("checks.list_for_ref", "check_runs", ref=sha),
-            self.pages("repos.list_pull_requests_associated_with_commit", commit_sha=sha),
-            self._contains(following.branch, sha, reachable.get(following.name, set()))
-            if following
-            else _none(),
-            self.pages("issues.list_comments", issue_number=checklist["number"])
-            if checklist
-            else _empty(),
-            *(self.pages("repos.list_deployment_statuses", deployment_id=d["id"]) for d in wanted),
-        ]
-        statuses, runs, checks, pulls, contains, comments, *dep_statuses = await asyncio.gather(
-            *jobs
+
+        async def deployment_statuses() -> dict[Any, list[Any]]:
+            found = await deployments
+            records = [d for d in found if _payload(d).get("rollback_of") == sha]
+            # A rollback's state follows the deploy it set off: deployments of its target after it.
+            follows = {d["sha"]: d["id"] for d in sorted(records, key=lambda d: -d["id"])}
+            wanted = [
+                d
+                for d in found
+                if d["sha"] == sha or d in records or d["id"] > follows.get(d["sha"], d["id"])
+            ]
+            read = await asyncio.gather(
+                *(listing("repos.list_deployment_statuses", deployment_id=d["id"]) for d in wanted)
+            )
+            return {d["id"]: s for d, s in zip(wanted, read, strict=True)}
+
+        async def contains() -> bool | None:
+            if following is None or following_commits is None:
+                return None
+            recent = {c["sha"] for c in await following_commits}
+            return await self._contains(following.branch, sha, recent)
+
+        async def comments() -> list[Any]:
+            key = f"{env.name}@{sha}"
+            checklist = next((i for i in await checklists if _key_of(i) == key), None)
+            if checklist is None:
+                return []
+            return await listing("issues.list_comments", issue_number=checklist["number"])
+
+        reads: list[Any] = await asyncio.gather(
+            listing("repos.list_commit_statuses_for_ref", ref=sha),
+            listing("actions.list_workflow_runs_for_repo", "workflow_runs", head_sha=sha),
+            listing("checks.list_for_ref", "check_runs", ref=sha),
+            listing("repos.list_pull_requests_associated_with_commit", commit_sha=sha),
+            deployment_statuses(),
+            contains(),
+            comments(),
         )
+        statuses, runs, checks, pulls, by_deployment, contained, decisions = reads
         merged = [p for p in pulls if p["base"]["ref"] == env.branch and p.get("merged_at")]
         merged_pull = _pull(max(merged, key=lambda p: p["merged_at"])) if merged else None
         authors: tuple[str, ...] = ()
@@ -466,9 +534,9 @@ class GitHub:
             "statuses": tuple(_status(s) for s in statuses),
             "runs": tuple(_run(r) for r in runs),
             "checks": tuple(_check(c) for c in checks),
-            "deployment_statuses": {d["id"]: s for d, s in zip(wanted, dep_statuses, strict=True)},
-            "next_contains_head": contains,
-            "approvals": tuple(a for c in comments for a in _decisions(c)),
+            "deployment_statuses": by_deployment,
+            "next_contains_head": contained,
+            "approvals": tuple(a for c in decisions for a in _decisions(c)),
             "change_authors": authors,
         }
 
