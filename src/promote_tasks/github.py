@@ -373,16 +373,24 @@ class GitHub:
         def listing(operation: str, key: str | None = None, **params: Any) -> Awaitable[list[Any]]:
             return self._shared(memo, operation, key, 10, params, forget=False)
 
-        spawn = asyncio.ensure_future
+        async def launch(read: Awaitable[T]) -> asyncio.Future[T]:
+            """Start one read and give the loop a turn: the request goes on the wire now, not
+            after every other request of the wave has been prepared (~1 ms of CPU each)."""
+            task = asyncio.ensure_future(read)
+            await asyncio.sleep(0)
+            return task
+
         # Wave 1, what wave 2 waits for first: heads, deployments, checklists.
-        commits = [spawn(self._commits(env.branch)) for env in envs]
+        commits = [await launch(self._commits(env.branch)) for env in envs]
         deployments = [
-            spawn(listing("repos.list_deployments", environment=env.name)) for env in envs
+            await launch(listing("repos.list_deployments", environment=env.name)) for env in envs
         ]
-        checklists = spawn(listing("issues.list_for_repo", labels=CHECKLIST_LABEL, state="all"))
-        repository = spawn(self._check_repository())  # it only names a 404 clearly
+        checklists = await launch(
+            listing("issues.list_for_repo", labels=CHECKLIST_LABEL, state="all")
+        )
+        repository = await launch(self._check_repository())  # it only names a 404 clearly
         promotions = [
-            spawn(
+            await launch(
                 listing(
                     "pulls.list",
                     state="all",
@@ -392,10 +400,10 @@ class GitHub:
             )
             for env, following in itertools.pairwise(envs)
         ]
-        open_pulls_read = spawn(listing("pulls.list", state="open"))
+        open_pulls_read = await launch(listing("pulls.list", state="open"))
         # Wave 2, per environment, each request as soon as what it needs is in.
         second = [
-            spawn(
+            asyncio.ensure_future(
                 self._head_facts(
                     env,
                     pipeline.after(env.name),
