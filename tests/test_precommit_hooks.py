@@ -207,6 +207,34 @@ def test_try_repo_refuses_a_push_to_test_naming_the_pr_route(hooks, tmp_path):
     assert "promotion PR `dev → test`" in done.output
 
 
+def test_try_repo_lets_a_feature_push_through(hooks, tmp_path):
+    repo = new_repo(hooks, tmp_path / "shop", "feature/x")
+    done = hooks.run(
+        repo,
+        "try-repo", "--color", "never", str(hooks.repo), "promote-guard",
+        *push_args("refs/heads/feature/x"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.output
+    assert done.status(hooks.names["promote-guard"]) == "Passed"
+
+
+def test_try_repo_refuses_a_commit_on_dev_and_a_bad_plan_file(hooks, tmp_path):
+    """Every pre-commit stage hook of the repository at once, as a commit on ``dev`` runs them."""
+    repo = new_repo(hooks, tmp_path / "shop")
+    plan = repo / "plans" / "doing" / "add-greeting.md"
+    plan.parent.mkdir(parents=True)
+    plan.write_text("---\nid: add-greeting\ntitle: Add a greeting\n---\n")
+    hooks.git(repo, "add", "plans")
+    done = hooks.run(
+        repo, "try-repo", "--color", "never", str(hooks.repo), "--hook-stage", "pre-commit"
+    )
+    assert done.returncode == 1, done.output
+    assert done.status(hooks.names["promote-no-env-commit"]) == "Failed"
+    assert done.status(hooks.names["promote-plan-lint"]) == "Failed"
+    assert "a commit on `dev`, the branch of environment `dev`" in done.output
+    assert "plans/doing/add-greeting.md: missing required key 'priority'" in done.output
+
+
 @pytest.mark.parametrize(
     ("remote_branch", "route"),
     [
