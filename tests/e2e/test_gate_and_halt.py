@@ -13,6 +13,8 @@ import pytest
 
 from promote_tasks.hooks import halt
 from promote_tasks.model import PipelineState
+from promote_tasks.model import State
+from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import Step
 from tests.e2e.conftest import config
@@ -167,6 +169,41 @@ def test_a_promotion_pr_is_gated_as_it_opens(make_driver: MakeDriver) -> None:
     assert status is not None
     assert (status["state"], status["description"]) == ("success", "ready to merge (plan add-greeting)")  # fmt: skip
     assert not driver.next().writes, "the next run finds the gate written"
+
+
+# -- with promote/gate a required check (as the README advises) ---------------------------------
+
+REQUIRED = ("promote/gate",)
+
+
+def test_with_the_gate_required_a_plan_still_travels_to_complete(make_driver: MakeDriver) -> None:
+    driver = make_driver(Scenario(merge_bot=True, required_checks=REQUIRED))
+    state = drive_until(
+        driver,
+        lambda s: (s.env("main").plan, s.env("main").state) == ("add-greeting", State.COMPLETE),
+        limit=60,
+    )
+    assert [e.state for e in state.environments] == [State.PROMOTED, State.PROMOTED, State.COMPLETE]
+    merged = [p for p in driver.api.get("/pulls?state=all&per_page=100") if p["merged_at"]]
+    assert sorted((p["head"]["ref"], p["base"]["ref"]) for p in merged) == [
+        ("dev", "test"),
+        ("feature/add-greeting", "dev"),
+        ("test", "main"),
+    ]
+    for pull in merged:  # each merged only once its gate said success
+        latest = gate(driver.api, pull["head"]["sha"])
+        assert latest is not None
+        assert latest["state"] == "success"
+
+
+def test_with_the_gate_required_a_revert_rollback_still_merges(make_driver: MakeDriver) -> None:
+    scenario = failing("test", "deploy", required_checks=REQUIRED)
+    driver = make_driver(scenario, config(extra='rollback = "revert"\n'))
+    state = drive_until(driver, filed("test"))
+    assert state.env("test").restores is not None, "rolled back by the merged revert PR"
+    every = driver.api.get("/pulls?state=all&per_page=100")
+    (revert,) = [p for p in every if p["head"]["ref"].startswith("promote/revert-")]
+    assert revert["merged_at"] is not None
 
 
 # -- promote-halt ----------------------------------------------------------------------------

@@ -391,6 +391,39 @@ def test_merge_bot_merges_unless_the_gate_fails(make_sandbox: Callable[..., Sand
     assert deployments(gh, "dev")[0]["sha"] == head(gh, "dev")
 
 
+def test_required_checks_hold_a_merge_until_they_succeed(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox(scenario=Scenario(required_checks=("promote/gate",)))
+    gh = Client(sandbox, sandbox.author_token)
+    feature = head(gh, "feature/add-greeting")
+    refused = gh.repo("PUT", "/pulls/1/merge", {})
+    assert (refused.status, refused.json["message"]) == (
+        405,
+        'Required status check "promote/gate" is expected.',
+    )
+    gh.repo("POST", f"/statuses/{feature}", {"state": "failure", "context": "promote/gate"})
+    refused = gh.repo("PUT", "/pulls/1/merge", {})
+    assert (refused.status, refused.json["message"]) == (
+        405,
+        'Required status check "promote/gate" is failure.',
+    )
+    assert head(gh, "dev") != feature
+    gh.repo("POST", f"/statuses/{feature}", {"state": "success", "context": "Promote/Gate"})
+    assert gh.repo("PUT", "/pulls/1/merge", {}).status == 200
+
+
+def test_the_merge_bot_minds_required_checks(make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox(scenario=Scenario(merge_bot=True, required_checks=("promote/gate",)))
+    gh = Client(sandbox, sandbox.author_token)
+    sandbox.settle()
+    assert gh.repo("GET", "/pulls/1").json["state"] == "open", "no gate yet: it waits"
+    feature = head(gh, "feature/add-greeting")
+    gh.repo("POST", f"/statuses/{feature}", {"state": "success", "context": "promote/gate"})
+    sandbox.settle()
+    assert gh.repo("GET", "/pulls/1").json["merged"]
+
+
 @pytest.mark.parametrize("method", ["squash", "rebase"])
 def test_merge_bot_uses_the_scenario_method(
     make_sandbox: Callable[..., Sandbox], method: str

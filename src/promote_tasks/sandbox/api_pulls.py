@@ -271,6 +271,9 @@ class PullsApi(Base):
         expected = self.text(req, "sha", "PullRequest")
         if expected is not None and expected != pull.head_sha:
             raise ApiError(409, "Head branch was modified. Review and try the merge again.")
+        unmet = self.store.unmet_check(issue)
+        if unmet is not None:
+            raise ApiError(405, unmet)
         try:
             new = self.store.merge_pull(
                 issue,

@@ -606,12 +606,7 @@ class CI:
     # -- merge bot ---------------------------------------------------------------------------
 
     def _gate_failing(self, sha: str) -> bool:
-        gates = [
-            s
-            for s in self.store.statuses.values()
-            if s.sha == sha and s.context.lower() == "promote/gate"
-        ]
-        latest = max(gates, key=lambda s: s.id, default=None)
+        latest = self.store.latest_status(sha, "promote/gate")
         return latest is not None and latest.state in ("failure", "error")
 
     def _bot_candidates(self) -> list[Issue]:
@@ -622,7 +617,7 @@ class CI:
                 continue
             if pull.base_ref not in self.scenario.environments:
                 continue
-            if self._gate_failing(pull.head_sha):
+            if self._gate_failing(pull.head_sha) or self.store.unmet_check(issue):
                 continue
             if (issue.number, pull.head_sha, pull.base_sha) in self.bot_failed:
                 continue

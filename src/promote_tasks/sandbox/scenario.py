@@ -71,6 +71,9 @@ class Scenario:
     plan_id: str = "add-greeting"
     environments: tuple[str, ...] = ("dev", "test", "main")
     required_reviewers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Commit status contexts a PR into an environment branch needs at `success` on its head
+    # before it merges (a ruleset's "Require status checks to pass"), e.g. ["promote/gate"].
+    required_checks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         logins = [u.login for u in self.users]
@@ -141,6 +144,7 @@ class Scenario:
             "plan_id": self.plan_id,
             "environments": list(self.environments),
             "required_reviewers": {k: list(v) for k, v in self.required_reviewers.items()},
+            "required_checks": list(self.required_checks),
         }
 
     @classmethod
@@ -160,6 +164,7 @@ class Scenario:
             "plan_id",
             "environments",
             "required_reviewers",
+            "required_checks",
             "description",
         }
         unknown = sorted(set(data) - known)
@@ -190,6 +195,11 @@ class Scenario:
             if not isinstance(raw, dict):
                 raise ScenarioError("scenario: required_reviewers must map env -> [logins]")
             kwargs["required_reviewers"] = {str(k): tuple(v) for k, v in raw.items()}
+        if "required_checks" in data:
+            checks = _list(data, "required_checks")
+            if not all(isinstance(c, str) and c for c in checks):
+                raise ScenarioError("scenario: required_checks must be status context names")
+            kwargs["required_checks"] = tuple(checks)
         return cls(**kwargs)
 
     @classmethod

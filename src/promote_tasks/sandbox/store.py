@@ -564,6 +564,29 @@ class Store:
         self.statuses[status.id] = status
         return status
 
+    def latest_status(self, sha: str, context: str) -> CommitStatus | None:
+        """The newest status of ``context`` on ``sha`` (GitHub compares contexts without case)."""
+        mine = [
+            s
+            for s in self.statuses.values()
+            if s.sha == sha and s.context.lower() == context.lower()
+        ]
+        return max(mine, key=lambda s: s.id, default=None)
+
+    def unmet_check(self, issue: Issue) -> str | None:
+        """A required status check (scenario ``required_checks``) that is not ``success`` on a PR
+        into an environment branch, with GitHub's words for it; None when the PR may merge."""
+        pull = issue.pull
+        if pull is None or pull.base_ref not in self.scenario.environments:
+            return None
+        for context in self.scenario.required_checks:
+            latest = self.latest_status(pull.head_sha, context)
+            if latest is None or latest.state == "pending":
+                return f'Required status check "{context}" is expected.'
+            if latest.state != "success":
+                return f'Required status check "{context}" is {latest.state}.'
+        return None
+
     def ensure_environment(self, name: str) -> Environment:
         env = self.environments.get(name)
         if env is None:
