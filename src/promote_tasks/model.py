@@ -19,6 +19,23 @@ from typing import TypeVar
 
 from promote_tasks.errors import SnapshotError
 
+
+class _Named(typing.Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def _named(items: tuple[N, ...], name: str, missing: str) -> N:
+    """The item called ``name``; a SnapshotError saying ``missing`` when there is none."""
+    found = next((item for item in items if item.name == name), None)
+    if found is None:
+        raise SnapshotError(missing)
+    return found
+
+
 SNAPSHOT_FORMAT = 1
 
 #: Deployment states that mean "finished"; anything else (``waiting``, or a state GitHub
@@ -206,10 +223,7 @@ class Snapshot:
     format: int = SNAPSHOT_FORMAT
 
     def env(self, name: str) -> EnvFacts:
-        for facts in self.environments:
-            if facts.name == name:
-                return facts
-        raise SnapshotError(f"snapshot has no facts for environment {name!r}")
+        return _named(self.environments, name, f"snapshot has no facts for environment {name!r}")
 
 
 # -- configuration shapes the core needs --------------------------------------------------
@@ -248,10 +262,8 @@ class Pipeline:
         return tuple(e.name for e in self.environments)
 
     def get(self, name: str) -> Environment:
-        for env in self.environments:
-            if env.name == name:
-                return env
-        raise SnapshotError(f"unknown environment {name!r} (known: {', '.join(self.names)})")
+        known = ", ".join(self.names)
+        return _named(self.environments, name, f"unknown environment {name!r} (known: {known})")
 
     def after(self, name: str) -> Environment | None:
         envs = self.environments
@@ -322,10 +334,7 @@ class PipelineState:
     active_plan: str | None  # the one plan allowed to move
 
     def env(self, name: str) -> EnvState:
-        for state in self.environments:
-            if state.name == name:
-                return state
-        raise SnapshotError(f"unknown environment {name!r}")
+        return _named(self.environments, name, f"unknown environment {name!r}")
 
 
 # -- what to do next -------------------------------------------------------------------------
