@@ -18,6 +18,7 @@ import pluggy
 from promote_tasks import failures
 from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
+from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
 from promote_tasks.git import remote_repository
 from promote_tasks.github import Connection
@@ -52,14 +53,25 @@ class Run:
     registry: Registry
     pipeline: Pipeline
     environ: Mapping[str, str] | None = None
+    client_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     _github: GitHub | None = None
 
     @classmethod
-    def load(cls, start: Path | None = None, environ: Mapping[str, str] | None = None) -> Run:
-        settings = load_settings(start)
+    def load(
+        cls,
+        start: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        settings: Settings | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Settings (read from ``start`` unless given), plugins and the pipeline; GitHub is
+        connected on first use, with ``client_options`` for :class:`GitHub` (timeout, attempts)."""
+        settings = settings or load_settings(start)
         pm = make_plugin_manager(plugins_dir=settings.plugins_path())
         registry = collect(pm, settings)
-        return cls(settings, pm, registry, pipeline_from(registry, settings), environ)
+        pipeline = pipeline_from(registry, settings)
+        return cls(settings, pm, registry, pipeline, environ, dict(client_options or {}))
 
     @property
     def github(self) -> GitHub:
@@ -68,7 +80,8 @@ class Run:
             self._github = GitHub(
                 Connection.from_environment(
                     self.settings.repository, self.environ, origin=lambda: remote_repository(root)
-                )
+                ),
+                **self.client_options,
             )
         return self._github
 
@@ -82,14 +95,21 @@ class Run:
         """Facts from GitHub, with fresh verdicts for every instance being validated."""
         return self.with_verdicts(self.facts())
 
-    def facts(self) -> Snapshot:
-        """Facts from GitHub alone: no validator is asked (what the gate needs)."""
+    def facts(self, timeout: float | None = None) -> Snapshot:
+        """Facts from GitHub alone: no validator is asked (what the gate needs). With
+        ``timeout``, the whole read is bounded: a ``GitHubError`` when it takes longer."""
         github = self.github
-        return github.run(
-            github.read_snapshot(
+
+        async def read() -> Snapshot:
+            facts = github.read_snapshot(
                 self.pipeline, lambda: self.plan_store.plans(self.settings, github)
             )
-        )
+            return await (facts if timeout is None else asyncio.wait_for(facts, timeout))
+
+        try:
+            return github.run(read())
+        except TimeoutError:
+            raise GitHubError(f"GitHub did not answer within {timeout:g} s") from None
 
     def with_verdicts(self, snapshot: Snapshot) -> Snapshot:
         state = derive(snapshot, self.pipeline)

@@ -7,7 +7,6 @@ push through, or refuses it with ``offline = "refuse"`` in ``[hooks]`` (or ``--o
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import TextIO
@@ -21,7 +20,7 @@ from promote_tasks.hooks import parser
 from promote_tasks.hooks import say
 from promote_tasks.hooks import start_push_hook
 from promote_tasks.machine import FEATURE_PREFIX
-from promote_tasks.model import Snapshot
+from promote_tasks.machine import derive
 
 HOOK = "promote-halt"
 
@@ -32,27 +31,11 @@ def halted_by(settings: Settings, environ: Mapping[str, str], timeout: float) ->
     One snapshot read (one attempt per request, the whole read bounded by ``timeout``); a
     ``PromoteError`` when GitHub cannot be asked or does not answer in time.
     """
-    from promote_tasks.git import remote_repository
-    from promote_tasks.github import Connection
-    from promote_tasks.github import GitHub
-    from promote_tasks.machine import derive
-    from promote_tasks.shell import Run
+    from promote_tasks.shell import Run  # pluggy and ghapi: only when GitHub is asked
 
-    run = Run.load(settings.root, environ)
-    root = run.settings.root
-    connection = Connection.from_environment(
-        run.settings.repository, environ, origin=lambda: remote_repository(root)
-    )
-    github = GitHub(connection, timeout=timeout, attempts=1)
-
-    async def read() -> Snapshot:
-        plans = lambda: run.plan_store.plans(run.settings, github)  # noqa: E731
-        return await asyncio.wait_for(github.read_snapshot(run.pipeline, plans), timeout)
-
-    try:
-        snapshot = github.run(read())
-    except TimeoutError:
-        raise PromoteError(f"GitHub did not answer within {timeout:g} s") from None
+    options = {"timeout": timeout, "attempts": 1}
+    run = Run.load(environ=environ, settings=settings, client_options=options)
+    snapshot = run.facts(timeout=timeout)
     state = derive(snapshot, run.pipeline)
     if not state.halted:
         return None
