@@ -265,6 +265,16 @@ def test_a_bad_plan_is_refused_naming_the_file_and_the_problem(
     assert "  id: <the file name without .md>" in err, "it says what a plan file looks like"
 
 
+def test_a_plan_file_that_is_not_text_is_named(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = repo / "plans" / "doing" / "add-greeting.md"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"---\nid: \xff\xfe\n---\n")
+    assert plan_lint.main(["plans/doing/add-greeting.md"]) == 1
+    assert "\n  plans/doing/add-greeting.md: not UTF-8 text\n" in capsys.readouterr().err
+
+
 def test_a_plan_lives_in_one_place_and_its_parent_may_be_anywhere(repo: Path) -> None:
     epic = plan(repo, "plans/done/epic.md", GOOD.replace("add-greeting", "epic"))
     child = plan(repo, "plans/doing/add-greeting.md", GOOD.replace("priority: 2", "priority: 2\nparent: epic"))  # fmt: skip

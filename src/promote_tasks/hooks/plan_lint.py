@@ -51,8 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         try:
             plan_file = parse_plan(Path(name).read_text(encoding="utf-8"), str(path))
-        except (ConfigError, UnicodeDecodeError) as error:
+        except ConfigError as error:
             problems.append(str(error))
+            continue
+        except UnicodeDecodeError:
+            problems.append(f"{path}: not UTF-8 text")
             continue
         if plan_file.plan.id != path.stem:
             problems.append(
