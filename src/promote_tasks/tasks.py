@@ -394,8 +394,8 @@ def gate(c: Context, pr: str | None = None, json_: bool = False) -> None:
 
 def _gateable(run: Run, facts: Snapshot, number: int) -> None:
     """PR ``number`` is open and targets an environment branch; else a one-line error."""
-    if any(p.number == number for p in facts.open_pulls):
-        found = next(p for p in facts.open_pulls if p.number == number)
+    found = next((p for p in facts.open_pulls if p.number == number), None)
+    if found is not None:
         base = found.base_ref
     else:
         github = run.github

@@ -122,6 +122,10 @@ def test_gate_refuses_what_it_cannot_gate_in_one_line(
         f"pull request #{docs['number']} targets 'docs', not an environment branch "
         "(dev, test, main): the gate does not apply"
     )
+    (merged,) = [p for p in api.pulls() if p["merged_at"] and p["base"]["ref"] == "dev"]
+    assert one_line_error(driver, "gate", "--pr", str(merged["number"])) == (
+        f"pull request #{merged['number']} is merged: only open PRs are gated"
+    )
     api.call("PATCH", f"{api.repo_path}/pulls/{other['number']}", {"state": "closed"})
     assert one_line_error(driver, "gate", "--pr", str(other["number"])) == (
         f"pull request #{other['number']} is closed: only open PRs are gated"
@@ -242,6 +246,21 @@ def test_halt_refuses_other_work_naming_the_fix_plan_and_writes_nothing(
     assert halt.main([], push_of(driver, f"feature/{fix}")) == 0
     assert capsys.readouterr().err == ""
     assert driver.api.writes() == before
+
+
+def test_halt_refuses_everything_while_a_failure_has_no_fix_plan_yet(
+    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    driver = make_driver(failing("dev", "deploy"), config())
+    step_until(driver, "R3")  # failed; R9 (rollback, fix plan) is the next run's work
+    assert driver.state().halted
+    assert driver.state().fix_plan is None
+    monkeypatch.chdir(driver.clone)
+    assert halt.main([], push_of(driver, "feature/anything")) == 1
+    assert capsys.readouterr().err == (
+        "promote-halt: refused: work is halted: a failure has no fix plan filed yet.\n"
+        "  `promote next` rolls back and files it; `promote status` shows the failure.\n"
+    )
 
 
 def test_halt_lets_work_through_when_nothing_is_halted(
