@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from promote_tasks.cli import main
+from tests import console
 
 ROOT = Path(__file__).parent.parent
 EXAMPLE = ROOT / "examples" / "snapshot.json"
@@ -20,17 +20,7 @@ EXAMPLE = ROOT / "examples" / "snapshot.json"
 def promote(
     *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    script = shutil.which("promote", path=str(Path(sys.executable).parent))
-    assert script, "the promote console script is installed"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))}
-    return subprocess.run(
-        [script, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**clean, **(env or {})},
-    )
+    return console.promote(*args, cwd=cwd, env=env)
 
 
 def test_help_lists_the_tasks():
@@ -168,9 +158,8 @@ def test_save_snapshot_to_an_unwritable_place_is_one_line(tmp_path):
 
 
 def test_promote_sandbox_serve_prints_the_environment_then_ready(tmp_path):
-    script = shutil.which("promote", path=str(Path(sys.executable).parent))
     process = subprocess.Popen(
-        [script, "sandbox", "serve", "--port", "0", "--dir", str(tmp_path / "sb")],
+        [console.SCRIPT, "sandbox", "serve", "--port", "0", "--dir", str(tmp_path / "sb")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+from tests.console import promote
 
 
 def test_promote_demo_runs_the_journey_with_a_failure_and_rollback_from_any_directory(tmp_path):
-    script = shutil.which("promote", path=str(Path(sys.executable).parent))
-    assert script
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))}
-    result = subprocess.run(
-        [script, "demo"], cwd=tmp_path, capture_output=True, text=True, env=clean, timeout=300
-    )
+    result = promote("demo", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     journey = (

@@ -4,21 +4,20 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
-PROMOTE = shutil.which("promote", path=str(Path(sys.executable).parent))
+from tests import console
+from tests.console import GITHUB_KEYS
+from tests.console import SCRIPT
 
 
 def test_a_loop_of_promote_next_against_promote_sandbox_serve_reaches_complete(tmp_path):
     scenario = tmp_path / "scenario.json"
     scenario.write_text(json.dumps({"merge_bot": True}))
     server = subprocess.Popen(
-        [PROMOTE, "sandbox", "serve", "--port", "0", "--dir", str(tmp_path / "sb"), "--scenario", str(scenario), "--step-ms", "20"],
+        [SCRIPT, "sandbox", "serve", "--port", "0", "--dir", str(tmp_path / "sb"), "--scenario", str(scenario), "--step-ms", "20"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -31,22 +30,11 @@ def test_a_loop_of_promote_next_against_promote_sandbox_serve_reaches_complete(t
         clone = Path(env["PROMOTE_CLONE"])
         with (clone / "promote.toml").open("a") as f:
             f.write("\n[validators.monitor]\nsoak_seconds = 1\n")
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))}
-        author = {
-            **base,
-            **{k: env[k] for k in ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_TOKEN")},
-        }
+        author = {k: env[k] for k in GITHUB_KEYS}
         reviewer = {**author, "GITHUB_TOKEN": env["PROMOTE_REVIEWER_TOKEN"]}
 
         def promote(environ, *args):
-            return subprocess.run(
-                [PROMOTE, *args],
-                cwd=clone,
-                env=environ,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            return console.promote(*args, cwd=clone, env=environ)
 
         approved = False
         for _ in range(150):

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 from promote_tasks.sandbox import FailRule
 from promote_tasks.sandbox import Scenario
-
-PROMOTE = shutil.which("promote", path=str(Path(sys.executable).parent))
+from tests.console import GITHUB_KEYS
+from tests.console import promote
 
 
 def run(sandbox, *args, token=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))}
-    env.update(
-        {k: sandbox.env()[k] for k in ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_TOKEN")}
-    )
+    env = {k: sandbox.env()[k] for k in GITHUB_KEYS}
     if token:
         env["GITHUB_TOKEN"] = token
-    return subprocess.run(
-        [PROMOTE, *args],
-        cwd=sandbox.clone_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return promote(*args, cwd=sandbox.clone_path, env=env, timeout=300)
 
 
 def test_watch_stops_for_the_reviewer_then_runs_to_rest(make_sandbox):

@@ -5,16 +5,15 @@ only by the environment a CI job would have (``GITHUB_API_URL``, ``GITHUB_REPOSI
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import console
+from tests.console import GITHUB_KEYS
 from tests.e2e.conftest import Driver
 
 STATUS_KEYS = {"repository", "halted", "fix_plan", "active_plan", "environments"}
@@ -24,24 +23,9 @@ NEXT_KEYS = {"transition", "environment", "from", "to", "did", "waiting_for"}
 
 
 def promote(driver: Driver, summary: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    script = shutil.which("promote", path=str(Path(sys.executable).parent))
-    assert script is not None, "the promote console script is installed next to python"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))}
-    environ |= {
-        "GITHUB_API_URL": driver.environ["GITHUB_API_URL"],
-        "GITHUB_REPOSITORY": driver.environ["GITHUB_REPOSITORY"],
-        "GITHUB_TOKEN": driver.environ["GITHUB_TOKEN"],
-        "GITHUB_STEP_SUMMARY": str(summary),
-    }
-    return subprocess.run(
-        [script, *args],
-        cwd=driver.clone,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    environ = {k: driver.environ[k] for k in GITHUB_KEYS}
+    environ["GITHUB_STEP_SUMMARY"] = str(summary)
+    return console.promote(*args, cwd=driver.clone, env=environ, timeout=60)
 
 
 def ok_json(result: subprocess.CompletedProcess[str]) -> Any:
