@@ -195,27 +195,25 @@ def test_the_manifest_validates(env, tmp_path):
     assert pre_commit(tmp_path, env, "validate-manifest", str(broken)).returncode == 1
 
 
-def test_try_repo_refuses_a_push_to_test_naming_the_pr_route(hooks, tmp_path):
+@pytest.mark.parametrize(
+    ("branch", "code", "result", "said"),
+    [
+        ("test", 1, "Failed", "promotion PR `dev → test`"),
+        ("feature/x", 0, "Passed", ""),
+    ],
+)
+def test_try_repo_refuses_a_push_to_test_and_lets_a_feature_push_through(
+    hooks, tmp_path, branch, code, result, said
+):
     repo = new_repo(hooks, tmp_path / "shop")
     done = hooks.run(
         repo,
         "try-repo", "--color", "never", str(hooks.repo), "promote-guard",
-        *push_args("refs/heads/test"),
+        *push_args(f"refs/heads/{branch}"),
     )  # fmt: skip
-    assert done.returncode == 1, done.output
-    assert done.status(hooks.names["promote-guard"]) == "Failed"
-    assert "promotion PR `dev → test`" in done.output
-
-
-def test_try_repo_lets_a_feature_push_through(hooks, tmp_path):
-    repo = new_repo(hooks, tmp_path / "shop", "feature/x")
-    done = hooks.run(
-        repo,
-        "try-repo", "--color", "never", str(hooks.repo), "promote-guard",
-        *push_args("refs/heads/feature/x"),
-    )  # fmt: skip
-    assert done.returncode == 0, done.output
-    assert done.status(hooks.names["promote-guard"]) == "Passed"
+    assert done.returncode == code, done.output
+    assert done.status(hooks.names["promote-guard"]) == result
+    assert said in done.output
 
 
 def test_try_repo_refuses_a_commit_on_dev_and_a_bad_plan_file(hooks, tmp_path):
