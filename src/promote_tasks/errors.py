@@ -25,7 +25,3 @@ class GitHubError(PromoteError):
 
 class GitError(PromoteError):
     """The local git repository cannot answer the question asked of it."""
-
-
-class TransitionNotAllowed(PromoteError):
-    """A person asked for something the machine does not allow in this state."""
