@@ -22,6 +22,8 @@ from promote_tasks.sandbox.server import Router
 from promote_tasks.sandbox.server import invalid
 from promote_tasks.sandbox.server import not_found
 from promote_tasks.sandbox.server import paginate
+from promote_tasks.sandbox.shapes import node_id
+from promote_tasks.sandbox.shapes import wrap_base64
 from promote_tasks.sandbox.store import CommitStatus
 
 STATUS_STATES = ("error", "failure", "pending", "success")
@@ -247,9 +249,6 @@ class RepoApi(Base):
         if full is None:
             raise not_found()
         data = self.store.repo.read_blob(full)
-        from promote_tasks.sandbox.shapes import node_id
-        from promote_tasks.sandbox.shapes import wrap_base64
-
         return Reply(
             200,
             {

@@ -47,7 +47,6 @@ class Base:
         ref = ref.strip()
         if not ref:
             return None
-        candidates = [ref]
         if ref.startswith("refs/"):
             candidates = [ref]
         elif ref.startswith(("heads/", "tags/")):
@@ -66,15 +65,6 @@ class Base:
                 return sha
         return None
 
-    def resolve_or_404(self, ref: str) -> str:
-        sha = self.resolve(ref)
-        if sha is None:
-            raise ApiError(404, f"No commit found for SHA: {ref}")
-        return sha
-
-    def is_branch(self, name: str) -> bool:
-        return self.store.branch_sha(name) is not None
-
     def issue(self, req: Request, name: str = "number") -> Issue:
         try:
             number = int(req.params[name])
@@ -90,10 +80,6 @@ class Base:
         if issue.pull is None:
             raise not_found()
         return issue
-
-    def require_write(self, req: Request) -> None:
-        if not self.store.can_write(req.login):
-            raise ApiError(403, "Resource not accessible by personal access token")
 
     # -- bodies ------------------------------------------------------------------------------
 

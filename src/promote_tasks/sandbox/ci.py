@@ -304,7 +304,7 @@ class CI:
             started_at=now,
             title="Monitors green",
             summary=f"Watching {env} at {sha}.",
-            details_url=f"{self.health_url(env)}",
+            details_url=self.health_url(env),
         )
         store.check_runs[check.id] = check
         self.monitors[check.id] = env
@@ -321,11 +321,9 @@ class CI:
         repo = self.store.repo
         name = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
         head = repo.ref(f"refs/heads/{name}")
-        branch: str | None = name
         if head is None:
             tag = repo.ref(f"refs/tags/{name}")
             head = repo.full_sha(tag, "commit") if tag else None
-            branch = name
         if head is None:
             raise ApiError(422, f"No ref found for: {ref}")
         if inputs is None:
@@ -352,7 +350,7 @@ class CI:
         if wanted:
             hexadecimal = all(c in "0123456789abcdef" for c in wanted)
             target = (repo.full_sha(wanted, "commit") or "") if hexadecimal else ""
-        run = self.start_deploy(env, branch or name, head, target, "workflow_dispatch", actor)
+        run = self.start_deploy(env, name, head, target, "workflow_dispatch", actor)
         run.display_title = f"Deploy {wanted or head} to {env}"
         return run
 

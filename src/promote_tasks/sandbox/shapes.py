@@ -603,14 +603,8 @@ class Shapes:
         repo = self.store.repo
         files = repo.changed_files(repo.merge_base(pull.base_sha, pull.head_sha), pull.head_sha)
         merged = pull.merged_at is not None
-        if merged or issue.state == "closed":
-            mergeable_state = "unknown"
-            mergeable: bool | None = None
-        elif pull.mergeable is None:
-            mergeable_state, mergeable = "unknown", None
-        else:
-            mergeable = pull.mergeable
-            mergeable_state = "clean" if mergeable else "dirty"
+        mergeable = None if merged or issue.state == "closed" else pull.mergeable
+        mergeable_state = "unknown" if mergeable is None else "clean" if mergeable else "dirty"
         data.update(
             {
                 "merged": merged,
@@ -1068,16 +1062,7 @@ class Shapes:
         return item
 
     def file_commit(self, content: JSON | None, info: CommitInfo) -> JSON:
-        commit = self.git_commit(info)
-        commit.pop("verification")
-        commit["verification"] = {
-            "verified": False,
-            "reason": "unsigned",
-            "signature": None,
-            "payload": None,
-            "verified_at": None,
-        }
-        return {"content": content, "commit": commit}
+        return {"content": content, "commit": self.git_commit(info)}
 
 
 def wrap_base64(data: bytes) -> str:
