@@ -719,15 +719,16 @@ class GitHub:
             raise
         if not isinstance(data, dict) or data.get("type") != "file":
             return None
-        return base64.b64decode(data["content"]).decode("utf-8")
+        return _text(data["content"], path)
 
     async def tree(self, ref: str) -> list[dict[str, Any]]:
         data = await self._fresh("git.get_tree", tree_sha=ref, recursive="1")
         return list(data.get("tree", []))
 
-    async def blob(self, sha: str) -> str:
+    async def blob(self, sha: str, path: str) -> str:
+        """The text of blob ``sha``, the file at ``path`` (named if it is not UTF-8)."""
         data = await self.call("git.get_blob", file_sha=sha)  # content-addressed: cache forever
-        return base64.b64decode(data["content"]).decode("utf-8")
+        return _text(data["content"], path)
 
     async def commit_changes(
         self, branch: str, message: str, changes: Mapping[str, str | None]
@@ -953,6 +954,14 @@ async def _empty() -> list[Any]:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _text(content: str, path: str) -> str:
+    """A file's base64 ``content`` as text; a file that is not UTF-8 is named, in one line."""
+    try:
+        return base64.b64decode(content).decode("utf-8")
+    except UnicodeDecodeError:
+        raise PromoteError(f"{path}: not UTF-8 text") from None
 
 
 def _clean(text: str) -> str:

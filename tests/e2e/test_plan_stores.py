@@ -4,6 +4,7 @@ idempotent, and completing a plan completes its parents once all their children 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -137,6 +138,47 @@ def test_files_create_is_idempotent_and_unknown_plans_are_an_error(
     assert store.plans()[fix.id] == fix
     with pytest.raises(PromoteError, match="plan nope has no file under plans/ on dev"):
         store.complete("nope")
+    assert api.writes() == before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"id: x\n", "plans/doing/x.md: plan files start with a '---' front-matter block"),
+        (b"---\nid: x\ntitle: caf\xe9\npriority: 1\n---\n", "plans/doing/x.md: not UTF-8 text"),
+    ],
+    ids=["malformed", "not-utf-8"],
+)
+def test_a_bad_plan_file_is_named_in_one_line(
+    files: tuple[Driver, Store], text: bytes, message: str
+) -> None:
+    driver, store = files
+    api = driver.api
+    blob = api.post(
+        "/git/blobs", {"content": base64.b64encode(text).decode(), "encoding": "base64"}
+    )
+    parent = api.head("dev")
+    tree = api.post(
+        "/git/trees",
+        {
+            "base_tree": api.get(f"/git/commits/{parent}")["tree"]["sha"],
+            "tree": [
+                {"path": "plans/doing/x.md", "mode": "100644", "type": "blob", "sha": blob["sha"]}
+            ],
+        },
+    )
+    commit = api.post(
+        "/git/commits",
+        {"message": f"plans: x\n\n{BOOKKEEPING}\n", "tree": tree["sha"], "parents": [parent]},
+    )
+    assert (
+        api.call("PATCH", f"{api.repo_path}/git/refs/heads/dev", {"sha": commit["sha"]})[0] == 200
+    )
+    before = api.writes()
+    for attempt in (driver.run.snapshot, lambda: store.complete("add-greeting")):
+        with pytest.raises(PromoteError) as raised:
+            attempt()
+        assert str(raised.value) == message
     assert api.writes() == before
 
 

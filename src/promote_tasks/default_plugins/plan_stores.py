@@ -52,7 +52,7 @@ class Files:
         paths = await self._paths(settings, github)
         # Done plans are known by their path alone; only open ones are read (they are few).
         open_ids = [i for i, (path, _) in paths.items() if "/done/" not in path]
-        texts = await asyncio.gather(*(github.blob(paths[i][1]) for i in open_ids))
+        texts = await asyncio.gather(*(github.blob(paths[i][1], paths[i][0]) for i in open_ids))
         read = {i: parse_plan(t, paths[i][0]).plan for i, t in zip(open_ids, texts, strict=True)}
         return tuple(read.get(i) or Plan(i, status="done") for i in sorted(paths))
 
@@ -72,7 +72,7 @@ class Files:
             raise PromoteError(
                 f"plan {plan_id} has no file under {settings.plans_dir}/ on {_branch(settings)}"
             )
-        texts = await asyncio.gather(*(github.blob(sha) for _, sha in paths.values()))
+        texts = await asyncio.gather(*(github.blob(sha, path) for path, sha in paths.values()))
         files = {i: parse_plan(t, paths[i][0]) for i, t in zip(paths, texts, strict=True)}
         moved = completion(tuple(f.plan for f in files.values()), plan_id)
         if not moved:
