@@ -499,22 +499,9 @@ class CI:
 
     def _waiting_status(self, deployment: Deployment) -> None:
         # REST cannot create ``waiting`` (it is not in the create enum) but GitHub Actions does.
-        store = self.store
-        status = DeploymentStatus(
-            id=store.new_id(),
-            deployment_id=deployment.id,
-            state="waiting",
-            creator=BOT_LOGIN,
-            description="",
-            environment=deployment.environment,
-            target_url="",
-            log_url="",
-            environment_url="",
-            created_at=store.now(),
-            by_actions=True,
+        self.store.record_deployment_status(
+            deployment, "waiting", BOT_LOGIN, environment=deployment.environment, by_actions=True
         )
-        store.deployment_statuses[status.id] = status
-        deployment.statuses.append(status.id)
 
     def _log_url(self, run: Run) -> str:
         return f"{self.shapes.html}/actions/runs/{run.id}"

@@ -113,22 +113,11 @@ class Scenario:
 
     def failures(self, env: str, stage: str) -> int | None:
         """How many leading attempts of ``stage`` in ``env`` fail (None: all of them)."""
-        total = 0
-        for rule in self.fail:
-            if rule.env == env and rule.stage == stage:
-                if rule.times is None:
-                    return None
-                total += rule.times
-        return total
+        return _leading(self.fail, env, stage)
 
     def hangs(self, env: str, stage: str) -> int | None:
-        total = 0
-        for rule in self.hang:
-            if rule.env == env and rule.stage == stage:
-                if rule.times is None:
-                    return None
-                total += rule.times
-        return total
+        """How many leading attempts of ``stage`` in ``env`` hang (None: all of them)."""
+        return _leading(self.hang, env, stage)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,6 +198,17 @@ class Scenario:
         except (OSError, json.JSONDecodeError) as exc:
             raise ScenarioError(f"scenario: cannot read {path}: {exc}") from exc
         return cls.from_json(data)
+
+
+def _leading(rules: tuple[FailRule, ...], env: str, stage: str) -> int | None:
+    """The sum of the rules' ``times`` for ``env`` and ``stage``; None when one has no limit."""
+    total = 0
+    for rule in rules:
+        if rule.env == env and rule.stage == stage:
+            if rule.times is None:
+                return None
+            total += rule.times
+    return total
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:

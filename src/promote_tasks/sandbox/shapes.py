@@ -70,16 +70,22 @@ class Shapes:
         return self._user_fields(u)
 
     def _user_fields(self, u: User) -> JSON:
+        bot = u.type != "User"
         b = self.base
-        login = u.login
+        html = f"{b}/apps/github-actions" if bot else f"{b}/{u.login}"
+        return self._account(u.login, u.id, "BOT" if bot else "U", html, u.type)
+
+    def _account(self, login: str, uid: int, prefix: str, html_url: str, kind: str) -> JSON:
+        """GitHub's ``simple-user`` model, for a person, a bot or an organization."""
+        b = self.base
         return {
             "login": login,
-            "id": u.id,
-            "node_id": node_id("U" if u.type == "User" else "BOT", u.id),
-            "avatar_url": f"{b}/avatars/u/{u.id}?v=4",
+            "id": uid,
+            "node_id": node_id(prefix, uid),
+            "avatar_url": f"{b}/avatars/u/{uid}?v=4",
             "gravatar_id": "",
             "url": f"{b}/users/{login}",
-            "html_url": f"{b}/{login}" if u.type == "User" else f"{b}/apps/github-actions",
+            "html_url": html_url,
             "followers_url": f"{b}/users/{login}/followers",
             "following_url": f"{b}/users/{login}/following{{/other_user}}",
             "gists_url": f"{b}/users/{login}/gists{{/gist_id}}",
@@ -89,36 +95,14 @@ class Shapes:
             "repos_url": f"{b}/users/{login}/repos",
             "events_url": f"{b}/users/{login}/events{{/privacy}}",
             "received_events_url": f"{b}/users/{login}/received_events",
-            "type": u.type,
+            "type": kind,
             "user_view_type": "public",
             "site_admin": False,
         }
 
     def owner(self) -> JSON:
-        b = self.base
         login = self.store.owner
-        oid = 4000001
-        return {
-            "login": login,
-            "id": oid,
-            "node_id": node_id("O", oid),
-            "avatar_url": f"{b}/avatars/u/{oid}?v=4",
-            "gravatar_id": "",
-            "url": f"{b}/users/{login}",
-            "html_url": f"{b}/{login}",
-            "followers_url": f"{b}/users/{login}/followers",
-            "following_url": f"{b}/users/{login}/following{{/other_user}}",
-            "gists_url": f"{b}/users/{login}/gists{{/gist_id}}",
-            "starred_url": f"{b}/users/{login}/starred{{/owner}}{{/repo}}",
-            "subscriptions_url": f"{b}/users/{login}/subscriptions",
-            "organizations_url": f"{b}/users/{login}/orgs",
-            "repos_url": f"{b}/users/{login}/repos",
-            "events_url": f"{b}/users/{login}/events{{/privacy}}",
-            "received_events_url": f"{b}/users/{login}/received_events",
-            "type": "Organization",
-            "user_view_type": "public",
-            "site_admin": False,
-        }
+        return self._account(login, 4000001, "O", f"{self.base}/{login}", "Organization")
 
     def private_user(self, login: str) -> JSON:
         u = self.store.users[login]
@@ -199,28 +183,7 @@ class Shapes:
         }
 
     def _github_org(self) -> JSON:
-        b = self.base
-        return {
-            "login": "github",
-            "id": 9919,
-            "node_id": node_id("O", 9919),
-            "avatar_url": f"{b}/avatars/u/9919?v=4",
-            "gravatar_id": "",
-            "url": f"{b}/users/github",
-            "html_url": f"{b}/github",
-            "followers_url": f"{b}/users/github/followers",
-            "following_url": f"{b}/users/github/following{{/other_user}}",
-            "gists_url": f"{b}/users/github/gists{{/gist_id}}",
-            "starred_url": f"{b}/users/github/starred{{/owner}}{{/repo}}",
-            "subscriptions_url": f"{b}/users/github/subscriptions",
-            "organizations_url": f"{b}/users/github/orgs",
-            "repos_url": f"{b}/users/github/repos",
-            "events_url": f"{b}/users/github/events{{/privacy}}",
-            "received_events_url": f"{b}/users/github/received_events",
-            "type": "Organization",
-            "user_view_type": "public",
-            "site_admin": False,
-        }
+        return self._account("github", 9919, "O", f"{self.base}/github", "Organization")
 
     # -- repository --------------------------------------------------------------------------
 
@@ -395,13 +358,7 @@ class Shapes:
                 "tree": {"sha": info.tree, "url": f"{a}/git/trees/{info.tree}"},
                 "url": f"{a}/git/commits/{info.sha}",
                 "comment_count": 0,
-                "verification": {
-                    "verified": False,
-                    "reason": "unsigned",
-                    "signature": None,
-                    "payload": None,
-                    "verified_at": None,
-                },
+                "verification": _unsigned(),
             },
             "url": f"{a}/commits/{info.sha}",
             "html_url": f"{self.html}/commit/{info.sha}",
@@ -452,13 +409,7 @@ class Shapes:
                 {"sha": p, "url": f"{a}/git/commits/{p}", "html_url": f"{self.html}/commit/{p}"}
                 for p in info.parents
             ],
-            "verification": {
-                "verified": False,
-                "reason": "unsigned",
-                "signature": None,
-                "payload": None,
-                "verified_at": None,
-            },
+            "verification": _unsigned(),
         }
 
     def simple_commit(self, info: CommitInfo) -> JSON:
@@ -1063,6 +1014,17 @@ class Shapes:
 
     def file_commit(self, content: JSON | None, info: CommitInfo) -> JSON:
         return {"content": content, "commit": self.git_commit(info)}
+
+
+def _unsigned() -> JSON:
+    """A commit's ``verification``: the sandbox never signs."""
+    return {
+        "verified": False,
+        "reason": "unsigned",
+        "signature": None,
+        "payload": None,
+        "verified_at": None,
+    }
 
 
 def wrap_base64(data: bytes) -> str:

@@ -655,23 +655,17 @@ class Store:
         if env != deployment.environment:
             self.ensure_environment(env)
             deployment.environment = env
-        now = self.now()
-        status = DeploymentStatus(
-            id=self.new_id(),
-            deployment_id=deployment.id,
-            state=state,
-            creator=creator,
-            description=description,
+        status = self.record_deployment_status(
+            deployment,
+            state,
+            creator,
             environment=env,
-            target_url=log_url or target_url,
-            log_url=log_url or target_url,
+            description=description,
+            url=log_url or target_url,
             environment_url=environment_url,
-            created_at=now,
             by_actions=by_actions,
         )
-        self.deployment_statuses[status.id] = status
-        deployment.statuses.append(status.id)
-        deployment.updated_at = now
+        deployment.updated_at = status.created_at
         if state == "success" and auto_inactive:
             self._inactivate_before(deployment, creator, by_actions)
         for listener in self.status_listeners:
@@ -688,23 +682,46 @@ class Store:
             states = [self.deployment_statuses[i].state for i in other.statuses]
             latest = self.latest_deployment_status(other)
             if "success" in states and latest is not None and latest.state != "inactive":
-                now = self.now()
-                inactive = DeploymentStatus(
-                    id=self.new_id(),
-                    deployment_id=other.id,
-                    state="inactive",
-                    creator=creator,
-                    description="",
+                inactive = self.record_deployment_status(
+                    other,
+                    "inactive",
+                    creator,
                     environment=other.environment,
-                    target_url="",
-                    log_url="",
                     environment_url=latest.environment_url,
-                    created_at=now,
                     by_actions=by_actions,
                 )
-                self.deployment_statuses[inactive.id] = inactive
-                other.statuses.append(inactive.id)
-                other.updated_at = now
+                other.updated_at = inactive.created_at
+
+    def record_deployment_status(
+        self,
+        deployment: Deployment,
+        state: str,
+        creator: str,
+        *,
+        environment: str,
+        description: str = "",
+        url: str = "",
+        environment_url: str = "",
+        by_actions: bool = False,
+    ) -> DeploymentStatus:
+        """Append a status to ``deployment`` as it is, telling no listener (``target_url`` and
+        ``log_url`` are one value, as GitHub keeps them)."""
+        status = DeploymentStatus(
+            id=self.new_id(),
+            deployment_id=deployment.id,
+            state=state,
+            creator=creator,
+            description=description,
+            environment=environment,
+            target_url=url,
+            log_url=url,
+            environment_url=environment_url,
+            created_at=self.now(),
+            by_actions=by_actions,
+        )
+        self.deployment_statuses[status.id] = status
+        deployment.statuses.append(status.id)
+        return status
 
 
 class BaseMoved(Exception):
