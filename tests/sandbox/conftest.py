@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,16 @@ from promote_tasks.sandbox import testing
 # The shared fixtures (pytest_plugins is only allowed in the top-level conftest).
 make_sandbox = testing.make_sandbox
 sandbox = testing.sandbox
+
+
+def bare(sandbox: Sandbox, *args: str) -> str:
+    """Run git on the sandbox's bare repository; its output without the trailing newline."""
+    return subprocess.run(
+        ["git", "--git-dir", str(sandbox.bare_path), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @dataclass

@@ -40,6 +40,16 @@ def check_runs(gh: Client, sha: str, name: str) -> list[dict[str, Any]]:
     )
 
 
+def dispatch_deploy(gh: Client, env: str) -> None:
+    """``workflow_dispatch`` of deploy.yml on the environment's own branch."""
+    resp = gh.repo(
+        "POST",
+        "/actions/workflows/deploy.yml/dispatches",
+        {"ref": env, "inputs": {"environment": env}},
+    )
+    assert resp.status == 204, resp.text
+
+
 def health(sandbox: Sandbox, env: str) -> tuple[int, dict[str, Any]]:
     resp = Client(sandbox, None)("GET", f"/_sandbox/health/{env}", token=None)
     return resp.status, resp.json
@@ -236,11 +246,7 @@ def test_smoke_failure_and_health_failure(make_sandbox: Callable[..., Sandbox]) 
     assert health(sandbox, "dev")[0] == 503  # per deployment, not per request
     assert health(sandbox, "test")[0] == 200
     # a second deployment of the same sha is healthy again
-    gh.repo(
-        "POST",
-        "/actions/workflows/deploy.yml/dispatches",
-        {"ref": "dev", "inputs": {"environment": "dev"}},
-    )
+    dispatch_deploy(gh, "dev")
     sandbox.settle()
     assert health(sandbox, "dev")[0] == 200
 
@@ -340,11 +346,7 @@ def test_required_reviewers_hold_the_run_until_approved(
     sandbox = make_sandbox(scenario=Scenario(required_reviewers={"test": ("rita",)}))
     gh = Client(sandbox, sandbox.author_token)
     rita = Client(sandbox, sandbox.reviewer_token)
-    gh.repo(
-        "POST",
-        "/actions/workflows/deploy.yml/dispatches",
-        {"ref": "test", "inputs": {"environment": "test"}},
-    )
+    dispatch_deploy(gh, "test")
     sandbox.settle()
     [run] = runs(gh, event="workflow_dispatch")
     assert run["status"] == "waiting"
@@ -470,11 +472,7 @@ def test_wait_timer_holds_a_run_for_that_many_steps(gh: Client, sandbox: Sandbox
         "type": "wait_timer",
         "wait_timer": 2,
     }
-    gh.repo(
-        "POST",
-        "/actions/workflows/deploy.yml/dispatches",
-        {"ref": "dev", "inputs": {"environment": "dev"}},
-    )
+    dispatch_deploy(gh, "dev")
     sandbox.advance()
     [run] = runs(gh, event="workflow_dispatch")
     assert run["status"] == "waiting"

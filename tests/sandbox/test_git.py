@@ -8,20 +8,12 @@ from pathlib import Path
 
 from promote_tasks.sandbox import Sandbox
 from tests.sandbox.conftest import Client
+from tests.sandbox.conftest import bare
 
 
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def bare(sandbox: Sandbox, *args: str) -> str:
-    return subprocess.run(
-        ["git", "--git-dir", str(sandbox.bare_path), *args],
-        check=True,
-        capture_output=True,
-        text=True,
     ).stdout.strip()
 
 

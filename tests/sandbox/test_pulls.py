@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from promote_tasks.sandbox import Sandbox
 from tests.sandbox.conftest import Client
-
-
-def bare(sandbox: Sandbox, *args: str) -> str:
-    return subprocess.run(
-        ["git", "--git-dir", str(sandbox.bare_path), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+from tests.sandbox.conftest import bare
 
 
 def add_commits(gh: Client, branch: str, base: str, files: dict[str, str]) -> list[str]:

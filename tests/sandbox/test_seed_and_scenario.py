@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,7 @@ def test_bad_scenarios_name_the_key(data: object, words: str) -> None:
         Scenario.from_json(data)
 
 
-def test_custom_names_and_users(make_sandbox: object) -> None:
+def test_custom_names_and_users(make_sandbox: Callable[..., Sandbox]) -> None:
     scenario = Scenario.from_json(
         {
             "owner": "team",
@@ -108,7 +109,6 @@ def test_custom_names_and_users(make_sandbox: object) -> None:
             "reviewer": "rex",
         }
     )
-    assert callable(make_sandbox)
     sandbox = make_sandbox(scenario=scenario)
     assert sandbox.repository == "team/app"
     assert sandbox.author_token == "sbx_dana_fixed"
