@@ -562,7 +562,7 @@ class GitHub:
 
     # -- writes (each looks before it writes) ------------------------------------------------
 
-    async def _write_once(
+    async def write_once(
         self, look: Callable[[], Awaitable[T | None]], write: Callable[[], Awaitable[T]]
     ) -> tuple[T, bool]:
         """Look, write, and after a failure look again; (result, written by this call).
@@ -609,7 +609,7 @@ class GitHub:
                 await self.call("repos.create_commit_status", idempotent=False, sha=sha, **body)
             )
 
-        _, written = await self._write_once(look, write)
+        _, written = await self.write_once(look, write)
         return (
             f"{context} = {state} on {sha[:7]}"
             if written
@@ -641,7 +641,7 @@ class GitHub:
                 )
             )
 
-        pull, created = await self._write_once(look, write)
+        pull, created = await self.write_once(look, write)
         return pull["number"], pull["html_url"], created
 
     async def dispatch(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> str:
@@ -678,7 +678,7 @@ class GitHub:
                 )
             )
 
-        issue, created = await self._write_once(look, write)
+        issue, created = await self.write_once(look, write)
         return issue["number"], issue["html_url"], created
 
     async def comment(self, number: int, body: str) -> str:
@@ -701,7 +701,7 @@ class GitHub:
                 )
             )
 
-        created, _ = await self._write_once(look, write)
+        created, _ = await self.write_once(look, write)
         return str(created["html_url"])
 
     async def close_issue(self, number: int) -> None:
@@ -792,7 +792,7 @@ class GitHub:
                 )
             )
 
-        return await self._write_once(look, write)
+        return await self.write_once(look, write)
 
     async def deploy_set_off(
         self, workflow: str | None, ref: str, environment: str, sha: str, anchor: Mapping[str, Any]
@@ -848,7 +848,7 @@ class GitHub:
             await self.call("git.create_ref", idempotent=False, ref=f"refs/{ref}", sha=sha)
             return sha
 
-        return await self._write_once(lambda: self.ref_sha(ref), write)
+        return await self.write_once(lambda: self.ref_sha(ref), write)
 
     async def force_branch(self, branch: str, sha: str) -> bool:
         """Point ``branch`` at ``sha``, forcing it; False when it already pointed there."""

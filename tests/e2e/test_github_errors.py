@@ -26,12 +26,14 @@ from typing import Any
 
 import pytest
 
+from promote_tasks.default_plugins.plan_stores import Issues
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
 from promote_tasks.github import Connection
 from promote_tasks.github import GitHub
 from promote_tasks.github import UncertainWrite
 from promote_tasks.model import Pipeline
+from promote_tasks.model import Plan
 from promote_tasks.model import Snapshot
 from promote_tasks.sandbox import Sandbox
 from promote_tasks.sandbox import Scenario
@@ -563,6 +565,21 @@ def test_checklist_issue_whose_answer_is_lost_is_opened_once(
     assert control(sandbox, "stats")["faults"] == {LOST: 1}
     issues = observer(sandbox, "/issues?state=all&labels=promote:checklist")
     assert [i["number"] for i in issues if key in (i["body"] or "")] == [number]
+
+
+def test_a_plan_issue_whose_answer_is_lost_is_filed_once(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    seed = seed_for(RATE, LOOK_WRITE_LOOK, (None, LOST, None))
+    sandbox = make_sandbox(fault_rate=RATE, seed=seed)
+    github = client(sandbox, sleep=Waits())
+    settings = Run.load(Path(sandbox.env()["PROMOTE_CLONE"]), environ=sandbox.env()).settings
+    plan = Plan("fix-dev-1234567", "Fix dev", priority=0, fix_key="dev@" + "1" * 40)
+    assert github.run(Issues().create(settings, github, plan, "Why.")).id == plan.id
+    assert control(sandbox, "stats")["faults"] == {LOST: 1}
+    assert writes_to(sandbox, "POST /repos/{owner}/{repo}/issues") == 1  # never resent
+    issues = observer(sandbox, "/issues?state=all&labels=plan")
+    assert [i["title"] for i in issues] == ["Fix dev"]
 
 
 def test_dispatch_whose_answer_is_lost_is_reported_not_repeated(

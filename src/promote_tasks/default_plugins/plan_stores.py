@@ -119,17 +119,24 @@ class Issues:
         return tuple(self._plan(i) for i in await self._issues(github))
 
     async def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
-        for issue in await self._issues(github):
-            if self._plan(issue).id == plan.id:
-                return self._plan(issue)
-        lines = [f"Plan-Id: {plan.id}", f"Priority: {plan.priority}"]
-        lines += [f"Parent: {plan.parent}"] if plan.parent else []
-        lines += [f"Fix-Key: {plan.fix_key}"] if plan.fix_key else []
-        await github.call(
-            "issues.create", title=plan.title or plan.id, body=body + "\n\n" + "\n".join(lines) + "\n",
-            labels=["plan", "plan:inbox", f"priority:{plan.priority}"],
-        )  # fmt: skip
-        return Plan(plan.id, plan.title, "inbox", plan.priority, plan.parent, plan.fix_key)
+        async def look() -> Plan | None:
+            found = (self._plan(issue) for issue in await self._issues(github))
+            return next((p for p in found if p.id == plan.id), None)
+
+        async def write() -> Plan:
+            lines = [f"Plan-Id: {plan.id}", f"Priority: {plan.priority}"]
+            lines += [f"Parent: {plan.parent}"] if plan.parent else []
+            lines += [f"Fix-Key: {plan.fix_key}"] if plan.fix_key else []
+            await github.call(
+                "issues.create", idempotent=False, title=plan.title or plan.id,
+                body=body + "\n\n" + "\n".join(lines) + "\n",
+                labels=["plan", "plan:inbox", f"priority:{plan.priority}"],
+            )  # fmt: skip
+            return Plan(plan.id, plan.title, "inbox", plan.priority, plan.parent, plan.fix_key)
+
+        # Never sent twice: an answer lost after GitHub made the issue is found by a look.
+        created: Plan = (await github.write_once(look, write))[0]
+        return created
 
     async def complete(self, settings: Settings, github: Any, plan_id: str) -> tuple[str, ...]:
         issues = await self._issues(github)
