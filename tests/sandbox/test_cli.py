@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from promote_tasks.sandbox.cli import main
 
 
@@ -91,10 +93,21 @@ def test_serve_stops_cleanly_on_sigterm_and_ci_runs_on_its_own(tmp_path: Path) -
     assert code == 0
 
 
-def test_bad_scenario_is_a_one_line_error(tmp_path: Path, capsys: object) -> None:
+def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"fail": [{"env": "qa", "stage": "deploy"}]}))
-    assert main(["serve", "--dir", str(tmp_path / "sb"), "--scenario", str(bad)]) == 1
-    bad.write_text("{not json")
-    assert main(["serve", "--scenario", str(bad)]) == 1
-    assert main(["serve", "--fault-rate", "2"]) == 1
+    taken = tmp_path / "taken"
+    (taken / "clone").mkdir(parents=True)
+    cases = [
+        (json.dumps({"fail": [{"env": "qa", "stage": "deploy"}]}), [], "fail.env 'qa'"),
+        ("{not json", [], f"cannot read {bad}"),
+        ("{}", ["--fault-rate", "2"], "--fault-rate must be between 0 and 1"),
+        ("{}", ["--dir", str(taken)], "already holds a sandbox"),
+    ]
+    for text, args, words in cases:
+        bad.write_text(text)
+        assert main(["serve", "--scenario", str(bad), *args]) == 1
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err.startswith("promote sandbox: "), err
+        assert words in err
+        assert err.count("\n") == 1, err

@@ -87,12 +87,28 @@ def test_scenario_round_trips_and_counts_failures() -> None:
             "real GitHub",
         ),
         ({"colour": 1}, "colour"),
+        ({"required_reviewers": {"test": 5}}, "required_reviewers"),
+        ({"required_reviewers": {"test": "rita"}}, "required_reviewers"),
+        ({"environments": ["dev", "qa team"]}, "branch names"),
+        ({"environments": ["dev", "-x"]}, "branch names"),
+        ({"users": [{"login": "x", "token": 5}, {"login": "y"}], "author": "x"}, "x.token"),
+        ({"users": [{"login": "x", "name": 5}, {"login": "y"}], "author": "x"}, "x.name"),
         ([], "JSON object"),
     ],
 )
 def test_bad_scenarios_name_the_key(data: object, words: str) -> None:
     with pytest.raises(ScenarioError, match=words):
         Scenario.from_json(data)
+
+
+def test_an_unreadable_scenario_file_is_named(tmp_path: Path) -> None:
+    for name, raw in (("latin1.json", b"\xff{}"), ("broken.json", b"{not json")):
+        path = tmp_path / name
+        path.write_bytes(raw)
+        with pytest.raises(ScenarioError, match=f"cannot read {path}"):
+            Scenario.load(path)
+    with pytest.raises(ScenarioError, match="cannot read"):
+        Scenario.load(tmp_path / "missing.json")
 
 
 def test_custom_names_and_users(make_sandbox: Callable[..., Sandbox]) -> None:

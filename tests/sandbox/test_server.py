@@ -184,3 +184,17 @@ def test_control_endpoints_need_no_token_and_live_outside_github_paths(sandbox: 
     assert scenario["reviewer"] == "rita"
     assert control("POST", "/_sandbox/advance", token=None).status == 200
     assert control("GET", "/_sandbox/nope", token=None).status == 404
+
+
+def test_settle_with_a_bad_timeout_is_a_422_not_a_dropped_connection(sandbox: Sandbox) -> None:
+    control = Client(sandbox, None)
+    for path, body in (
+        ("/_sandbox/settle?timeout=soon", None),
+        ("/_sandbox/settle", {"timeout": "x"}),
+        ("/_sandbox/settle?timeout=inf", None),
+    ):
+        resp = control("POST", path, body, token=None)
+        assert resp.status == 422, (path, body)
+        assert "timeout must be a number of seconds" in resp.json["message"]
+    assert control("POST", "/_sandbox/settle", [1], token=None).json == {"settled": True}
+    assert control("POST", "/_sandbox/settle?timeout=5", token=None).status == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import math
 import shutil
 import subprocess
 import tempfile
@@ -216,7 +217,7 @@ class Sandbox(App):
         if method == "POST" and tail == "advance":
             return Reply(200, {"changed": self.ci.advance(), "busy": self.ci.busy()})
         if method == "POST" and tail == "settle":
-            timeout = float(query.get("timeout") or (body or {}).get("timeout", 10))
+            timeout = _settle_timeout(query, body)
             try:
                 self.settle(timeout)
             except TimeoutError as exc:
@@ -351,6 +352,18 @@ def _seeded_copy(directory: Path, scenario: Scenario) -> tuple[GitRepo, History]
     old = str(root / "remote" / scenario.owner / f"{scenario.repo}.git")
     config.write_text(text.replace(old, str(bare)), encoding="utf-8")
     return GitRepo(bare), history
+
+
+def _settle_timeout(query: dict[str, str], body: Any) -> float:
+    """``POST /_sandbox/settle``'s ``timeout`` (query or JSON body; 10 s when absent)."""
+    raw = query.get("timeout") or (body.get("timeout") if isinstance(body, dict) else None)
+    try:
+        timeout = float(10 if raw is None else raw)
+    except (TypeError, ValueError):
+        timeout = math.nan
+    if not math.isfinite(timeout):
+        raise ApiError(422, f"timeout must be a number of seconds, not {raw!r}")
+    return timeout
 
 
 def _owner_matches(req: Request, scenario: Scenario) -> bool:

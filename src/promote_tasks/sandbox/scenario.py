@@ -176,12 +176,14 @@ class Scenario:
             kwargs["users"] = tuple(_user(item) for item in _list(data, "users"))
         if "environments" in data:
             envs = _list(data, "environments")
-            if not all(isinstance(e, str) and e for e in envs):
+            if not all(isinstance(e, str) and _branch_name(e) for e in envs):
                 raise ScenarioError("scenario: environments must be branch names")
             kwargs["environments"] = tuple(envs)
         if "required_reviewers" in data:
             raw = data["required_reviewers"]
-            if not isinstance(raw, dict):
+            if not isinstance(raw, dict) or not all(
+                isinstance(v, list) and all(isinstance(r, str) for r in v) for v in raw.values()
+            ):
                 raise ScenarioError("scenario: required_reviewers must map env -> [logins]")
             kwargs["required_reviewers"] = {str(k): tuple(v) for k, v in raw.items()}
         if "required_checks" in data:
@@ -195,7 +197,7 @@ class Scenario:
     def load(cls, path: str | Path) -> Scenario:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ScenarioError(f"scenario: cannot read {path}: {exc}") from exc
         return cls.from_json(data)
 
@@ -209,6 +211,17 @@ def _leading(rules: tuple[FailRule, ...], env: str, stage: str) -> int | None:
                 return None
             total += rule.times
     return total
+
+
+def _branch_name(name: str) -> bool:
+    """Whether git accepts ``name`` as a branch (``git check-ref-format --branch``'s rules)."""
+    if not name or name in ("@", "HEAD") or name.startswith(("-", "/", ".")):
+        return False
+    if name.endswith(("/", ".", ".lock")) or any(
+        bad in name for bad in ("..", "//", "@{", "/.", ".lock/")
+    ):
+        return False
+    return not any(c in " ~^:?*[\\" or ord(c) < 32 or ord(c) == 127 for c in name)
 
 
 def _list(data: dict[str, Any], key: str) -> list[Any]:
@@ -236,8 +249,11 @@ def _user(item: Any) -> UserSpec:
     extra = set(item) - {"login", "role", "name", "email", "token"}
     if extra:
         raise ScenarioError(f"scenario: user has unknown key {sorted(extra)[0]!r}")
+    for key in ("name", "email", "token"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise ScenarioError(f"scenario: users.{item['login']}.{key} must be a string")
     token = item.get("token")
-    if token is not None and (token.startswith(("ghp_", "github_pat_", "gho_", "ghs_", "ghu_"))):
+    if token is not None and token.startswith(("ghp_", "github_pat_", "gho_", "ghs_", "ghu_")):
         raise ScenarioError("scenario: user tokens must not look like real GitHub tokens")
     return UserSpec(
         login=str(item["login"]),
