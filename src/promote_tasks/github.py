@@ -142,6 +142,7 @@ class GitHub:
         self._inflight: dict[str, asyncio.Future[list[Any]]] = {}
         self._api: Any = None
         self._ssl: Any = None
+        self._repository_checked = False  # repos.get answered once: its 404 is named clearly
 
     @property
     def api(self) -> Any:
@@ -460,7 +461,7 @@ class GitHub:
         return tuple(facts), open_pulls
 
     async def _check_repository(self) -> None:
-        if not getattr(self, "_repository_checked", False):
+        if not self._repository_checked:
             await self.call("repos.get")
             self._repository_checked = True
 
@@ -942,14 +943,6 @@ def _uncertain(error: Exception) -> bool:
     if status is None:
         return (getattr(error, "error_type", "") or type(error).__name__) in TRANSIENT - UNSENT
     return int(status) >= 500
-
-
-async def _none() -> None:
-    return None
-
-
-async def _empty() -> list[Any]:
-    return []
 
 
 def _now() -> str:
