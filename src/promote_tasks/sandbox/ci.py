@@ -131,15 +131,9 @@ class CI:
         current = self.current_deployment(env)
         if current is None:
             return 503, {"status": "down", "environment": env, "sha": None}
-        if current.id in self.unhealthy:
-            return 503, {
-                "status": "failing",
-                "environment": env,
-                "sha": current.sha,
-                "deployment_id": current.id,
-            }
-        return 200, {
-            "status": "ok",
+        failing = current.id in self.unhealthy
+        return (503 if failing else 200), {
+            "status": "failing" if failing else "ok",
             "environment": env,
             "sha": current.sha,
             "deployment_id": current.id,

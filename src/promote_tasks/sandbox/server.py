@@ -447,49 +447,38 @@ class _Handler(BaseHTTPRequestHandler):
             }
             self._raw(502, page, headers, rid)
             return
-        reset = int(time.time()) + app.retry_after
         if kind == "secondary_rate_limit":
-            body = {
-                "message": "You have exceeded a secondary rate limit. Please wait a few minutes "
-                "before you try again. If you reach out to GitHub Support for help, please "
-                f"include the request ID {rid}.",
-                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
-                "#about-secondary-rate-limits",
-                "status": "403",
-            }
-            headers = {
-                "Retry-After": str(app.retry_after),
-                "X-RateLimit-Limit": str(RATE_LIMIT),
-                "X-RateLimit-Remaining": "4000",
-                "X-RateLimit-Reset": str(reset),
-                "X-RateLimit-Used": "1000",
-                "X-RateLimit-Resource": "core",
-            }
-            self._raw(
-                403,
-                _dump(body),
-                {"Content-Type": "application/json; charset=utf-8", **headers},
-                rid,
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+                "try again. If you reach out to GitHub Support for help, please include the "
+                f"request ID {rid}."
             )
+            self._rate_limited(403, message, "#about-secondary-rate-limits", 1000, rid)
             return
+        message = (
+            "API rate limit exceeded for user. If you reach out to GitHub Support for help, "
+            f"please include the request ID {rid}."
+        )
+        self._rate_limited(429, message, "#about-the-primary-rate-limit", RATE_LIMIT, rid)
+
+    def _rate_limited(self, status: int, message: str, anchor: str, used: int, rid: str) -> None:
+        retry_after = self.server.app.retry_after
         body = {
-            "message": "API rate limit exceeded for user. If you reach out to GitHub Support for "
-            f"help, please include the request ID {rid}.",
+            "message": message,
             "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
-            "#about-the-primary-rate-limit",
-            "status": "429",
+            + anchor,
+            "status": str(status),
         }
         headers = {
-            "Retry-After": str(app.retry_after),
+            "Content-Type": "application/json; charset=utf-8",
+            "Retry-After": str(retry_after),
             "X-RateLimit-Limit": str(RATE_LIMIT),
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": str(reset),
-            "X-RateLimit-Used": str(RATE_LIMIT),
+            "X-RateLimit-Remaining": str(RATE_LIMIT - used),
+            "X-RateLimit-Reset": str(int(time.time()) + retry_after),
+            "X-RateLimit-Used": str(used),
             "X-RateLimit-Resource": "core",
         }
-        self._raw(
-            429, _dump(body), {"Content-Type": "application/json; charset=utf-8", **headers}, rid
-        )
+        self._raw(status, _dump(body), headers, rid)
 
     def _send(self, reply: Reply, limits: dict[str, str]) -> None:
         headers = dict(limits)
