@@ -143,6 +143,7 @@ class GitHub:
         self._api: Any = None
         self._ssl: Any = None
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
+        self._login: str | None = None
 
     @property
     def api(self) -> Any:
@@ -709,7 +710,11 @@ class GitHub:
         await self.call("issues.update", issue_number=number, state="closed")
 
     async def user(self) -> str:
-        return str((await self.call("users.get_authenticated"))["login"])
+        """Who the token belongs to (asked once per client: ``approve`` and its comment both
+        need it)."""
+        if self._login is None:
+            self._login = str((await self.call("users.get_authenticated"))["login"])
+        return self._login
 
     async def read_file(self, path: str, ref: str) -> str | None:
         try:

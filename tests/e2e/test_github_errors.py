@@ -466,6 +466,19 @@ def test_a_read_asks_once_per_sha_and_compares_only_what_it_cannot_see(
     assert served(sandbox, "/compare/{basehead}") == 1
 
 
+def test_the_token_owner_is_asked_once_per_client(make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox()
+    github = client(sandbox)
+    key = "test@" + "a" * 40
+    number, _, _ = github.run(
+        github.checklist_issue(key, "Manual test", f"Promote-Key: {key}\n", [])
+    )
+    assert github.run(github.user()) == sandbox.scenario.author  # as `promote approve` asks
+    first = github.run(github.comment(number, "Promote-Approve: " + "a" * 40 + "\n"))
+    assert github.run(github.comment(number, "Promote-Approve: " + "a" * 40 + "\n")) == first
+    assert control(sandbox, "stats")["requests"]["GET /user"] == 1
+
+
 # -- writes whose answer is lost -------------------------------------------------------------------
 
 

@@ -109,7 +109,7 @@ class Revert:
         the plan files stay as they are now: plan bookkeeping is not part of the failure."""
         github = run.github
         env = run.environment
-        head = await _head_over(run)
+        head = await _head_over(run, await github.ref_sha(f"heads/{env.branch}"))
         target = await github.git_commit(run.target)
         tree = str(target["tree"]["sha"])
         settings = run.settings
@@ -169,8 +169,9 @@ class Reset:
         github = run.github
         env = run.environment
         key = f"{env.name}@{run.failed_sha}"
-        if await github.ref_sha(f"heads/{env.branch}") != run.target:
-            await _head_over(run)
+        head = await github.ref_sha(f"heads/{env.branch}")
+        if head != run.target:
+            await _head_over(run, head)
         marker = await github.set_status(
             run.target, rollback_marker_context(env.name), "success", f"rolled back {key}"
         )
@@ -187,12 +188,12 @@ class Reset:
         return f"{marker}; {verb} deployment {record['id']}; {deploy}; {reset}"
 
 
-async def _head_over(run: RollbackRun) -> str:
-    """The environment branch's head, which must still hold the failed sha (plan bookkeeping
-    commits may sit on top of it); anything else means someone moved the branch meanwhile."""
+async def _head_over(run: RollbackRun, head: str | None) -> str:
+    """The environment branch's ``head`` (None: no branch), which must still hold the failed
+    sha (plan bookkeeping commits may sit on top of it); anything else means someone moved
+    the branch meanwhile."""
     github = run.github
     env = run.environment
-    head = await github.ref_sha(f"heads/{env.branch}")
     if head is None:
         raise PromoteError(f"cannot roll back {env.name}: branch {env.branch} is gone")
     if (
