@@ -77,13 +77,11 @@ class Files:
         moved = completion(tuple(f.plan for f in files.values()), plan_id)
         if not moved:
             return ()
+        text_of = dict(zip(paths, texts, strict=True))
         changes: dict[str, str | None] = {}
         for moved_id in moved:
-            old = files[moved_id].path
-            changes[old] = None
-            changes[f"{settings.plans_dir.strip('/')}/done/{moved_id}.md"] = texts[
-                list(paths).index(moved_id)
-            ]
+            changes[files[moved_id].path] = None
+            changes[f"{settings.plans_dir.strip('/')}/done/{moved_id}.md"] = text_of[moved_id]
         await github.commit_changes(
             _branch(settings), "plans: complete " + ", ".join(moved), changes
         )

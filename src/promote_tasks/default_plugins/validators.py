@@ -9,6 +9,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
 
@@ -17,9 +18,11 @@ from promote_tasks.hookspecs import hookimpl
 from promote_tasks.machine import FEATURE_PREFIX
 from promote_tasks.machine import plan_of
 from promote_tasks.model import Approval
+from promote_tasks.model import CheckRun
 from promote_tasks.model import EnvFacts
 from promote_tasks.model import Result
 from promote_tasks.model import Verdict
+from promote_tasks.model import WorkflowRun
 from promote_tasks.model import seconds_between
 from promote_tasks.registry import Register
 from promote_tasks.registry import ValidationRun
@@ -111,27 +114,19 @@ class Workflow:
             return Verdict(
                 run.name, Result.FAILED, None, "configure workflows or checks to wait for"
             )
+        mine: list[tuple[str, Sequence[WorkflowRun | CheckRun]]] = [
+            (w, [r for r in run.facts.runs if r.head_sha == run.sha and r.path.rsplit("/", 1)[-1] == w])
+            for w in workflows
+        ] + [
+            (c, [r for r in run.facts.checks if r.head_sha == run.sha and r.name == c])
+            for c in checks
+        ]  # fmt: skip
         results: list[tuple[str, str | None, str | None, str]] = []  # name, status, conclusion, url
-        for workflow in workflows:
-            found = [
-                r
-                for r in run.facts.runs
-                if r.head_sha == run.sha and r.path.rsplit("/", 1)[-1] == workflow
-            ]
+        for name, found in mine:
             latest = max(found, key=lambda r: r.id, default=None)
             results.append(
-                (workflow, latest.status, latest.conclusion, latest.url)
-                if latest
-                else (workflow, None, None, "")
-            )
-        for name in checks:
-            found_checks = [c for c in run.facts.checks if c.head_sha == run.sha and c.name == name]
-            newest = max(found_checks, key=lambda c: c.id, default=None)
-            results.append(
-                (name, newest.status, newest.conclusion, newest.url)
-                if newest
-                else (name, None, None, "")
-            )
+                (name, latest.status, latest.conclusion, latest.url) if latest else (name, None, None, "")
+            )  # fmt: skip
         for name, status, conclusion, url in results:
             if status == "completed" and conclusion not in OK_CONCLUSIONS:
                 return Verdict(run.name, Result.FAILED, url or None, f"{name} {conclusion}")
