@@ -11,11 +11,17 @@ from promote_tasks.errors import PluginError
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.model import Result
+from promote_tasks.model import WorkflowRun
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import describe
 from promote_tasks.plugins import make_plugin_manager
 from promote_tasks.plugins import pipeline_from
 from promote_tasks.registry import ValidationRun
+from tests.builders import PIPELINE
+from tests.builders import check
+from tests.builders import facts
+from tests.builders import run
+from tests.builders import sha
 from tests.builders import snap
 
 ROOT = Path(__file__).parent.parent
@@ -73,6 +79,37 @@ def test_team_plugin_in_the_repository_loads_by_path_and_validates():
         )
         assert validator.check(run).result is expected, taken_at
     assert decide(derive(snap(), pipeline), snap(), pipeline).transition is None
+
+
+def test_the_workflow_validator_waits_for_the_newest_run_and_check_run_of_each_name():
+    head = sha("head")
+    settings = settings_from(
+        {"validators": {"ci": {"use": "workflow", "workflows": ["smoke.yml"], "checks": ["lint"]}}}
+    )
+    validator = collect(make_plugin_manager(entry_points=False), settings).validators["workflow"]
+
+    def verdict(*found):
+        runs = tuple(f for f in found if isinstance(f, WorkflowRun))
+        checks = tuple(f for f in found if not isinstance(f, WorkflowRun))
+        snapshot = snap(facts("dev", head, runs=runs, checks=checks))
+        env = PIPELINE.get("dev")
+        ci = ValidationRun("ci", env, head, settings.validators["ci"].options, settings, snapshot)
+        v = validator.check(ci)
+        return v.result, v.summary
+
+    smoke_failed = run(1, head, "completed", "failure", workflow="smoke.yml")
+    smoke_passed = run(3, head, "completed", "success", workflow="smoke.yml")
+    lint_running = check(2, "lint", head, "in_progress")
+    lint_passed = check(4, "lint", head, "completed", "success")
+    elsewhere = check(5, "lint", sha("other"), "completed", "failure")
+    assert verdict() == (Result.PENDING, "waiting for smoke.yml, lint")
+    assert verdict(smoke_passed, lint_running) == (Result.PENDING, "waiting for lint")
+    assert verdict(smoke_failed, lint_passed) == (Result.FAILED, "smoke.yml failure")
+    # The newest of each name counts (a re-run that passed), and only at the head.
+    assert verdict(smoke_failed, smoke_passed, lint_running, lint_passed, elsewhere) == (
+        Result.PASSED,
+        "all passed",
+    )
 
 
 def test_duplicate_names_name_both_plugins(tmp_path):
