@@ -180,13 +180,6 @@ class GitRepo:
 
     # -- objects -----------------------------------------------------------------------------
 
-    def resolve(self, rev: str) -> str | None:
-        """The commit a revision names (branch, tag, full or abbreviated sha), or None."""
-        if not rev or rev.startswith("-"):
-            return None
-        out = self._try("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-        return out.decode().strip() if out else None
-
     def object_type(self, sha: str) -> str | None:
         if not sha or sha.startswith("-"):
             return None
