@@ -93,6 +93,9 @@ def test_scenario_round_trips_and_counts_failures() -> None:
         ({"environments": ["dev", "-x"]}, "branch names"),
         ({"users": [{"login": "x", "token": 5}, {"login": "y"}], "author": "x"}, "x.token"),
         ({"users": [{"login": "x", "name": 5}, {"login": "y"}], "author": "x"}, "x.name"),
+        ({"plan_id": "../escape"}, "plan_id '../escape' must be"),
+        ({"owner": "acme/evil"}, "owner 'acme/evil' must be"),
+        ({"repo": "a..b"}, "repo 'a..b' must be"),
         ([], "JSON object"),
     ],
 )

@@ -7,6 +7,7 @@ test fails" the same way, and a driver can read it back from ``GET /_sandbox/sce
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 STAGES = ("deploy", "smoke", "health", "monitor", "manual")
 MERGE_METHODS = ("merge", "squash", "rebase")
 ROLES = ("read", "triage", "write", "maintain", "admin")
+# owner, repo and plan_id become URL path parts and file names: no slashes, no "..".
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class ScenarioError(ValueError):
@@ -77,6 +80,12 @@ class Scenario:
 
     def __post_init__(self) -> None:
         logins = [u.login for u in self.users]
+        for key in ("owner", "repo", "plan_id"):
+            value = getattr(self, key)
+            if not isinstance(value, str) or not SAFE_NAME.match(value) or ".." in value:
+                raise ScenarioError(
+                    f"scenario: {key} {value!r} must be letters, digits, '.', '_' or '-'"
+                )
         for rule in (*self.fail, *self.hang):
             if rule.stage not in STAGES:
                 raise ScenarioError(f"scenario: fail.stage {rule.stage!r} is not one of {STAGES}")
