@@ -70,6 +70,11 @@ class RollbackRun:
     github: Any = None
     repo_path: str | None = None  # the local clone, for strategies that need git
 
+    @property
+    def key(self) -> str:
+        """The failure rolled back, ``env@sha``: what ``Promote-Rollback-Of:`` records."""
+        return f"{self.environment.name}@{self.failed_sha}"
+
 
 @runtime_checkable
 class RollbackStrategy(Protocol):

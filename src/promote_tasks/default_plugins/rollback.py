@@ -72,7 +72,6 @@ class Revert:
     async def _revert(self, run: RollbackRun) -> str:
         github = run.github
         env = run.environment
-        key = f"{env.name}@{run.failed_sha}"
         branch = revert_branch(env.name, run.failed_sha)
         pulls = await github.pulls_from(branch, env.branch)
         merged = next((p for p in pulls if p.get("merged_at")), None)
@@ -83,16 +82,16 @@ class Revert:
             opened = next((p for p in pulls if p["state"] == "open"), None)
             if opened is None and pulls:
                 raise PromoteError(
-                    f"revert PR #{pulls[0]['number']} for {key} was closed without merging: "
+                    f"revert PR #{pulls[0]['number']} for {run.key} was closed without merging: "
                     f"reopen and merge it, or roll {env.name} back by hand"
                 )
             commit = await github.ref_sha(f"heads/{branch}")
             if commit is None:
-                commit, _ = await github.ensure_ref(f"heads/{branch}", await self._commit(run, key))
+                commit, _ = await github.ensure_ref(f"heads/{branch}", await self._commit(run))
             if opened is None:
                 culprit = await github.merged_pull_of(run.failed_sha, env.branch)
                 number, url, _ = await github.open_pull(
-                    branch, env.branch, self._title(run, culprit), self._body(run, key, culprit)
+                    branch, env.branch, self._title(run, culprit), self._body(run, culprit)
                 )
             else:
                 number, url = int(opened["number"]), str(opened["html_url"])
@@ -104,7 +103,7 @@ class Revert:
         deploy = await _deploy_head(run, head)
         return f"{did}; {env.branch} is at {head[:7]}; {deploy}"
 
-    async def _commit(self, run: RollbackRun, key: str) -> str:
+    async def _commit(self, run: RollbackRun) -> str:
         """A commit on top of the branch head whose tree is the target's. On the plans branch
         the plan files stay as they are now: plan bookkeeping is not part of the failure."""
         github = run.github
@@ -125,7 +124,7 @@ class Revert:
         message = (
             f"Roll back {env.name} to {run.target[:7]}\n\n"
             f"Restores the tree of {run.target}\nafter {run.failed_sha} failed in {env.name}.\n\n"
-            f"Promote-Rollback-Of: {key}\n"
+            f"Promote-Rollback-Of: {run.key}\n"
         )
         return str(await github.create_commit(message, tree, [head]))
 
@@ -135,14 +134,14 @@ class Revert:
         return f"Roll back {run.environment.name} to {run.target[:7]} (revert {what})"
 
     @staticmethod
-    def _body(run: RollbackRun, key: str, culprit: dict[str, Any] | None) -> str:
+    def _body(run: RollbackRun, culprit: dict[str, Any] | None) -> str:
         env = run.environment
         lines = [
             f"`{env.name}` failed at {run.failed_sha}. This PR restores the tree of the last",
             f"known-good commit {run.target} on top of it; promote opened and merges it.",
             f"Fix plan: {run.plan}",
             "",
-            f"Promote-Rollback-Of: {key}",
+            f"Promote-Rollback-Of: {run.key}",
         ]
         if culprit:
             lines.append(f"Promote-Culprit: #{culprit['number']}")
@@ -168,12 +167,11 @@ class Reset:
     async def _reset(self, run: RollbackRun) -> str:
         github = run.github
         env = run.environment
-        key = f"{env.name}@{run.failed_sha}"
         head = await github.ref_sha(f"heads/{env.branch}")
         if head != run.target:
             await _head_over(run, head)
         marker = await github.set_status(
-            run.target, rollback_marker_context(env.name), "success", f"rolled back {key}"
+            run.target, rollback_marker_context(env.name), "success", f"rolled back {run.key}"
         )
         record, created = await github.rollback_deployment(
             env.name, run.target, run.failed_sha, run.plan, describe(run),
