@@ -20,7 +20,12 @@ class SnapshotError(PromoteError):
 
 
 class GitHubError(PromoteError):
-    """GitHub answered with an error, or could not be reached."""
+    """GitHub answered with an error (``status``: its HTTP status), or could not be reached
+    (``status`` None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class GitError(PromoteError):

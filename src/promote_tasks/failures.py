@@ -436,7 +436,7 @@ def _ancestor(run: Run, env: Environment, to: str, head: str) -> str:
     try:
         commit = github.run(github.call("repos.get_commit", ref=to))
     except GitHubError as e:
-        if " 404 " in str(e) or " 422 " in str(e):
+        if e.status in (404, 422):
             raise PromoteError(
                 f"--to {to}: no such commit in {github.connection.repository}"
             ) from None

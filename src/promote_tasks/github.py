@@ -289,17 +289,25 @@ class GitHub:
             return GitHubError(
                 f"cannot reach GitHub at {self.connection.api_url} ({kind}: {message})"
             )
+        status = int(status)
         if status == 401:
             return GitHubError(
-                f"GitHub rejected the token (401 Bad credentials): check {self.connection.token_name}"
+                f"GitHub rejected the token (401 Bad credentials): check {self.connection.token_name}",
+                status,
             )
         if status == 404 and operation in ("repos.get", "repos.list_commits"):
-            return GitHubError(f"repository {repo} not found, or the token cannot see it (404)")
+            return GitHubError(
+                f"repository {repo} not found, or the token cannot see it (404)", status
+            )
         if status in (403, 429):
-            return GitHubError(f"GitHub refused {operation} on {repo} ({status}: {message})")
-        if int(status) >= 500:  # the body is an HTML error page, not a message
-            return GitHubError(f"GitHub answered {status} to {operation} on {repo}: server error")
-        return GitHubError(f"GitHub answered {status} to {operation} on {repo}: {message}")
+            return GitHubError(
+                f"GitHub refused {operation} on {repo} ({status}: {message})", status
+            )
+        if status >= 500:  # the body is an HTML error page, not a message
+            return GitHubError(
+                f"GitHub answered {status} to {operation} on {repo}: server error", status
+            )
+        return GitHubError(f"GitHub answered {status} to {operation} on {repo}: {message}", status)
 
     async def pages(
         self, operation: str, key: str | None = None, *, limit: int = 10, **params: Any
@@ -470,7 +478,7 @@ class GitHub:
         try:
             return list(await self.call("repos.list_commits", sha=branch, per_page=COMMITS_READ))
         except GitHubError as e:
-            if " 404 " in str(e) or "(404)" in str(e) or " 409 " in str(e):
+            if e.status in (404, 409):
                 return []  # the branch does not exist (or the repository is empty)
             raise
 
@@ -720,7 +728,7 @@ class GitHub:
         try:
             data = await self.call("repos.get_content", path=path, ref=ref)
         except GitHubError as e:
-            if "404" in str(e):
+            if e.status == 404:
                 return None
             raise
         if not isinstance(data, dict) or data.get("type") != "file":
@@ -842,7 +850,7 @@ class GitHub:
         try:
             data = await self._fresh("git.get_ref", ref=ref)
         except GitHubError as e:
-            if " 404 " in str(e):
+            if e.status == 404:
                 return None
             raise
         return str(data["object"]["sha"])

@@ -402,7 +402,7 @@ def _gateable(run: Run, facts: Snapshot, number: int) -> None:
         try:
             pull = github.run(github.pull(number))
         except GitHubError as e:
-            if "404" in str(e):
+            if e.status == 404:
                 raise PromoteError(f"no pull request #{number} in {facts.repository}") from None
             raise
         if pull.get("merged_at") or pull.get("state") != "open":

@@ -661,3 +661,19 @@ def test_a_server_error_is_one_line_without_its_html_page(
     with pytest.raises(GitHubError) as raised:
         github.run(github.call("repos.get"))
     assert str(raised.value) == "GitHub answered 502 to repos.get on acme/shop: server error"
+    assert raised.value.status == 502
+
+
+def test_an_error_carries_githubs_status_and_a_lost_connection_none(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox()
+    github = client(sandbox, attempts=1, sleep=Waits())
+    with pytest.raises(GitHubError) as missing:
+        github.run(github.call("pulls.get", pull_number=9999))
+    assert missing.value.status == 404
+    assert github.run(github.read_file("no/such/file.md", "main")) is None
+    down = GitHub(Connection(sandbox.repository, sandbox.author_token, "http://127.0.0.1:9"))
+    with pytest.raises(GitHubError) as unreachable:
+        down.run(down.call("repos.get"))
+    assert unreachable.value.status is None
