@@ -84,8 +84,11 @@ def dep(
     )
 
 
+RECENTLY = "2026-11-24T09:50:00Z"  # inside every timeout of the default configuration
+
+
 def st(
-    id: int, context: str, state: str, created_at: str = EARLIER, creator: str = "alice"
+    id: int, context: str, state: str, created_at: str = RECENTLY, creator: str = "alice"
 ) -> CommitStatus:
     return CommitStatus(
         id, context, state, description=state, created_at=created_at, creator=creator

@@ -47,6 +47,12 @@ class EnvironmentConfig:
     validators: tuple[str, ...]
     rollback: str
     url: str | None = None
+    deploy_timeout_seconds: int = 1800
+    validation_timeout_seconds: int = 3600
+    approval_timeout_seconds: int = 7 * 24 * 3600
+
+
+TIMEOUTS = ("deploy_timeout_seconds", "validation_timeout_seconds", "approval_timeout_seconds")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +96,9 @@ _TOP: dict[str, tuple[type | tuple[type, ...], str]] = {
     "deploy_grace_seconds": (int, "a number of seconds"),
     "checklist_template": (str, "a path in the repository"),
     "environments": (list, "a list of [[environments]] tables"),
+    "deploy_timeout_seconds": (int, "a number of seconds"),
+    "validation_timeout_seconds": (int, "a number of seconds"),
+    "approval_timeout_seconds": (int, "a number of seconds"),
     "validators": (dict, "a table of [validators.<name>] tables"),
     "hooks": (dict, "a [hooks] table"),
 }
@@ -105,6 +114,9 @@ _ENV: dict[str, tuple[type | tuple[type, ...], str]] = {
     "validators": (list, "a list of validator names"),
     "rollback": (str, "a rollback strategy name"),
     "url": (str, "a URL"),
+    "deploy_timeout_seconds": (int, "a number of seconds"),
+    "validation_timeout_seconds": (int, "a number of seconds"),
+    "approval_timeout_seconds": (int, "a number of seconds"),
 }
 
 
@@ -163,6 +175,10 @@ def settings_from(
     _check_keys(data, _TOP, "", fail)
     validators = _validators(data.get("validators", {}), fail)
     rollback = data.get("rollback", "redeploy")
+    defaults = {
+        key: _seconds(data, key, EnvironmentConfig.__dataclass_fields__[key].default, fail)
+        for key in TIMEOUTS
+    }
     envs_data = data.get("environments", DEFAULT_ENVIRONMENTS)
     if not envs_data:
         raise fail("environments", "needs at least one environment")
@@ -194,6 +210,7 @@ def settings_from(
                 validators=names,
                 rollback=raw.get("rollback", rollback),
                 url=raw.get("url"),
+                **{key: _seconds(raw, key, defaults[key], fail, where + ".") for key in TIMEOUTS},
             )
         )
     seen: set[tuple[str, str]] = set()
@@ -224,6 +241,13 @@ def settings_from(
         checklist_template=data.get("checklist_template", ".github/promote/manual-test.md"),
         hooks=_hooks(data.get("hooks", {}), fail),
     )
+
+
+def _seconds(data: Mapping[str, Any], key: str, default: Any, fail: Any, where: str = "") -> int:
+    value = data.get(key, default)
+    if value < 1:
+        raise fail(where + key, f"expected a positive number of seconds, got {value!r}")
+    return int(value)
 
 
 def _hooks(data: Mapping[str, Any], fail: Any) -> HookSettings:

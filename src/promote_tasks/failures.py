@@ -35,6 +35,7 @@ from promote_tasks.model import Result
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
 from promote_tasks.model import effect
+from promote_tasks.model import split
 from promote_tasks.registry import RollbackRun
 from promote_tasks.registry import RollbackStrategy
 
@@ -217,8 +218,12 @@ def roll_back(
     strategy_name: str | None,
     plan: str,
     target: Target | None = None,
+    *,
+    carries: tuple[str, ...] = (),
+    undo: bool = False,
 ) -> str:
-    """Roll ``environment`` back from ``failed_sha`` (the R9 ``rollback`` effect); one line."""
+    """Roll ``environment`` back from ``failed_sha`` (the R9 ``rollback`` effect); one line.
+    ``carries``: the plans the failed head carried; ``undo``: a violation taken back out."""
     env = run.pipeline.get(environment)
     strategy = strategy_for(run, env, strategy_name)
     target = target or rollback_target(run, snapshot, environment, failed_sha)
@@ -231,6 +236,8 @@ def roll_back(
             settings=run.settings,
             github=run.github,
             repo_path=local_clone(run, env.branch, failed_sha),
+            plans=carries,
+            undo=undo,
         )
     )
     return (
@@ -244,8 +251,9 @@ def perform(run: Run, done: Effect, snapshot: Snapshot) -> str:
     args = dict(done.args)
     if done.kind == "rollback":
         return roll_back(
-            run, snapshot, args["environment"], args["failed_sha"], args["strategy"], args["plan"]
-        )
+            run, snapshot, args["environment"], args["failed_sha"], args["strategy"], args["plan"],
+            carries=split(args.get("carries", "")),
+        )  # fmt: skip
     if done.kind == "file-fix-plan":
         return file_fix_plan(run, snapshot, args)
     raise PromoteError(f"not a failure effect: {done.kind}")  # pragma: no cover - a bug
@@ -265,19 +273,34 @@ def file_fix_plan(run: Run, snapshot: Snapshot, args: Mapping[str, str]) -> str:
         priority=FIX_PRIORITY,
         parent=args.get("parent") or None,
         fix_key=args["key"],
+        failed_plans=split(args.get("failed_plans", "")),
     )
+    did = []
+    # Plans a rollback took out of every environment go back to the inbox first: a run that
+    # dies between the two writes finds the fix plan missing and does both again.
+    returned = split(args.get("returned", ""))
+    if returned:
+        reason = (
+            f"its code was rolled back out of {args['environment']} after the failure of "
+            f"{args['failed_sha'][:7]} (fix plan {plan.id})"
+        )
+        moved = github.run(store.reopen(run.settings, github, returned, reason))
+        if moved:
+            did.append(f"returned plan {', '.join(moved)} to the inbox")
     known = {p.id for p in github.run(store.plans(run.settings, github))}
     if plan.id in known:
-        return f"fix plan {plan.id} already filed"
+        return "; ".join([*did, f"fix plan {plan.id} already filed"])
     github.run(store.create(run.settings, github, plan, fix_plan_body(run, snapshot, args)))
-    return (
+    did.append(
         f"filed fix plan {plan.id} (priority {plan.priority}) for the failure of "
         f"{args['failed_sha'][:7]} in {args['environment']}"
     )
+    return "; ".join(did)
 
 
 def fix_plan_title(args: Mapping[str, str]) -> str:
-    what = f"plan {args['failed_plan']}" if args.get("failed_plan") else "a change"
+    failed = split(args.get("failed_plans", "")) or split(args.get("returned", ""))
+    what = f"plan {', '.join(failed)}" if failed else "a change"
     return f"Fix {args['environment']}: {what} failed at {args['failed_sha'][:7]}"
 
 
@@ -294,8 +317,10 @@ def fix_plan_body(run: Run, snapshot: Snapshot, args: Mapping[str, str]) -> str:
         f"- Failed sha: {failed}",
         f"- Culprit: {culprit}",
     ]
-    if args.get("failed_plan"):
-        lines.append(f"- Failed plan: {args['failed_plan']}")
+    if args.get("failed_plans"):
+        lines.append(f"- Failed plans (they travel on with this fix): {args['failed_plans']}")
+    if args.get("returned"):
+        lines.append(f"- Returned to the inbox (their code was rolled back): {args['returned']}")
     lines.append(f"- Rollback: {_rollback_line(run, snapshot, args)}")
     lines += ["", "## Failing checks", ""]
     checks = failing_checks(run, snapshot, env, failed)
@@ -382,6 +407,7 @@ class RollbackRequest:
     strategy: str
     reason: str
     state: EnvState
+    undo: bool = False  # a violation taken back out: no failure, no fix plan, no halt
 
     def data(self) -> dict[str, str]:
         return {
@@ -413,8 +439,20 @@ def request_rollback(
     if state.sha is None:
         raise PromoteError(f"cannot roll back {env.name}: branch {env.branch} does not exist")
     failed = state.sha
+    undo = bool(state.violating) and state.state is not State.FAILED
+    if undo and chosen.name not in run.pipeline.restoring:
+        # Commits that skipped the way in are taken out of the branch, not only redeployed
+        # over: a redeploy would leave them there, to go on with the next promotion.
+        if strategy is not None:
+            raise PromoteError(
+                f"{env.name} holds commits that skipped the way in: {chosen.name} would leave "
+                f"them on {env.branch}; use --strategy revert (or reset where configured)"
+            )
+        chosen = strategy_for(run, env, "revert")
     if to:
         target = Target(_ancestor(run, env, to, failed), "asked for with --to")
+    elif undo and state.last_validated is not None:
+        target = Target(state.last_validated, f"the last commit validated in {env.name}")
     else:
         target = rollback_target(run, snapshot, env.name, failed)
     if state.rollback is not None and state.rollback.target != target.sha:
@@ -425,10 +463,14 @@ def request_rollback(
     if state.state is State.FAILED:
         why = next((e.summary for e in state.evidence if e.kind != "pull_request"), "failed")
         reason = f"{env.name} is failed: {why}"
+    elif undo:
+        reason = f"{env.name} holds commits that skipped the way in: " + ", ".join(
+            sha[:7] for sha in state.violating
+        )
     else:
         label = state.state.value if state.state else "not deployed"
         reason = f"asked for by hand ({env.name} is {label} at {failed[:7]})"
-    return RollbackRequest(env.name, failed, target, chosen.name, reason, state), snapshot
+    return RollbackRequest(env.name, failed, target, chosen.name, reason, state, undo), snapshot
 
 
 def _ancestor(run: Run, env: Environment, to: str, head: str) -> str:
@@ -454,6 +496,10 @@ def perform_request(run: Run, request: RollbackRequest, snapshot: Snapshot) -> t
     on the head, so the machine halts, never promotes that sha and files the fix plan."""
     github = run.github
     env, failed = request.environment, request.failed_sha
+    if request.undo:
+        return (
+            roll_back(run, snapshot, env, failed, request.strategy, "", request.target, undo=True),
+        )
     did = []
     recorded = [
         s for s in snapshot.env(env).statuses
@@ -465,7 +511,12 @@ def perform_request(run: Run, request: RollbackRequest, snapshot: Snapshot) -> t
             github.run(github.set_status(failed, verdict_context(env), "failure", why[:140]))
         )
     plan = fix_plan_id(f"{env}@{failed}")
-    did.append(roll_back(run, snapshot, env, failed, request.strategy, plan, request.target))
+    did.append(
+        roll_back(
+            run, snapshot, env, failed, request.strategy, plan, request.target,
+            carries=request.state.plans,
+        )
+    )  # fmt: skip
     action = Action(
         "R9",
         env,

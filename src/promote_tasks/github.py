@@ -31,9 +31,15 @@ from typing import TypeVar
 
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
+from promote_tasks.ledger import bookkeeping_trailer
+from promote_tasks.ledger import claims_bookkeeping
+from promote_tasks.ledger import is_bookkeeping
+from promote_tasks.machine import contained
+from promote_tasks.machine import newest_validated
 from promote_tasks.model import ROLLBACK_TASK
 from promote_tasks.model import Approval
 from promote_tasks.model import CheckRun
+from promote_tasks.model import Commit
 from promote_tasks.model import CommitStatus
 from promote_tasks.model import Deployment
 from promote_tasks.model import DeploymentStatus
@@ -47,7 +53,6 @@ from promote_tasks.model import WorkflowRun
 T = TypeVar("T")
 
 DEFAULT_API_URL = "https://api.github.com"
-BOOKKEEPING = "Promote-Bookkeeping: true"
 AUTHOR_LINE = re.compile(r"^Promote-Author:\s*(\S+)\s*$", re.MULTILINE)
 CHECKLIST_LABEL = "promote:checklist"
 KEY_LINE = re.compile(r"^Promote-Key:\s*(\S+)\s*$", re.MULTILINE)
@@ -61,6 +66,9 @@ TRANSIENT = UNSENT | {
 }  # fmt: skip
 DEFAULT_TIMEOUT = 30.0
 COMMITS_READ = 20  # enough to see past a run of plan bookkeeping commits on a branch
+WALK_LIMIT = 50  #: first-parent commits walked below a head looking for a validated one
+STATUS_CHECKS = 4  #: deployed commits below a head whose statuses are read on the way
+CHAIN_READS = 3  #: further commit pages read when the chain leaves what was listed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +152,7 @@ class GitHub:
         self._ssl: Any = None
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
         self._login: str | None = None
+        self._files: dict[str, tuple[str, ...]] = {}  # sha -> paths a commit changed
 
     @property
     def api(self) -> Any:
@@ -422,6 +431,7 @@ class GitHub:
                     deployments[i],
                     checklists,
                     listing,
+                    pipeline.bookkeeping_dir,
                 )
             )
             for i, env in enumerate(envs)
@@ -443,13 +453,14 @@ class GitHub:
         branches = {env.branch for env in envs}
         facts = []
         for i, (env, extra) in enumerate(zip(envs, extras, strict=True)):
-            head, raw_head = _effective_head(commits[i].result())
             promos = promotions[i].result() if i < n - 1 else []
             facts.append(
                 EnvFacts(
                     name=env.name,
-                    head=head,
-                    branch_head=raw_head,
+                    head=extra["head"],
+                    branch_head=extra["branch_head"],
+                    history=extra["history"],
+                    arrivals=extra["arrivals"],
                     merged_pull=extra["merged_pull"],
                     deployments=tuple(
                         _deployment(d, extra["deployment_statuses"].get(d["id"], ()))
@@ -467,7 +478,52 @@ class GitHub:
         open_pulls = tuple(
             _pull(p) for p in open_pulls_read.result() if p["base"]["ref"] in branches
         )
-        return tuple(facts), open_pulls
+        return await self._upstream_checks(pipeline, facts), open_pulls
+
+    async def _upstream_checks(
+        self, pipeline: Pipeline, facts: list[EnvFacts]
+    ) -> tuple[EnvFacts, ...]:
+        """For each environment after the first, the commits and merged heads whose way in the
+        chain read cannot tell: is each in the previous environment's newest validated head?
+        (A third, rare round: a direct push, or a PR merged at an older head.)"""
+        wanted: list[tuple[int, str, str]] = []
+        for i in range(1, len(facts)):
+            here, before = facts[i], facts[i - 1]
+            good = newest_validated(before)
+            if good is None:
+                continue
+            source = pipeline.environments[i - 1].branch
+            shas = {p.head_sha for p in here.arrivals if p.head_ref == source}
+            shas |= {
+                c.sha
+                for c in here.history
+                if not c.pulls and not is_bookkeeping(c, pipeline.bookkeeping_dir)
+            }
+            wanted += [
+                (i, good, sha) for sha in sorted(shas) if contained(sha, before, pipeline) is None
+            ]
+        if not wanted:
+            return tuple(facts)
+
+        async def inside(good: str, sha: str) -> bool:
+            try:
+                found = await self.call(
+                    "repos.compare_commits", basehead=f"{good}...{sha}", per_page=1
+                )
+            except GitHubError as e:
+                if e.status == 404:
+                    return False
+                raise
+            return bool(found and found.get("status") in ("behind", "identical"))
+
+        answers = await asyncio.gather(*(inside(good, sha) for _, good, sha in wanted))
+        out = list(facts)
+        for (i, _, sha), yes in zip(wanted, answers, strict=True):
+            if yes:
+                out[i] = dataclasses.replace(
+                    out[i], upstream_contains=(*out[i].upstream_contains, sha)
+                )
+        return tuple(out)
 
     async def _check_repository(self) -> None:
         if not self._repository_checked:
@@ -491,17 +547,38 @@ class GitHub:
         deployments: Awaitable[list[dict[str, Any]]],
         checklists: Awaitable[list[dict[str, Any]]],
         listing: Callable[..., Awaitable[list[Any]]],
+        bookkeeping_dir: str | None,
     ) -> dict[str, Any]:
         """One environment's wave 2. Each request waits only for the wave-1 answers it needs:
         the head (statuses, runs, checks, PRs), the deployments (their statuses), the next
-        branch's commits (compare), the checklist issues (approval comments)."""
-        sha, _ = _effective_head(await commits)
+        branch's commits (compare), the checklist issues (approval comments); and the walk
+        down the branch's first-parent chain to its newest validated commit."""
+        chain = _Chain(self, await commits)
+        tip = chain.tip
         empty: dict[str, Any] = {
-            "merged_pull": None, "statuses": (), "runs": (), "checks": (), "deployment_statuses": {},
-            "next_contains_head": None, "approvals": (), "change_authors": (),
+            "head": None, "branch_head": None, "merged_pull": None, "statuses": (), "runs": (),
+            "checks": (), "deployment_statuses": {}, "next_contains_head": None, "approvals": (),
+            "change_authors": (), "history": (), "arrivals": (),
         }  # fmt: skip
-        if sha is None:
+        if tip is None:
             return empty
+        # The head: the newest commit that is not plan bookkeeping (what a commit does, not
+        # what its message says: a claim is checked against the files it changed).
+        above: list[Commit] = []
+        current: dict[str, Any] | None = chain.known[tip]
+        while current is not None:
+            commit = await self._commit_fact(current, bookkeeping_dir)
+            if not is_bookkeeping(commit, bookkeeping_dir):
+                break
+            above.append(commit)
+            current = await chain.parent(current)
+        if current is None:  # nothing but bookkeeping in reach: the oldest read stands
+            current = chain.known[above[-1].sha]
+            above.pop()
+        sha = str(current["sha"])
+        walk = asyncio.ensure_future(
+            self._walk_below(env, chain, current, deployments, bookkeeping_dir, listing)
+        )
 
         async def deployment_statuses() -> dict[Any, list[Any]]:
             found = await deployments
@@ -531,23 +608,39 @@ class GitHub:
                 return []
             return await listing("issues.list_comments", issue_number=checklist["number"])
 
-        reads: list[Any] = await asyncio.gather(
-            listing("repos.list_commit_statuses_for_ref", ref=sha),
-            listing("actions.list_workflow_runs_for_repo", "workflow_runs", head_sha=sha),
-            listing("checks.list_for_ref", "check_runs", ref=sha),
-            listing("repos.list_pull_requests_associated_with_commit", commit_sha=sha),
-            deployment_statuses(),
-            contains(),
-            comments(),
-        )
+        try:
+            reads: list[Any] = await asyncio.gather(
+                listing("repos.list_commit_statuses_for_ref", ref=sha),
+                listing("actions.list_workflow_runs_for_repo", "workflow_runs", head_sha=sha),
+                listing("checks.list_for_ref", "check_runs", ref=sha),
+                listing("repos.list_pull_requests_associated_with_commit", commit_sha=sha),
+                deployment_statuses(),
+                contains(),
+                comments(),
+            )
+            below, below_pulls = await walk
+        except BaseException:
+            walk.cancel()
+            await asyncio.gather(walk, return_exceptions=True)
+            raise
         statuses, runs, checks, pulls, by_deployment, contained, decisions = reads
-        merged = [p for p in pulls if p["base"]["ref"] == env.branch and p.get("merged_at")]
+        merged = _merged_into(pulls, env.branch)
         merged_pull = _pull(max(merged, key=lambda p: p["merged_at"])) if merged else None
         authors: tuple[str, ...] = ()
         if merged_pull is not None:
             carried = AUTHOR_LINE.findall(merged_pull.body)
             authors = tuple(carried) if carried else (merged_pull.author,)
+        head_fact = dataclasses.replace(
+            await self._commit_fact(current, bookkeeping_dir),
+            validated=_validated(statuses, env.name),
+            pulls=tuple(p["number"] for p in merged),
+        )
+        arrivals = {p["number"]: _pull(p) for p in [*merged, *below_pulls]}
         return {
+            "head": sha,
+            "branch_head": tip,
+            "history": (*above, head_fact, *below),
+            "arrivals": tuple(arrivals[n] for n in sorted(arrivals)),
             "merged_pull": merged_pull,
             "statuses": tuple(_status(s) for s in statuses),
             "runs": tuple(_run(r) for r in runs),
@@ -557,6 +650,58 @@ class GitHub:
             "approvals": tuple(a for c in decisions for a in _decisions(c)),
             "change_authors": authors,
         }
+
+    async def _commit_fact(self, data: Mapping[str, Any], bookkeeping_dir: str | None) -> Commit:
+        """A commit of the chain; the files it changed are read only for a bookkeeping claim."""
+        fact = _commit(data)
+        if bookkeeping_dir is not None and claims_bookkeeping(fact.message, fact.parents):
+            files = self._files.get(fact.sha)
+            if files is None:  # content-addressed: once per process
+                full = await self.call("repos.get_commit", ref=fact.sha)
+                files = tuple(str(f["filename"]) for f in (full or {}).get("files") or [])
+                self._files[fact.sha] = files
+            fact = dataclasses.replace(fact, files=files)
+        return fact
+
+    async def _walk_below(
+        self,
+        env: Any,
+        chain: _Chain,
+        head: Mapping[str, Any],
+        deployments: Awaitable[list[dict[str, Any]]],
+        bookkeeping_dir: str | None,
+        listing: Callable[..., Awaitable[list[Any]]],
+    ) -> tuple[list[Commit], list[dict[str, Any]]]:
+        """The first-parent chain below the head down to its newest validated commit, and the
+        merged PRs (into this branch) the commits on the way came from. Only a deployed commit
+        can be validated, so only those have their statuses read; bounded on both counts."""
+        deployed = {d["sha"] for d in await deployments if d.get("task") != ROLLBACK_TASK}
+        found: list[Commit] = []
+        pulls: list[dict[str, Any]] = []
+        checked = 0
+        current = await chain.parent(head)
+        while current is not None and len(found) < WALK_LIMIT:
+            commit = await self._commit_fact(current, bookkeeping_dir)
+            sha = commit.sha
+            if sha in deployed and checked < STATUS_CHECKS:
+                checked += 1
+                statuses = await listing("repos.list_commit_statuses_for_ref", ref=sha)
+                if _validated(statuses, env.name):
+                    found.append(dataclasses.replace(commit, validated=True))
+                    return found, pulls
+                commit = dataclasses.replace(commit, validated=False)
+            if not is_bookkeeping(commit, bookkeeping_dir):
+                mine = _merged_into(
+                    await listing(
+                        "repos.list_pull_requests_associated_with_commit", commit_sha=sha
+                    ),
+                    env.branch,
+                )
+                pulls.extend(mine)
+                commit = dataclasses.replace(commit, pulls=tuple(p["number"] for p in mine))
+            found.append(commit)
+            current = await chain.parent(current)
+        return found, pulls
 
     async def _contains(self, branch: str, sha: str, recent: set[str]) -> bool | None:
         """Whether ``branch`` contains ``sha``; among its recent commits needs no request."""
@@ -760,7 +905,7 @@ class GitHub:
         tree = await self.call("git.create_tree", tree=entries, base_tree=commit["tree"]["sha"])
         new = await self.call(
             "git.create_commit",
-            message=f"{message}\n\n{BOOKKEEPING}\n",
+            message=f"{message}\n\n{bookkeeping_trailer(parent)}\n",
             tree=tree["sha"],
             parents=[parent],
         )
@@ -779,10 +924,11 @@ class GitHub:
         *,
         task: str = ROLLBACK_TASK,
         key: str = "rollback_of",
+        carries: tuple[str, ...] = (),
     ) -> tuple[dict[str, Any], bool]:
         """Find the rollback deployment of ``failed_sha`` in ``environment`` or create it at
         ``ref``; (deployment, created). Never two for one failed sha: found by ``task`` and the
-        payload's ``promote.<key>``."""
+        payload's ``promote.<key>``. ``carries``: the failed head's plans, on the record."""
 
         async def look() -> dict[str, Any] | None:
             found = await self._fresh(
@@ -801,7 +947,7 @@ class GitHub:
                     task=task,
                     auto_merge=False,
                     required_contexts=[],
-                    payload={"promote": {key: failed_sha, "plan": plan}},
+                    payload={"promote": {key: failed_sha, "plan": plan, "carries": list(carries)}},
                     description=description[:140],
                 )
             )
@@ -974,16 +1120,6 @@ def _clean(text: str) -> str:
     return " ".join(text.split())[:200]
 
 
-def _effective_head(commits: list[dict[str, Any]]) -> tuple[str | None, str | None]:
-    """(instance head, branch head): plan bookkeeping commits never start an instance."""
-    if not commits:
-        return None, None
-    for commit in commits:
-        if BOOKKEEPING not in commit["commit"]["message"]:
-            return commit["sha"], commits[0]["sha"]
-    return commits[-1]["sha"], commits[0]["sha"]
-
-
 def _key_of(issue: Mapping[str, Any]) -> str | None:
     found = KEY_LINE.search(issue.get("body") or "")
     return found.group(1) if found else None
@@ -1002,6 +1138,7 @@ def _payload(deployment: Mapping[str, Any]) -> dict[str, Any]:
 
 def _deployment(d: Mapping[str, Any], statuses: Any) -> Deployment:
     payload = _payload(d)
+    carries = payload.get("carries")
     return Deployment(
         id=d["id"],
         environment=d["environment"],
@@ -1010,6 +1147,9 @@ def _deployment(d: Mapping[str, Any], statuses: Any) -> Deployment:
         url=d.get("url") or "",
         rollback_of=payload.get("rollback_of"),
         plan=payload.get("plan"),
+        reset_of=payload.get("reset_of"),
+        carries=tuple(str(p) for p in carries) if isinstance(carries, list) else (),
+        created_at=d.get("created_at") or "",
         statuses=tuple(
             DeploymentStatus(
                 s["id"], s["state"], s.get("environment_url") or "", s.get("log_url") or s.get("target_url") or "",
@@ -1032,7 +1172,8 @@ def _run(r: Mapping[str, Any]) -> WorkflowRun:
     return WorkflowRun(
         id=r["id"], name=r.get("name") or "", path=r.get("path") or "", head_sha=r["head_sha"],
         status=r.get("status") or "", conclusion=r.get("conclusion"), event=r.get("event") or "",
-        url=r.get("html_url") or "",
+        url=r.get("html_url") or "", created_at=r.get("created_at") or "",
+        head_branch=r.get("head_branch") or "",
     )  # fmt: skip
 
 
@@ -1063,3 +1204,47 @@ def _decisions(comment: Mapping[str, Any]) -> list[Approval]:
         state = "approved" if verb == "Approve" else "rejected"
         out.append(Approval(user, sha, state, comment.get("html_url") or "", reason.strip()))
     return out
+
+
+def _commit(c: Mapping[str, Any]) -> Commit:
+    """A commit of the REST commits endpoints (list, get, compare) as a chain fact."""
+    detail = c.get("commit") or {}
+    who = detail.get("committer") or {}
+    return Commit(
+        sha=c["sha"],
+        parents=tuple(p["sha"] for p in c.get("parents") or ()),
+        message=detail.get("message") or "",
+        committer=f"{who.get('name') or ''} <{who.get('email') or ''}> {who.get('date') or ''}",
+    )
+
+
+def _merged_into(pulls: list[Any], branch: str) -> list[dict[str, Any]]:
+    return [dict(p) for p in pulls if p["base"]["ref"] == branch and p.get("merged_at")]
+
+
+def _validated(statuses: Any, env: str) -> bool:
+    """``promote/<env>`` is success on the commit, and was never failure or error there."""
+    states = {s["state"] for s in statuses if s["context"] == f"promote/{env}"}
+    return "success" in states and not states & {"failure", "error"}
+
+
+class _Chain:
+    """A branch's commits as read, newest first, and more of them on demand."""
+
+    def __init__(self, github: GitHub, first: list[dict[str, Any]]) -> None:
+        self.github = github
+        self.known: dict[str, dict[str, Any]] = {c["sha"]: c for c in first}
+        self.tip: str | None = first[0]["sha"] if first else None
+        self.reads = 0
+
+    async def parent(self, commit: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first parent, read with its own ancestors when it is not known yet."""
+        parents = commit.get("parents") or []
+        if not parents:
+            return None
+        sha = str(parents[0]["sha"])
+        if sha not in self.known and self.reads < CHAIN_READS:
+            self.reads += 1
+            page = await self.github.call("repos.list_commits", sha=sha, per_page=COMMITS_READ)
+            self.known.update((c["sha"], c) for c in page or [])
+        return self.known.get(sha)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from promote_tasks.ledger import is_bookkeeping
+from promote_tasks.ledger import plans_listed
+from promote_tasks.ledger import undone
 from promote_tasks.model import DEPLOY_FAILED
 from promote_tasks.model import DEPLOY_SUCCESS
 from promote_tasks.model import DEPLOY_SUPERSEDED
 from promote_tasks.model import RUN_FAILED
 from promote_tasks.model import Action
+from promote_tasks.model import Commit
 from promote_tasks.model import CommitStatus
 from promote_tasks.model import Deployment
 from promote_tasks.model import Effect
@@ -62,8 +66,8 @@ TRANSITIONS: tuple[Transition, ...] = (
 
 ROWS = {row.id: row for row in TRANSITIONS}
 
-PLAN_LINE = re.compile(r"^Promote-Plan:\s*(\S+)\s*$", re.MULTILINE)
 FEATURE_PREFIX = "feature/"
+REVERT_PREFIX = "promote/revert-"  # the branches of the revert strategy's PRs
 
 
 def verdict_context(env: str, validator: str | None = None) -> str:
@@ -81,23 +85,249 @@ def plan_of(pull: PullRequest | None) -> str | None:
     """Plan identity: ``feature/<plan-id>`` branches, or the ``Promote-Plan:`` line."""
     if pull is None:
         return None
-    found = PLAN_LINE.search(pull.body or "")
-    if found:
-        return found.group(1)
+    listed = plans_listed(pull.body)
+    if listed:
+        return listed[0]
     if pull.head_ref.startswith(FEATURE_PREFIX) and len(pull.head_ref) > len(FEATURE_PREFIX):
         return pull.head_ref[len(FEATURE_PREFIX) :]
     return None
+
+
+# -- lineage: what a head carries, and whether it came the right way ---------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Lineage:
+    """The commits between an environment's newest validated commit and its branch tip, read.
+
+    ``plans``: the plans of the pull requests that brought them (each once, newest first);
+    ``taken_out``: plans a rollback of this branch took back out; ``violating``: commits that
+    did not come the one allowed way, each with why; ``last_validated``: where the walk
+    stopped (None: no validated commit was found, as before promote's first validation).
+    """
+
+    plans: tuple[str, ...] = ()
+    taken_out: tuple[str, ...] = ()
+    violating: tuple[tuple[str, str], ...] = ()
+    last_validated: str | None = None
+
+
+def newest_validated(facts: EnvFacts) -> str | None:
+    """The newest commit of the branch known validated here (the head, or one below it)."""
+    return next((c.sha for c in facts.history if c.validated), None)
+
+
+def contained(sha: str, facts: EnvFacts, pipeline: Pipeline) -> bool | None:
+    """Is ``sha`` in the newest validated head of the environment ``facts`` describe?
+
+    True at or below that head on the first-parent chain, and for a commit above it that adds
+    only plan bookkeeping; False for unvalidated commits above it; None when the chain read
+    does not say (the shell asks GitHub then: ``upstream_contains``).
+    """
+    chain = [c.sha for c in facts.history]
+    good = newest_validated(facts)
+    if sha not in chain:
+        return None
+    if good is None:
+        return False
+    at, stop = chain.index(sha), chain.index(good)
+    if at >= stop:
+        return True
+    above = facts.history[at:stop]
+    return all(is_bookkeeping(c, pipeline.bookkeeping_dir) for c in above)
+
+
+def _segment(facts: EnvFacts) -> tuple[list[Commit], str | None]:
+    """The chain from the tip down to just above the newest validated commit below the head."""
+    segment: list[Commit] = []
+    past_head = False
+    for commit in facts.history:
+        if past_head and commit.validated:
+            return segment, commit.sha
+        segment.append(commit)
+        past_head = past_head or commit.sha == facts.head
+    return segment, None
+
+
+def _groups(
+    segment: list[Commit], arrivals: tuple[PullRequest, ...]
+) -> list[tuple[PullRequest | None, list[Commit]]]:
+    """The segment cut into what each merge brought: a merge or squash commit alone, a rebase
+    merge's commits together (one committer, one moment, the same PR), and loose commits."""
+    by_merge = {p.merge_commit_sha: p for p in arrivals if p.merged and p.merge_commit_sha}
+    out: list[tuple[PullRequest | None, list[Commit]]] = []
+    i = 0
+    while i < len(segment):
+        commit = segment[i]
+        pull = by_merge.get(commit.sha)
+        if pull is None:
+            out.append((None, [commit]))
+            i += 1
+            continue
+        group = [commit]
+        while (
+            i + len(group) < len(segment)
+            and len(group[-1].parents) == 1
+            and (below := segment[i + len(group)]).committer == commit.committer
+            and pull.number in below.pulls
+            and below.sha not in by_merge
+        ):
+            group.append(below)
+        out.append((pull, group))
+        i += len(group)
+    return out
+
+
+def lineage(
+    facts: EnvFacts,
+    env: Environment,
+    pipeline: Pipeline,
+    upstream: EnvFacts | None = None,
+    upstream_plans: tuple[str, ...] = (),
+) -> Lineage:
+    """What the head of ``env`` carries and whether every commit came the one allowed way
+    (DESIGN §3.6): in the first environment through a merged PR from a plan's branch; in the
+    others through a merged PR from the previous environment's branch whose head that
+    environment validated (or as commits that environment validated). Plan bookkeeping and
+    the tool's own reverts are allowed everywhere; a revert takes what it rolled back out.
+    ``upstream``: the previous environment's facts; ``upstream_plans``: what its head carries.
+    """
+    if not facts.history or facts.head not in {c.sha for c in facts.history}:
+        # A snapshot saved before histories were read: the head's PR is all there is.
+        return Lineage(
+            plans=_arrival_plans(facts.merged_pull, env, pipeline, upstream, upstream_plans)
+        )
+    segment, last_validated = _segment(facts)
+    groups = _groups(segment, facts.arrivals)
+    if last_validated is None:
+        # Nothing here was ever validated (promote is new to this branch): judge the head's
+        # own arrival and what sits above it, not the history from before.
+        head_group = next(
+            i for i, (_, commits) in enumerate(groups) if facts.head in {c.sha for c in commits}
+        )
+        groups = groups[: head_group + 1]
+    plans: list[str] = []
+    taken: list[str] = []
+    violating: list[tuple[str, str]] = []
+    below_revert = False
+    shas = {c.sha for c in segment}
+    for pull, commits in groups:
+        first = commits[0]
+        carried = _arrival_plans(pull, env, pipeline, upstream, upstream_plans)
+        if below_revert:
+            taken.extend(carried)
+            continue
+        if pull is None:
+            if is_bookkeeping(first, pipeline.bookkeeping_dir):
+                continue
+            if upstream is not None and (
+                first.sha in facts.upstream_contains or contained(first.sha, upstream, pipeline)
+            ):
+                continue  # brought through the previous environment after all
+            violating.append((first.sha, "a direct push"))
+            continue
+        if _reverts(pull, env, shas):
+            below_revert = True
+            continue
+        plans.extend(carried)
+        why = _unfit(pull, env, pipeline, upstream, facts.upstream_contains)
+        if why is not None:
+            violating.append((first.sha, why))
+    return Lineage(
+        plans=tuple(dict.fromkeys(plans)),
+        taken_out=tuple(dict.fromkeys(p for p in taken if p not in plans)),
+        violating=tuple(violating),
+        last_validated=last_validated,
+    )
+
+
+def _arrival_plans(
+    pull: PullRequest | None,
+    env: Environment,
+    pipeline: Pipeline,
+    upstream: EnvFacts | None,
+    upstream_plans: tuple[str, ...],
+) -> tuple[str, ...]:
+    """The plans a merged PR brought: a plan's branch; every ``Promote-Plan:`` line of a
+    promotion; and what the previous environment's head carries when the PR was merged at
+    it (a PR opened by hand, or one whose head moved after promote wrote its body)."""
+    if pull is None or pull.head_ref.startswith(REVERT_PREFIX):
+        return ()
+    listed = plans_listed(pull.body)
+    source = pipeline.before(env.name)
+    if upstream is not None and source is not None and pull.head_ref == source.branch:
+        if pull.head_sha in {upstream.head, upstream.branch_head}:
+            listed = (*listed, *upstream_plans)
+        return tuple(dict.fromkeys(listed))
+    own = plan_of(pull)
+    return (own,) if own else listed
+
+
+def _reverts(pull: PullRequest, env: Environment, segment: set[str]) -> bool:
+    """Is this PR the tool's revert of something in this branch (a failure or a violation)?
+    It must name a commit of this branch below it: a branch name alone proves nothing."""
+    if not pull.head_ref.startswith(REVERT_PREFIX):
+        return False
+    found = ROLLBACK_OF_LINE.search(pull.body or "")
+    key = found.group(1) if found else undone(pull.body)
+    if key is None:
+        return False
+    name, _, sha = key.partition("@")
+    return name == env.name and sha in segment
+
+
+def _unfit(
+    pull: PullRequest,
+    env: Environment,
+    pipeline: Pipeline,
+    upstream: EnvFacts | None,
+    vouched: tuple[str, ...],
+) -> str | None:
+    """Why a merged PR is not an allowed way into ``env``, or None when it is."""
+    if upstream is None:
+        if plan_of(pull) is None:
+            return f"#{pull.number} from {pull.head_ref}, not a plan's branch"
+        return None
+    source = pipeline.before(env.name)
+    assert source is not None
+    if pull.head_ref != source.branch:
+        return f"#{pull.number} from {pull.head_ref} skipped {upstream.name}"
+    if pull.head_sha in vouched or contained(pull.head_sha, upstream, pipeline):
+        return None
+    return f"#{pull.number} brought {pull.head_sha[:7]}, which {upstream.name} never validated"
+
+
+def _violation(env: Environment, found: Lineage, upstream: str | None) -> str | None:
+    if not found.violating:
+        return None
+    what = ", ".join(f"{sha[:7]} ({why})" for sha, why in found.violating[:5])
+    more = f" and {len(found.violating) - 5} more" if len(found.violating) > 5 else ""
+    came = f"never validated in {upstream}" if upstream else "not from a plan's pull request"
+    back = found.last_validated[:7] if found.last_validated else "its last validated commit"
+    fix = f"roll back with `promote rollback --env {env.name}` (back to {back})"
+    if upstream:
+        fix += f", or bring the change through {upstream}"
+    return f"{env.branch} holds commits {came}: {what}{more}; {fix}"
 
 
 # -- derive ------------------------------------------------------------------------------------
 
 
 def derive(snapshot: Snapshot, pipeline: Pipeline) -> PipelineState:
-    """Each environment's state, the halt, and which plan may move, from facts alone."""
-    envs = tuple(
-        _derive_env(snapshot.env(env.name), env, pipeline, snapshot.plans)
-        for env in pipeline.environments
-    )
+    """Each environment's state, the halt, and which plans may move, from facts alone."""
+    envs: list[EnvState] = []
+    for index, env in enumerate(pipeline.environments):
+        upstream = snapshot.env(pipeline.environments[index - 1].name) if index else None
+        envs.append(
+            _derive_env(
+                snapshot.env(env.name),
+                env,
+                pipeline,
+                snapshot,
+                upstream,
+                envs[-1] if envs else None,
+            )
+        )
     open_fixes = sorted(
         (p for p in snapshot.plans if p.fix_key and not p.done), key=lambda p: (p.priority, p.id)
     )
@@ -108,32 +338,65 @@ def derive(snapshot: Snapshot, pipeline: Pipeline) -> PipelineState:
     parents = {p.parent for p in open_fixes}
     leaves = [p for p in open_fixes if p.id not in parents] or open_fixes
     fix_plan = leaves[0].id if leaves else None
+    unsettled = [s for s in envs if not _settled(s, snapshot.env(s.name), snapshot.plans)]
+    in_flight: dict[str, str] = {}
+    for s in reversed(unsettled):
+        for plan in s.plans:
+            in_flight.setdefault(plan, s.name)
     if halted:
-        active = fix_plan
+        active: tuple[str, ...] = (fix_plan,) if fix_plan else ()
     else:
-        in_flight = [
-            s
-            for s in envs
-            if s.plan is not None and not _settled(s, snapshot.env(s.name), snapshot.plans)
-        ]
-        active = in_flight[-1].plan if in_flight else None
-    return PipelineState(snapshot.repository, envs, halted, fix_plan, active)
+        carrying = [s for s in unsettled if s.plans]
+        active = carrying[-1].plans if carrying else ()
+    return PipelineState(
+        snapshot.repository,
+        tuple(envs),
+        halted,
+        fix_plan,
+        active[0] if active else None,
+        active,
+        tuple(in_flight.items()),
+    )
+
+
+def carried_with_fixes(plans: tuple[str, ...], known: tuple[Plan, ...]) -> tuple[str, ...]:
+    """``plans`` and, for each fix plan among them, the plans whose failure it fixes (a failed
+    plan travels on with its fix; a fix of a fix brings both), each once."""
+    by_id = {p.id: p for p in known}
+    out: list[str] = []
+    todo = list(plans)
+    while todo:
+        plan = todo.pop(0)
+        if plan in out:
+            continue
+        out.append(plan)
+        found = by_id.get(plan)
+        if found is not None:
+            todo.extend(found.failed_plans)
+    return tuple(out)
 
 
 def _derive_env(
-    facts: EnvFacts, env: Environment, pipeline: Pipeline, plans: tuple[Plan, ...]
+    facts: EnvFacts,
+    env: Environment,
+    pipeline: Pipeline,
+    snapshot: Snapshot,
+    upstream: EnvFacts | None,
+    upstream_state: EnvState | None,
 ) -> EnvState:
-    base = EnvState(name=env.name, branch=env.branch, sha=facts.head, state=None)
+    plans = snapshot.plans
+    base = EnvState(
+        name=env.name, branch=env.branch, sha=facts.head, state=None, branch_head=facts.branch_head
+    )
     if facts.head is None:
         return dataclasses.replace(base, violation=f"branch {env.branch} does not exist")
     head = facts.head
-    plan = plan_of(facts.merged_pull)
     verdicts = _statuses(facts.statuses, verdict_context(env.name))
     deployments = sorted(
         (d for d in facts.deployments if d.sha == head and not d.is_rollback), key=lambda d: d.id
     )
     runs = sorted(
-        (r for r in facts.runs if r.head_sha == head and is_deploy_run(r, pipeline)),
+        (r for r in facts.runs if r.head_sha == head and is_deploy_run(r, pipeline, env.branch)),
         key=lambda r: r.id,
     )
     evidence: list[Evidence] = []
@@ -162,13 +425,20 @@ def _derive_env(
                 )
             )
 
+    upstream_plans = upstream_state.plans if upstream_state is not None else ()
+    found = lineage(facts, env, pipeline, upstream, upstream_plans)
+    carried = carried_with_fixes(found.plans, plans)
     newest = deployments[-1] if deployments else None
     newest_state = newest.latest.state if newest is not None and newest.latest else ""
+    validated = bool(verdicts) and verdicts[-1].state == "success"
     if failures:
         state: State | None = State.FAILED
         evidence.extend(failures)
-    elif verdicts and verdicts[-1].state == "success":
-        state = State.COMPLETE if env.production else State.PROMOTED
+    elif validated:
+        finished = not env.production or all(
+            p.done for p in plans if p.id in carried
+        )  # production is complete once the plans it carries are recorded done (R8)
+        state = State.COMPLETE if env.production and finished else State.PROMOTED
         evidence.append(_status_evidence(verdicts[-1]))
     elif verdicts and verdicts[-1].state == "pending":
         state = State.VALIDATING
@@ -191,9 +461,21 @@ def _derive_env(
         state = State.DEPLOYING  # just merged: the deploy has not shown up yet
     else:
         state = None
+    if state is State.DEPLOYING:
+        timed_out = _deploy_timed_out(deployments, runs, env, snapshot.taken_at)
+        if timed_out is not None:
+            state = State.FAILED
+            evidence.append(timed_out)
 
     violation = None
-    if facts.merged_pull is None and not verdicts and (state is not None or facts.deployments):
+    if not validated and (found.last_validated is not None or state is not None):
+        violation = _violation(env, found, upstream.name if upstream is not None else None)
+    if (
+        not facts.history  # without a history read, the old rule: no PR, nobody validated
+        and facts.merged_pull is None
+        and not verdicts
+        and (state is not None or facts.deployments)
+    ):
         violation = (
             f"head {head[:7]} of {env.branch} did not come from a merged pull request "
             "(a direct push?); merge through a PR or roll back by hand"
@@ -224,16 +506,51 @@ def _derive_env(
     return dataclasses.replace(
         base,
         state=state,
-        plan=plan,
+        plan=carried[0] if carried else None,
+        plans=carried,
+        taken_out=found.taken_out,
         production=env.production,
         evidence=tuple(evidence),
-        verdicts=_verdicts(facts, env),
+        verdicts=_verdicts(facts, env, snapshot.taken_at),
         violation=violation,
+        violating=tuple(sha for sha, _ in found.violating) if violation else (),
+        last_validated=found.last_validated,
         rollback=rollback,
         fix_plan=fix,
         restores=restores,
         restores_fix=_fix_plan_for(restores, plans) if restores else None,
     )
+
+
+def _deploy_timed_out(
+    deployments: list[Deployment],
+    runs: list[WorkflowRun],
+    env: Environment,
+    now: str,
+) -> Evidence | None:
+    """A deploy (deployment or deploy run) still unfinished ``deploy_timeout_seconds`` after it
+    started has failed. Before anything starts, R1 dispatches the deploy instead."""
+    started = [d.created_at for d in deployments if d.created_at]
+    started += [r.created_at for r in runs if r.created_at]
+    if not started:
+        return None
+    elapsed = seconds_between(min(started), now)
+    if elapsed < env.deploy_timeout_seconds:
+        return None
+    return Evidence("timeout", None, None, f"deploy timed out after {env.deploy_timeout_seconds} s")
+
+
+def deploy_started(facts: EnvFacts, pipeline: Pipeline) -> str | None:
+    """When the deploy of the head started (its deployment or run), for ``status``."""
+    head = facts.head
+    started = [d.created_at for d in facts.deployments if d.sha == head and not d.is_rollback]
+    started += [
+        r.created_at
+        for r in facts.runs
+        if r.head_sha == head and is_deploy_run(r, pipeline, pipeline.get(facts.name).branch)
+    ]
+    started = [s for s in started if s]
+    return min(started) if started else None
 
 
 ROLLBACK_OF_LINE = re.compile(r"^Promote-Rollback-Of:\s*(\S+@[0-9a-f]{40})\s*$", re.MULTILINE)
@@ -284,9 +601,13 @@ def _rollback_state(record: Deployment, facts: EnvFacts) -> str:
     return followers[-1].latest.state if followers and followers[-1].latest else ""
 
 
-def is_deploy_run(run: WorkflowRun, pipeline: Pipeline) -> bool:
+def is_deploy_run(run: WorkflowRun, pipeline: Pipeline, branch: str) -> bool:
+    """A run of the deploy workflow for the environment on ``branch`` (pushed or dispatched
+    there: a run for the same sha on another branch deploys another environment)."""
     workflow = pipeline.deploy_workflow
-    return workflow is not None and run.path.rsplit("/", 1)[-1] == workflow
+    if workflow is None or run.path.rsplit("/", 1)[-1] != workflow:
+        return False
+    return not run.head_branch or run.head_branch == branch
 
 
 def _statuses(statuses: tuple[CommitStatus, ...], context: str) -> list[CommitStatus]:
@@ -303,37 +624,42 @@ def _status_evidence(status: CommitStatus) -> Evidence:
 _RECORDED = {"success": Result.PASSED, "failure": Result.FAILED, "error": Result.FAILED}
 
 
-def _verdicts(facts: EnvFacts, env: Environment) -> tuple[Verdict, ...]:
-    """One verdict per configured validator: fresh from the shell, else as last recorded."""
+def _verdicts(facts: EnvFacts, env: Environment, now: str) -> tuple[Verdict, ...]:
+    """One verdict per configured validator: fresh from the shell, else as last recorded; a
+    validator still pending past its timeout (from the ``started`` status R4 wrote) failed."""
     fresh = {v.validator: v for v in facts.verdicts}
     out = []
     for name in env.validators:
-        if name in fresh:
-            out.append(fresh[name])
-            continue
         recorded = _statuses(facts.statuses, verdict_context(env.name, name))
-        if recorded:
+        if name in fresh:
+            verdict = fresh[name]
+        elif recorded:
             last = recorded[-1]
-            out.append(
-                Verdict(
-                    name,
-                    _RECORDED.get(last.state, Result.PENDING),
-                    last.target_url,
-                    last.description,
-                )
+            verdict = Verdict(
+                name, _RECORDED.get(last.state, Result.PENDING), last.target_url, last.description
             )
         else:
-            out.append(Verdict(name, Result.PENDING))
+            verdict = Verdict(name, Result.PENDING)
+        started = next((s.created_at for s in recorded if s.created_at), None)
+        if verdict.result is Result.PENDING and started is not None:
+            manual = name in env.manual
+            limit = env.approval_timeout_seconds if manual else env.validation_timeout_seconds
+            if seconds_between(started, now) >= limit:
+                what = "manual approval" if manual else name
+                verdict = Verdict(
+                    name, Result.FAILED, verdict.url, f"{what} timed out after {limit} s"
+                )
+        out.append(verdict)
     return tuple(out)
 
 
 def _settled(state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...]) -> bool:
     """Has this instance finished its pass: complete, or promoted and carried onward?"""
     if state.state is State.COMPLETE:
-        return state.plan is None or any(p.id == state.plan and p.done for p in plans)
+        return True
     if state.state is State.FAILED:  # resolved once its fix plan is done
         return any(p.id == state.fix_plan and p.done for p in plans)
-    if state.state is State.PROMOTED:
+    if state.state is State.PROMOTED and not state.production:
         shas = {state.sha, facts.branch_head} - {None}
         return bool(facts.next_contains_head) or any(
             p.merged and p.head_sha in shas for p in facts.promotions
@@ -402,7 +728,7 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
                 return action
     for env in state.environments:
         if env.restores is not None and env.restores_fix is None:
-            action = _after_restore(env, snapshot.env(env.name), waits)
+            action = _after_restore(env, snapshot.env(env.name), pipeline, snapshot.plans, waits)
             if action is not None:
                 return action
     for env in reversed(state.environments):
@@ -414,15 +740,22 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
             waits.append(env.violation)
             continue
         if state.halted:
-            allowed = state.fix_plan is not None and env.plan == state.fix_plan
+            allowed = state.fix_plan is not None and state.fix_plan in env.plans
         else:
-            allowed = state.active_plan is None or env.plan == state.active_plan
+            # One plan at a time: the plans furthest along move; an instance behind them
+            # waits, unless what it carries already travelled with them.
+            allowed = not state.active_plans or (
+                bool(env.plans) and set(env.plans) <= set(state.active_plans)
+            )
         if not allowed:
             if not _settled(env, snapshot.env(env.name), snapshot.plans):
                 holder = (
-                    f"fix plan {state.fix_plan}" if state.halted else f"plan {state.active_plan}"
+                    f"fix plan {state.fix_plan}"
+                    if state.halted
+                    else "plan " + ", ".join(state.active_plans)
                 )
-                waits.append(f"{env.name}: plan {env.plan} waits while {holder} is in flight")
+                what = ", ".join(env.plans) or (env.sha or "")[:7]
+                waits.append(f"{env.name}: {what} waits while {holder} is in flight")
             continue
         action = _progress(env, snapshot, pipeline, waits)
         if action is not None:
@@ -430,7 +763,21 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
     return Action(None, waiting_for=waits[0] if waits else None, plan=state.active_plan)
 
 
-def _after_restore(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None:
+def _fates(
+    env: EnvState, failed: tuple[str, ...], pipeline: Pipeline, restored: bool
+) -> dict[str, str]:
+    """What becomes of the plans a failed instance carried: they travel on with the fix plan
+    (``failed_plans``), unless a rollback that moved the first environment's branch back took
+    their code out of every environment (``returned`` to the inbox)."""
+    first = pipeline.before(env.name) is None
+    if restored and first:
+        return {"failed_plans": "", "returned": ",".join(failed)}
+    return {"failed_plans": ",".join(failed), "returned": ""}
+
+
+def _after_restore(
+    env: EnvState, facts: EnvFacts, pipeline: Pipeline, plans: tuple[Plan, ...], waits: list[str]
+) -> Action | None:
     """A revert or reset moved the branch off the failed sha: once that head is deployed,
     file the failure's fix plan (R9 for the failed instance, which is no longer the head)."""
     assert env.sha is not None
@@ -448,13 +795,26 @@ def _after_restore(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action |
         waits.append(f"rollback of {env.name} to {env.sha[:7]} ({latest or 'not deployed yet'})")
         return None
     culprit = CULPRIT_LINE.search(facts.merged_pull.body or "") if facts.merged_pull else None
+    # What the failed head carried: what the revert took out below it, or what the reset
+    # recorded on its deployment before it moved the branch.
+    failed = env.taken_out or next(
+        (d.carries for d in facts.deployments if failed_sha in (d.rollback_of, d.reset_of)), ()
+    )
     return _take(
         "R9", env,
         effect("file-fix-plan", id=fix_plan_id(env.restores), key=env.restores, environment=env.name,
                failed_sha=failed_sha, culprit=culprit.group(1) if culprit else "",
-               rollback_target=env.sha, rollback_state=latest, failed_plan="", parent=""),
+               rollback_target=env.sha, rollback_state=latest,
+               parent=_parent_fix(failed, plans),
+               **_fates(env, failed, pipeline, restored=True)),
         instance=State.FAILED,
     )  # fmt: skip
+
+
+def _parent_fix(carried: tuple[str, ...], plans: tuple[Plan, ...]) -> str:
+    """A fix plan that fails gets a child fix plan: completing the child completes it too."""
+    fixes = {p.id for p in plans if p.fix_key}
+    return next((p for p in carried if p in fixes), "")
 
 
 CULPRIT_LINE = re.compile(r"^Promote-Culprit:\s*#?(\d+)\s*$", re.MULTILINE)
@@ -479,13 +839,15 @@ def _on_failure(
         return _take(
             "R9", env,
             effect("rollback", environment=env.name, failed_sha=env.sha, strategy=spec.rollback,
-                   plan=fix_plan_id(key)),
+                   plan=fix_plan_id(key), carries=",".join(env.plans)),
         )  # fmt: skip
     if not env.rollback.succeeded:
         waiting = f"rollback of {env.name} to {env.rollback.target[:7]} ({env.rollback.state or 'created'})"
         waits.append(waiting)
         dispatched = any(
-            r.event == "workflow_dispatch" and r.head_sha == env.sha and is_deploy_run(r, pipeline)
+            r.event == "workflow_dispatch"
+            and r.head_sha == env.sha
+            and is_deploy_run(r, pipeline, env.branch)
             for r in facts.runs
         )
         if env.rollback.state or dispatched or not pipeline.deploy_workflow:
@@ -493,20 +855,19 @@ def _on_failure(
         # Only the record exists and no deploy was dispatched: a run died inside the strategy.
         # Its steps are idempotent, so run it again: it finishes what is missing, once.
         again = effect("rollback", environment=env.name, failed_sha=env.sha, strategy=spec.rollback,
-                       plan=fix_plan_id(key))  # fmt: skip
+                       plan=fix_plan_id(key), carries=",".join(env.plans))  # fmt: skip
         return Action(
             None, env.name, env.state, env.state, (again,), waiting_for=waiting, plan=env.plan
         )
     if env.fix_plan is None:
         culprit = next((e for e in env.evidence if e.kind == "pull_request"), None)
-        # A fix plan that fails gets a child fix plan: completing the child completes it too.
-        parent = env.plan if env.plan and any(p.id == env.plan and p.fix_key for p in plans) else ""
         return _take(
             "R9", env,
             effect("file-fix-plan", id=fix_plan_id(key), key=key, environment=env.name,
                    failed_sha=env.sha, culprit=str(culprit.id) if culprit else "",
                    rollback_target=env.rollback.target, rollback_state=env.rollback.state,
-                   failed_plan=env.plan or "", parent=parent),
+                   parent=_parent_fix(env.plans, plans),
+                   **_fates(env, env.plans, pipeline, restored=False)),
         )  # fmt: skip
     return None
 
@@ -558,13 +919,31 @@ def _progress(
         return _take(
             "R7", env,
             effect("open-pr", head=env.branch, base=following.branch, sha=env.sha,
-                   plan=env.plan or "", environment=env.name),
+                   plans=",".join(env.plans), environment=env.name),
         )  # fmt: skip
-    if env.state is State.COMPLETE and env.plan is not None:
-        if any(p.id == env.plan and p.done for p in snapshot.plans):
-            return None
-        return _take("R8", env, effect("complete-plan", plan=env.plan), observed=True)
+    if env.state is State.PROMOTED and env.production:
+        pending, notes = completing(env, snapshot.plans)
+        return _take(
+            "R8", env,
+            effect("complete-plans", plans=",".join(pending),
+                   completed_with=",".join(f"{k}={v}" for k, v in notes.items())),
+        )  # fmt: skip
     return None
+
+
+def completing(env: EnvState, plans: tuple[Plan, ...]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The plans R8 completes for a validated production head: every plan it carries that
+    the store knows and has not done (a plan with no file is reported, not waited for), and
+    for each failed plan that travelled with its fix, that fix's id."""
+    by_id = {p.id: p for p in plans}
+    pending = tuple(p for p in env.plans if p in by_id and not by_id[p].done)
+    notes: dict[str, str] = {}
+    for plan in env.plans:
+        found = by_id.get(plan)
+        for failed in found.failed_plans if found else ():
+            if failed in pending and failed not in notes:
+                notes[failed] = plan
+    return pending, notes
 
 
 def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None:
@@ -616,9 +995,13 @@ class Gate:
     description: str
 
 
-def gate_for(pull: PullRequest, state: PipelineState, pipeline: Pipeline) -> Gate:
+def gate_for(
+    pull: PullRequest, state: PipelineState, pipeline: Pipeline, first_in_line: int | None = None
+) -> Gate:
     """May this PR merge? Only feature/* → first env and env → next env, in order, one plan at
-    a time, the source promoted at the PR's head, and nothing but the fix plan while halted."""
+    a time, the source promoted at the PR's head, and nothing but the fix plan while halted.
+    ``first_in_line``: the one PR into the first environment that may go in now (see
+    :func:`gates`)."""
 
     def verdict(ok: bool, text: str) -> Gate:
         return Gate(pull.number, pull.head_sha, "success" if ok else "failure", text[:140])
@@ -627,14 +1010,12 @@ def gate_for(pull: PullRequest, state: PipelineState, pipeline: Pipeline) -> Gat
     index = branches.index(pull.base_ref)
     if pull.head_ref.startswith(TOOL_BRANCH_PREFIX):
         # Anyone can name a branch promote/...: only a rollback of the base's current failure
-        # passes, as promote's revert strategy opens it.
+        # (or violation) passes, as promote's revert strategy opens it.
         target = state.environments[index]
         found = ROLLBACK_OF_LINE.search(pull.body or "")
-        if (
-            target.state is State.FAILED
-            and found
-            and found.group(1) == f"{target.name}@{target.sha}"
-        ):
+        key = found.group(1) if found else undone(pull.body)
+        current = f"{target.name}@{target.sha}"
+        if key == current and (target.state is State.FAILED or target.violation):
             return verdict(True, ROLLBACK_GATE)
         return verdict(
             False,
@@ -647,27 +1028,57 @@ def gate_for(pull: PullRequest, state: PipelineState, pipeline: Pipeline) -> Gat
             return verdict(
                 False, f"{pull.base_ref} takes PRs from {FEATURE_PREFIX}<plan-id> branches"
             )
+        carried: tuple[str, ...] = (plan,)
     else:
         source = state.environments[index - 1]
         if pull.head_ref != source.branch:
             return verdict(
                 False, f"skips an environment: {pull.base_ref} takes PRs from {source.branch} only"
             )
-        if source.state is not State.PROMOTED or source.sha != pull.head_sha:
+        if source.violation:
+            return verdict(False, source.violation)
+        at_head = pull.head_sha in {source.sha, source.branch_head}
+        if source.state is not State.PROMOTED or not at_head:
             label = source.state.value if source.state else "not deployed"
-            if source.sha != pull.head_sha:
+            if not at_head:
                 label = f"at {(source.sha or 'nothing')[:7]} now"
             return verdict(
                 False, f"{source.name} is not promoted at {pull.head_sha[:7]} (it is {label})"
             )
+        carried = source.plans
         plan = source.plan
     if state.halted:
-        if state.fix_plan is None or plan != state.fix_plan:
+        if state.fix_plan is None or state.fix_plan not in carried:
             holder = f"fix plan {state.fix_plan}" if state.fix_plan else "a fix plan"
             return verdict(False, f"halted: a failure is unresolved; only {holder} may merge")
-    elif state.active_plan is not None and plan != state.active_plan:
-        return verdict(False, f"one plan at a time: plan {state.active_plan} is in flight")
-    return verdict(True, "ready to merge" + (f" (plan {plan})" if plan else ""))
+    elif state.active_plans and not set(carried) <= set(state.active_plans):
+        flying = ", ".join(state.active_plans)
+        return verdict(False, f"one plan at a time: plan {flying} is in flight")
+    elif index == 0 and first_in_line is not None and pull.number != first_in_line:
+        return verdict(False, f"one plan at a time: #{first_in_line} goes first")
+    return verdict(True, "ready to merge" + (f" (plan {', '.join(carried)})" if plan else ""))
+
+
+def first_in_line(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> int | None:
+    """The one open PR into the first environment that may merge now: the fix plan's first,
+    then the plan with the lowest priority, then the oldest PR; None while others are in
+    flight (nobody goes in) or when no PR carries a plan."""
+    if state.active_plans and not state.halted:
+        return None
+    first = pipeline.environments[0].branch
+    known = {p.id: p for p in snapshot.plans}
+    candidates = []
+    for pull in snapshot.open_pulls:
+        plan = plan_of(pull)
+        if pull.base_ref != first or plan is None or pull.head_ref.startswith(TOOL_BRANCH_PREFIX):
+            continue
+        if state.halted and plan != state.fix_plan:
+            continue
+        found = known.get(plan)
+        fix = found is not None and found.fix_key is not None
+        priority = found.priority if found is not None else Plan(plan).priority
+        candidates.append((0 if fix else 1, priority, pull.number))
+    return min(candidates)[2] if candidates else None
 
 
 def gates(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> tuple[Gate, ...]:
@@ -678,7 +1089,10 @@ def gates(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> tuple
     the first failure among them, so a second PR can never borrow the first one's success.
     """
     branches = {e.branch for e in pipeline.environments}
-    own = [gate_for(p, state, pipeline) for p in snapshot.open_pulls if p.base_ref in branches]
+    chosen = first_in_line(state, snapshot, pipeline)
+    own = [
+        gate_for(p, state, pipeline, chosen) for p in snapshot.open_pulls if p.base_ref in branches
+    ]
     failing: dict[str, Gate] = {}
     for gate in own:
         if gate.state == "failure":

@@ -90,7 +90,10 @@ class Deployment:
     url: str = ""
     rollback_of: str | None = None  # payload["promote"]["rollback_of"]
     plan: str | None = None  # payload["promote"]["plan"]
+    reset_of: str | None = None  # payload["promote"]["reset_of"]: a reset rollback's deploy
+    carries: tuple[str, ...] = ()  # payload["promote"]["carries"]: the failed head's plans
     statuses: tuple[DeploymentStatus, ...] = ()
+    created_at: str = ""  # ISO 8601; when the deploy started, for the deploy timeout
 
     @property
     def latest(self) -> DeploymentStatus | None:
@@ -124,6 +127,8 @@ class WorkflowRun:
     conclusion: str | None = None
     event: str = "push"
     url: str = ""
+    created_at: str = ""
+    head_branch: str = ""  # the branch pushed or dispatched on: which environment it deploys
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,10 +167,26 @@ class Plan:
     priority: int = 2
     parent: str | None = None
     fix_key: str | None = None
+    failed_plans: tuple[str, ...] = ()  # a fix plan carries the plans whose failure it fixes
+    completed_with: str | None = None  # a failed plan completed by its fix plan's journey
+    returned: str | None = None  # why a rollback sent the plan back to the inbox
 
     @property
     def done(self) -> bool:
         return self.status == "done"
+
+
+@dataclasses.dataclass(frozen=True)
+class Commit:
+    """One commit of an environment branch's first-parent chain, as far as the read went."""
+
+    sha: str
+    parents: tuple[str, ...] = ()
+    message: str = ""
+    committer: str = ""  # "name <email> date": the commits of one merge operation share it
+    files: tuple[str, ...] | None = None  # paths changed from the first parent, where read
+    validated: bool | None = None  # promote/<env> success and never failure (None: not read)
+    pulls: tuple[int, ...] = ()  # merged PRs into this branch that GitHub ties to the commit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +230,12 @@ class EnvFacts:
     known_good: tuple[str, ...] = ()  # older heads validated here (rollback targets)
     approvals: tuple[Approval, ...] = ()  # manual decisions recorded for this environment
     change_authors: tuple[str, ...] = ()  # who wrote the change now at ``head``
+    # The first-parent chain from the branch tip down to the newest validated commit below
+    # ``head`` (or as far as the read went), and the merged PRs its commits came from.
+    history: tuple[Commit, ...] = ()
+    arrivals: tuple[PullRequest, ...] = ()
+    # Shas the shell found contained in the previous environment's newest validated head.
+    upstream_contains: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +267,10 @@ class Environment:
     validators: tuple[str, ...] = ()
     rollback: str = "redeploy"
     url: str | None = None
+    deploy_timeout_seconds: int = 1800
+    validation_timeout_seconds: int = 3600
+    approval_timeout_seconds: int = 7 * 24 * 3600
+    manual: tuple[str, ...] = ()  # validators that wait for a person (approval timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +280,11 @@ class Pipeline:
     environments: tuple[Environment, ...]
     deploy_workflow: str | None = "deploy.yml"
     deploy_grace_seconds: int = 120
+    # Where the plan store writes its bookkeeping commits; None when it writes none.
+    bookkeeping_dir: str | None = "plans"
+    # Strategies that move the branch back (revert, reset): a rollback with one takes the
+    # failed change out of the branch, not only out of the running environment.
+    restoring: tuple[str, ...] = ("revert", "reset")
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.environments]
@@ -264,6 +300,10 @@ class Pipeline:
     def get(self, name: str) -> Environment:
         known = ", ".join(self.names)
         return _named(self.environments, name, f"unknown environment {name!r} (known: {known})")
+
+    def before(self, name: str) -> Environment | None:
+        index = self.names.index(name)
+        return self.environments[index - 1] if index else None
 
     def after(self, name: str) -> Environment | None:
         envs = self.environments
@@ -310,7 +350,7 @@ class EnvState:
     branch: str
     sha: str | None
     state: State | None  # None: nothing was ever deployed here
-    plan: str | None = None
+    plan: str | None = None  # the first of ``plans``
     production: bool = False
     evidence: tuple[Evidence, ...] = ()
     verdicts: tuple[Verdict, ...] = ()
@@ -319,6 +359,11 @@ class EnvState:
     fix_plan: str | None = None  # id of the fix plan filed for this failure
     restores: str | None = None  # this head is a revert/reset rollback of the failed ``env@sha``
     restores_fix: str | None = None  # the fix plan filed for that failure
+    plans: tuple[str, ...] = ()  # every plan this instance carries (see machine.lineage)
+    taken_out: tuple[str, ...] = ()  # plans a rollback of this branch took back out of it
+    branch_head: str | None = None  # the branch tip (bookkeeping commits may sit above ``sha``)
+    violating: tuple[str, ...] = ()  # the commits behind ``violation``
+    last_validated: str | None = None  # the newest validated commit below ``sha``
 
     @property
     def key(self) -> str:
@@ -331,7 +376,9 @@ class PipelineState:
     environments: tuple[EnvState, ...]
     halted: bool
     fix_plan: str | None  # the unfinished fix plan that holds the halt
-    active_plan: str | None  # the one plan allowed to move
+    active_plan: str | None  # the first of ``active_plans``
+    active_plans: tuple[str, ...] = ()  # the plans of the instance furthest along: they move
+    in_flight: tuple[tuple[str, str], ...] = ()  # (plan, environment) for unfinished plans
 
     def env(self, name: str) -> EnvState:
         return _named(self.environments, name, f"unknown environment {name!r}")
@@ -352,6 +399,11 @@ class Effect:
 
     def describe(self) -> str:
         return self.kind + " " + " ".join(f"{k}={v}" for k, v in self.args)
+
+
+def split(text: str) -> tuple[str, ...]:
+    """An effect's comma-joined list argument (plans, notes)."""
+    return tuple(part for part in text.split(",") if part)
 
 
 def seconds_between(earlier: str, later: str) -> float:

@@ -9,7 +9,8 @@ from promote_tasks.errors import ConfigError
 from promote_tasks.model import Plan
 
 REQUIRED = ("id", "title", "priority")
-KNOWN = (*REQUIRED, "parent", "fix_key")
+KNOWN = (*REQUIRED, "parent", "fix_key", "failed_plans", "completed_with", "returned")
+KEEP = ".gitkeep"  # keeps a status folder in the tree when its last plan moves out
 STATUS_DIRS = ("inbox", "doing", "done")
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -56,6 +57,11 @@ def parse_plan(text: str, path: str) -> PlanFile:
         ) from None
     parts = path.replace("\\", "/").split("/")
     status = parts[-2] if len(parts) >= 2 and parts[-2] in STATUS_DIRS else "inbox"
+    failed = fields.get("failed_plans", "").strip().strip("[]")
+    failed_plans = tuple(p.strip().strip("\"'") for p in failed.split(",") if p.strip())
+    for failed_id in failed_plans:
+        if not ID.match(failed_id):
+            raise ConfigError(f"{path}: failed_plans names {failed_id!r}, not a plan id")
     plan = Plan(
         id=fields["id"],
         title=fields["title"],
@@ -63,6 +69,9 @@ def parse_plan(text: str, path: str) -> PlanFile:
         priority=priority,
         parent=fields.get("parent") or None,
         fix_key=fields.get("fix_key") or None,
+        failed_plans=failed_plans,
+        completed_with=fields.get("completed_with") or None,
+        returned=fields.get("returned") or None,
     )
     return PlanFile(path, plan, "\n".join(lines[end + 1 :]).lstrip("\n"))
 
@@ -73,28 +82,42 @@ def render_plan(plan: Plan, body: str) -> str:
         head.append(f"parent: {plan.parent}")
     if plan.fix_key:
         head.append(f"fix_key: {plan.fix_key}")
+    if plan.failed_plans:
+        head.append(f"failed_plans: [{', '.join(plan.failed_plans)}]")
+    if plan.completed_with:
+        head.append(f"completed_with: {plan.completed_with}")
+    if plan.returned:
+        head.append(f'returned: "{plan.returned}"')
     return "---\n" + "\n".join(head) + "\n---\n\n" + body.rstrip("\n") + "\n"
 
 
-def completion(plans: tuple[Plan, ...], plan_id: str) -> tuple[str, ...]:
-    """Ids to move to ``done``: the plan, then each parent whose children are all done."""
+def with_front_matter(text: str, path: str, **changes: str) -> str:
+    """The plan file ``text`` with front-matter keys set (the body and other keys kept)."""
+    found = parse_plan(text, path)
+    plan: Plan = dataclasses.replace(found.plan, **changes)  # type: ignore[arg-type]
+    return render_plan(plan, found.body)
+
+
+def completion(plans: tuple[Plan, ...], plan_ids: tuple[str, ...] | str) -> tuple[str, ...]:
+    """Ids to move to ``done``: the plans (those the store knows), then each parent whose
+    children are all done."""
+    wanted = (plan_ids,) if isinstance(plan_ids, str) else plan_ids
     by_id = {p.id: p for p in plans}
-    if plan_id not in by_id:
-        raise ConfigError(f"plan {plan_id!r} is not in the plan store")
     done = {p.id for p in plans if p.done}
     moved: list[str] = []
-    current: str | None = plan_id
-    seen: set[str] = set()
-    while current is not None and current in by_id and current not in seen:
-        seen.add(current)
-        if current not in done:
-            moved.append(current)
-            done.add(current)
-        parent = by_id[current].parent
-        if parent is None or parent not in by_id:
-            break
-        siblings = [p.id for p in plans if p.parent == parent]
-        if not all(s in done for s in siblings):
-            break
-        current = parent
+    for plan_id in wanted:
+        current: str | None = plan_id
+        seen: set[str] = set()
+        while current is not None and current in by_id and current not in seen:
+            seen.add(current)
+            if current not in done:
+                moved.append(current)
+                done.add(current)
+            parent = by_id[current].parent
+            if parent is None or parent not in by_id:
+                break
+            siblings = [p.id for p in plans if p.parent == parent]
+            if not all(s in done for s in siblings):
+                break
+            current = parent
     return tuple(moved)

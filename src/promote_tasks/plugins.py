@@ -172,7 +172,28 @@ def pipeline_from(registry: Registry, settings: Settings) -> Pipeline:
         if env.production:
             raise PluginError(f"environment {env.name} is production but is not the last one")
     envs[-1] = dataclasses.replace(envs[-1], production=True)
-    return Pipeline(tuple(envs), settings.deploy_workflow, settings.deploy_grace_seconds)
+
+    def waits_for_person(name: str) -> bool:
+        config = settings.validators.get(name)
+        plugin = registry.validators.get(config.use) if config is not None else None
+        return bool(getattr(plugin, "manual", False))
+
+    envs = [
+        dataclasses.replace(env, manual=tuple(v for v in env.validators if waits_for_person(v)))
+        for env in envs
+    ]
+    store = registry.plan_stores.get(settings.plan_store)
+    return Pipeline(
+        tuple(envs),
+        settings.deploy_workflow,
+        settings.deploy_grace_seconds,
+        bookkeeping_dir=settings.plans_dir if getattr(store, "writes_commits", False) else None,
+        restoring=tuple(
+            name
+            for name, strategy in sorted(registry.rollback_strategies.items())
+            if getattr(strategy, "restores_branch", False)
+        ),
+    )
 
 
 def describe(pm: pluggy.PluginManager) -> list[tuple[str, tuple[str, ...]]]:

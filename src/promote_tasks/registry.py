@@ -69,6 +69,8 @@ class RollbackRun:
     settings: Settings
     github: Any = None
     repo_path: str | None = None  # the local clone, for strategies that need git
+    plans: tuple[str, ...] = ()  # the plans the failed head carried, to record with it
+    undo: bool = False  # taking a violation back out (no failure): not a failure's rollback
 
     @property
     def key(self) -> str:
@@ -102,8 +104,22 @@ class PlanStore(Protocol):
     async def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
         """File a new plan, unless one with the same id exists (then return that one)."""
 
-    async def complete(self, settings: Settings, github: Any, plan_id: str) -> tuple[str, ...]:
-        """Mark a plan done, and its parents when all their children are; return the ids moved."""
+    async def complete(
+        self,
+        settings: Settings,
+        github: Any,
+        plan_ids: tuple[str, ...],
+        completed_with: Mapping[str, str] | None = None,
+    ) -> tuple[str, ...]:
+        """Mark plans done, and their parents when all their children are; return the ids
+        moved (none twice; ids the store does not know are skipped). ``completed_with``: for
+        a failed plan completed by its fix plan's journey, the fix plan's id, to record."""
+
+    async def reopen(
+        self, settings: Settings, github: Any, plan_ids: tuple[str, ...], reason: str
+    ) -> tuple[str, ...]:
+        """Return plans to the inbox with ``reason`` recorded (a rollback took their code out
+        of every environment); return the ids moved."""
 
 
 T = TypeVar("T")

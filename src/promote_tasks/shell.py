@@ -23,6 +23,7 @@ from promote_tasks.errors import PromoteError
 from promote_tasks.git import remote_repository
 from promote_tasks.github import Connection
 from promote_tasks.github import GitHub
+from promote_tasks.ledger import plan_lines
 from promote_tasks.machine import GATE_CONTEXT
 from promote_tasks.machine import Gate
 from promote_tasks.machine import decide
@@ -36,6 +37,7 @@ from promote_tasks.model import PipelineState
 from promote_tasks.model import PullRequest
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
+from promote_tasks.model import split
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import make_plugin_manager
 from promote_tasks.plugins import pipeline_from
@@ -212,12 +214,16 @@ class Run:
             return f"dispatched {args['workflow']} for {args['environment']} at {args['sha'][:7]}: {url}"
         if effect.kind == "open-pr":
             return self._open_promotion(args, snapshot)
-        if effect.kind == "complete-plan":
-            moved = github.run(self.plan_store.complete(self.settings, github, args["plan"]))
+        if effect.kind == "complete-plans":
+            plans = split(args["plans"])
+            notes = dict(pair.split("=", 1) for pair in split(args["completed_with"]))
+            moved = github.run(self.plan_store.complete(self.settings, github, plans, notes))
+            if not plans:
+                return "no plan to complete"
             return (
                 "completed plan " + ", ".join(moved)
                 if moved
-                else f"plan {args['plan']} already done"
+                else f"plan {', '.join(plans)} already done"
             )
         if effect.kind in ("rollback", "file-fix-plan"):
             return failures.perform(self, effect, snapshot)
@@ -234,14 +240,14 @@ class Run:
             f"- {v.validator}: {v.result.value}" + (f" ({v.url})" if v.url else "")
             for v in state.verdicts
         )
-        plan = args["plan"]
+        plans = split(args["plans"])
         body = (
             f"Promotes `{args['head']}` at {args['sha']} to `{args['base']}`.\n\n"
             f"Validated in {args['environment']}:\n{checks or '- (no validators)'}\n\nEvidence:\n{evidence}\n\n"
-            + (f"Promote-Plan: {plan}\n" if plan else "")
+            + plan_lines(plans)
             + "".join(f"Promote-Author: {a}\n" for a in authors)
         )
-        title = f"Promote {plan or args['sha'][:7]}: {args['head']} → {args['base']}"
+        title = f"Promote {', '.join(plans) or args['sha'][:7]}: {args['head']} → {args['base']}"
         number, url, created = self.github.run(
             self.github.open_pull(args["head"], args["base"], title, body)
         )

@@ -171,7 +171,7 @@ def test_promoted_opens_the_pr_to_the_next_environment():
     action = next_action(promoted_dev(next_contains_head=False))
     assert (action.transition, action.source, action.target) == ("R7", State.PROMOTED, None)
     effect = action.effects[0]
-    assert (effect.kind, effect.arg("head"), effect.arg("base"), effect.arg("plan")) == (
+    assert (effect.kind, effect.arg("head"), effect.arg("base"), effect.arg("plans")) == (
         "open-pr",
         "dev",
         "test",
@@ -207,7 +207,9 @@ def test_complete_in_production_moves_the_plan_to_done():
         State.PROMOTED,
         State.COMPLETE,
     )
-    assert [(e.kind, e.arg("plan")) for e in action.effects] == [("complete-plan", "add-greeting")]
+    assert [(e.kind, e.arg("plans")) for e in action.effects] == [
+        ("complete-plans", "add-greeting")
+    ]
     done = Plan("add-greeting", status="done")
     assert complete_main((done,)).transition is None
 

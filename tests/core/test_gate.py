@@ -150,4 +150,8 @@ def test_prs_sharing_a_head_commit_share_its_first_failure():
         "failure",
         "#10 at this commit: skips an environment: main takes PRs from test only",
     )
-    assert found[11].state == "success", "other commits keep their own verdict"
+    # Other commits keep their own verdict: #11 waits its turn behind the older #9.
+    assert (found[11].state, found[11].description) == (
+        "failure",
+        "one plan at a time: #9 goes first",
+    )

@@ -77,10 +77,16 @@ def test_a_failure_halts_rolls_back_files_a_fix_plan_and_the_fix_flows_through()
     fix = [p for p in world.plans if p.fix_key]
     assert len(fix) == 1
     assert fix[0].done
+    # The failed plan travelled on with its fix plan, and completes with it.
+    assert fix[0].failed_plans == ("add-greeting",)
     assert world.plans[0].id == "add-greeting"
-    assert not world.plans[0].done
-    assert taken[-1][0] == "R8"
-    assert taken[-1][2] == fix[0].id
+    assert world.plans[0].done
+    r8 = world.actions[-1]
+    assert r8.transition == "R8"
+    assert (r8.plan, dict(r8.effects[0].args)) == (
+        fix[0].id,
+        {"plans": f"{fix[0].id},add-greeting", "completed_with": f"add-greeting={fix[0].id}"},
+    )
 
 
 def test_every_transition_row_is_taken_on_some_journey():

@@ -22,6 +22,7 @@ from promote_tasks.model import PullRequest
 from promote_tasks.model import Result
 from promote_tasks.model import Snapshot
 from promote_tasks.model import Verdict
+from promote_tasks.model import split
 from promote_tasks.plans import completion
 from tests.builders import PIPELINE
 from tests.builders import sha
@@ -118,12 +119,12 @@ class World:
     def do_dispatch_deploy(self, environment: str, sha: str, **_: str) -> None:
         self.envs[environment].deployments.append(self._deployment(environment, sha, "queued"))
 
-    def do_open_pr(self, head: str, base: str, sha: str, plan: str, **_: str) -> None:
-        body = f"Promote-Plan: {plan}"
+    def do_open_pr(self, head: str, base: str, sha: str, plans: str, **_: str) -> None:
+        body = "".join(f"Promote-Plan: {plan}\n" for plan in split(plans))
         self.envs[head].promotions.append(PullRequest(next(self.ids), head, sha, base, body=body))
 
-    def do_complete_plan(self, plan: str) -> None:
-        moved = completion(tuple(self.plans), plan)
+    def do_complete_plans(self, plans: str, completed_with: str) -> None:
+        moved = completion(tuple(self.plans), split(plans))
         self.plans = [
             dataclasses.replace(p, status="done") if p.id in moved else p for p in self.plans
         ]
@@ -133,8 +134,12 @@ class World:
         self.envs[environment].deployments.append(self._deployment(
             environment, good, "queued", task="deploy:rollback", rollback_of=failed_sha, plan=plan))  # fmt: skip
 
-    def do_file_fix_plan(self, id: str, key: str, parent: str = "", **_: str) -> None:
-        self.plans.append(Plan(id, "Fix", "doing", priority=0, parent=parent or None, fix_key=key))
+    def do_file_fix_plan(
+        self, id: str, key: str, parent: str = "", failed_plans: str = "", **_: str
+    ) -> None:
+        self.plans.append(
+            Plan(id, "Fix", "doing", 0, parent or None, key, failed_plans=split(failed_plans))
+        )
         self.pulls.append(PullRequest(next(self.ids), f"feature/{id}", sha(id), "dev"))
 
     # -- CI and the Merge machine ----------------------------------------------------------

@@ -37,7 +37,7 @@ from promote_tasks.tasks import needs_person
 from promote_tasks.tasks import step
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-BOOKKEEPING = "Promote-Bookkeeping: true"
+BOOKKEEPING = "Promote-Bookkeeping: "  # then the commit's parent (or "true", as once written)
 
 
 class Api:

@@ -146,7 +146,11 @@ def test_rollback_by_hand_records_the_failure_rolls_back_and_next_files_the_fix_
     )
     assert api.latest(head, "promote/dev")["description"] == "rolled back by hand"
     (record,) = rollbacks(api, "dev")
-    assert record["payload"]["promote"] == {"rollback_of": head, "plan": fix_plan_id(f"dev@{head}")}
+    assert record["payload"]["promote"] == {
+        "rollback_of": head,
+        "plan": fix_plan_id(f"dev@{head}"),
+        "carries": ["add-greeting"],
+    }
     assert len(dispatches(api)) == 1
 
     # Asking again changes nothing; next carries on from there as after R9's rollback.

@@ -36,7 +36,10 @@ def test_the_fix_plan_is_an_issue_with_the_issues_store(make_driver: MakeDriver)
     assert issue["title"] == f"Fix dev: plan add-greeting failed at {failed[:7]}"
     assert {label["name"] for label in issue["labels"]} == {"plan", "plan:inbox", "priority:0"}
     body = issue["body"]
-    assert body.endswith(f"\n\nPlan-Id: {fix_plan_id(key)}\nPriority: 0\nFix-Key: {key}\n")
+    assert body.endswith(
+        f"\n\nPlan-Id: {fix_plan_id(key)}\nPriority: 0\nFix-Key: {key}\n"
+        "Failed-Plans: add-greeting\n"
+    )
     assert "- Environment: dev\n" in body
     assert f"- Failed sha: {failed}\n" in body
     assert "- Culprit: #1 Add a greeting to the app (" in body

@@ -146,7 +146,9 @@ def test_a_failed_test_deploy_is_rolled_back_and_halts_everything(make_driver: M
     (record,) = rollbacks(api, "test")
     key = f"test@{failed}"
     assert record["sha"] == before
-    assert record["payload"] == {"promote": {"rollback_of": failed, "plan": fix_plan_id(key)}}
+    assert record["payload"] == {
+        "promote": {"rollback_of": failed, "plan": fix_plan_id(key), "carries": ["add-greeting"]}
+    }
     # ... and the dispatched deploy of that commit succeeded after it.
     (dispatch,) = dispatches(api)
     assert (dispatch["head_branch"], dispatch["conclusion"]) == ("test", "success")
@@ -166,7 +168,7 @@ def test_a_failed_test_deploy_is_rolled_back_and_halts_everything(make_driver: M
     text = api.file(f"plans/inbox/{plan.id}.md", "dev")
     assert text is not None
     assert text.startswith(f"---\nid: {plan.id}\ntitle: Fix test: plan add-greeting failed at ")
-    assert f"\npriority: 0\nfix_key: {key}\n---\n" in text
+    assert f"\npriority: 0\nfix_key: {key}\nfailed_plans: [add-greeting]\n---\n" in text
     promotion = next(
         p for p in api.pulls() if (p["head"]["ref"], p["base"]["ref"]) == ("dev", "test")
     )
@@ -174,7 +176,7 @@ def test_a_failed_test_deploy_is_rolled_back_and_halts_everything(make_driver: M
         "- Environment: test",
         f"- Failed sha: {failed}",
         f"- Culprit: #{promotion['number']} {promotion['title']} ({promotion['html_url']})",
-        "- Failed plan: add-greeting",
+        "- Failed plans (they travel on with this fix): add-greeting",
         f"- Rollback: to {before} — success (deployment {record['id']}",
     ):
         assert line in text, line

@@ -20,5 +20,8 @@ def register_environments(register: Register[Environment], settings: Settings) -
                 validators=env.validators,
                 rollback=env.rollback,
                 url=env.url,
+                deploy_timeout_seconds=env.deploy_timeout_seconds,
+                validation_timeout_seconds=env.validation_timeout_seconds,
+                approval_timeout_seconds=env.approval_timeout_seconds,
             )
         )

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any
 
 from promote_tasks.config import Settings
-from promote_tasks.errors import PromoteError
 from promote_tasks.hookspecs import hookimpl
 from promote_tasks.model import Plan
+from promote_tasks.plans import KEEP
 from promote_tasks.plans import STATUS_DIRS
+from promote_tasks.plans import PlanFile
 from promote_tasks.plans import completion
 from promote_tasks.plans import parse_plan
 from promote_tasks.plans import render_plan
+from promote_tasks.plans import with_front_matter
 from promote_tasks.registry import PlanStore
 from promote_tasks.registry import Register
 
@@ -30,6 +34,7 @@ def _branch(settings: Settings) -> str:
 
 class Files:
     name = "files"
+    writes_commits = True  # its bookkeeping commits under plans_dir start no instance
 
     async def _paths(self, settings: Settings, github: Any) -> dict[str, tuple[str, str]]:
         """plan id -> (path, blob sha) for every plan file on the plans branch."""
@@ -66,29 +71,75 @@ class Files:
         )
         return Plan(plan.id, plan.title, "inbox", plan.priority, plan.parent, plan.fix_key)
 
-    async def complete(self, settings: Settings, github: Any, plan_id: str) -> tuple[str, ...]:
+    async def complete(
+        self,
+        settings: Settings,
+        github: Any,
+        plan_ids: tuple[str, ...],
+        completed_with: Mapping[str, str] | None = None,
+    ) -> tuple[str, ...]:
+        notes = completed_with or {}
+        return await self._move(
+            settings, github, plan_ids, "done", "complete",
+            lambda ids: completion(tuple(f.plan for f in ids.values()), plan_ids),
+            lambda plan_id: {"completed_with": notes[plan_id]} if plan_id in notes else {},
+        )  # fmt: skip
+
+    async def reopen(
+        self, settings: Settings, github: Any, plan_ids: tuple[str, ...], reason: str
+    ) -> tuple[str, ...]:
+        return await self._move(
+            settings, github, plan_ids, "inbox", "return",
+            lambda ids: tuple(i for i in plan_ids if i in ids and ids[i].plan.status != "inbox"),
+            lambda plan_id: {"returned": reason},
+        )  # fmt: skip
+
+    async def _move(
+        self,
+        settings: Settings,
+        github: Any,
+        plan_ids: tuple[str, ...],
+        status: str,
+        verb: str,
+        choose: Callable[[dict[str, PlanFile]], tuple[str, ...]],
+        changes: Callable[[str], dict[str, str]],
+    ) -> tuple[str, ...]:
+        """Move the chosen plan files to ``<plans_dir>/<status>/`` in one bookkeeping commit.
+
+        A folder a plan leaves keeps a ``.gitkeep``: were its last file to move, git would
+        see the folder renamed, and an open PR adding a plan there would no longer merge.
+        """
+        root = settings.plans_dir.strip("/")
         paths = await self._paths(settings, github)
-        if plan_id not in paths:
-            raise PromoteError(
-                f"plan {plan_id} has no file under {settings.plans_dir}/ on {_branch(settings)}"
-            )
         texts = await asyncio.gather(*(github.blob(sha, path) for path, sha in paths.values()))
         files = {i: parse_plan(t, paths[i][0]) for i, t in zip(paths, texts, strict=True)}
-        moved = completion(tuple(f.plan for f in files.values()), plan_id)
+        moved = choose(files)
         if not moved:
             return ()
         text_of = dict(zip(paths, texts, strict=True))
-        changes: dict[str, str | None] = {}
+        blobs = {e["path"] for e in await github.tree(_branch(settings)) if e["type"] == "blob"}
+        updates: dict[str, str | None] = {}
         for moved_id in moved:
-            changes[files[moved_id].path] = None
-            changes[f"{settings.plans_dir.strip('/')}/done/{moved_id}.md"] = text_of[moved_id]
+            old = files[moved_id].path
+            updates[old] = None
+            text = text_of[moved_id]
+            if changes(moved_id):
+                text = with_front_matter(text, old, **changes(moved_id))
+            updates[f"{root}/{status}/{moved_id}.md"] = text
+        for folder in {files[i].path.rsplit("/", 1)[0] for i in moved}:
+            left = {b for b in blobs if b.startswith(folder + "/")} - set(updates)
+            if not left:
+                updates[f"{folder}/{KEEP}"] = ""
         await github.commit_changes(
-            _branch(settings), "plans: complete " + ", ".join(moved), changes
+            _branch(settings), f"plans: {verb} " + ", ".join(moved), updates
         )
         return moved
 
 
-ISSUE_KEY = re.compile(r"^(Plan-Id|Priority|Parent|Fix-Key):\s*(.*)$", re.MULTILINE)
+ISSUE_KEY = re.compile(
+    r"^(Plan-Id|Priority|Parent|Fix-Key|Failed-Plans|Completed-With|Returned):\s*(.*)$",
+    re.MULTILINE,
+)
 
 
 class Issues:
@@ -104,6 +155,7 @@ class Issues:
         status = next((s for s in ("done", "doing", "inbox") if f"plan:{s}" in labels), "inbox")
         if issue.get("state") == "closed":
             status = "done"
+        failed = fields.get("Failed-Plans", "")
         return Plan(
             fields.get("Plan-Id", str(issue["number"])).strip(),
             issue.get("title") or "",
@@ -111,6 +163,9 @@ class Issues:
             int(fields.get("Priority", "2").strip() or 2),
             fields.get("Parent", "").strip() or None,
             fields.get("Fix-Key", "").strip() or None,
+            tuple(p.strip() for p in failed.split(",") if p.strip()),
+            fields.get("Completed-With", "").strip() or None,
+            fields.get("Returned", "").strip() or None,
         )
 
     async def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
@@ -125,6 +180,7 @@ class Issues:
             lines = [f"Plan-Id: {plan.id}", f"Priority: {plan.priority}"]
             lines += [f"Parent: {plan.parent}"] if plan.parent else []
             lines += [f"Fix-Key: {plan.fix_key}"] if plan.fix_key else []
+            lines += [f"Failed-Plans: {', '.join(plan.failed_plans)}"] if plan.failed_plans else []
             await github.call(
                 "issues.create", idempotent=False, title=plan.title or plan.id,
                 body=body + "\n\n" + "\n".join(lines) + "\n",
@@ -136,26 +192,45 @@ class Issues:
         created: Plan = (await github.write_once(look, write))[0]
         return created
 
-    async def complete(self, settings: Settings, github: Any, plan_id: str) -> tuple[str, ...]:
+    async def complete(
+        self,
+        settings: Settings,
+        github: Any,
+        plan_ids: tuple[str, ...],
+        completed_with: Mapping[str, str] | None = None,
+    ) -> tuple[str, ...]:
         issues = await self._issues(github)
         by_id = {self._plan(i).id: i for i in issues}
-        if plan_id not in by_id:
-            raise PromoteError(f"plan {plan_id} has no issue labelled 'plan'")
-        moved = completion(tuple(self._plan(i) for i in issues), plan_id)
+        moved = completion(tuple(self._plan(i) for i in issues), plan_ids)
+        notes = completed_with or {}
         for moved_id in moved:
-            issue = by_id[moved_id]
-            labels = [
-                label["name"]
-                for label in issue.get("labels", [])
-                if not label["name"].startswith("plan:")
-            ]
-            await github.call(
-                "issues.update",
-                issue_number=issue["number"],
-                state="closed",
-                labels=[*labels, "plan:done"],
-            )
+            extra = f"Completed-With: {notes[moved_id]}" if moved_id in notes else None
+            await self._relabel(github, by_id[moved_id], "done", "closed", extra)
         return moved
+
+    async def reopen(
+        self, settings: Settings, github: Any, plan_ids: tuple[str, ...], reason: str
+    ) -> tuple[str, ...]:
+        issues = await self._issues(github)
+        by_id = {self._plan(i).id: i for i in issues}
+        moved = tuple(i for i in plan_ids if i in by_id and self._plan(by_id[i]).status != "inbox")
+        for moved_id in moved:
+            await self._relabel(github, by_id[moved_id], "inbox", "open", f"Returned: {reason}")
+        return moved
+
+    @staticmethod
+    async def _relabel(
+        github: Any, issue: dict[str, Any], status: str, state: str, line: str | None
+    ) -> None:
+        labels = [
+            label["name"]
+            for label in issue.get("labels", [])
+            if not label["name"].startswith("plan:")
+        ]
+        fields: dict[str, Any] = {"state": state, "labels": [*labels, f"plan:{status}"]}
+        if line is not None and line not in (issue.get("body") or ""):
+            fields["body"] = (issue.get("body") or "").rstrip("\n") + f"\n{line}\n"
+        await github.call("issues.update", issue_number=issue["number"], **fields)
 
 
 @hookimpl

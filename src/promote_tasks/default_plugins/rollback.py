@@ -14,6 +14,7 @@ from typing import Any
 from promote_tasks.config import Settings
 from promote_tasks.errors import PromoteError
 from promote_tasks.hookspecs import hookimpl
+from promote_tasks.ledger import undo_line
 from promote_tasks.machine import GATE_CONTEXT
 from promote_tasks.machine import ROLLBACK_GATE
 from promote_tasks.machine import rollback_marker_context
@@ -40,7 +41,7 @@ class Redeploy:
         env = run.environment
         record, created = github.run(
             github.rollback_deployment(
-                env.name, run.target, run.failed_sha, run.plan, describe(run)
+                env.name, run.target, run.failed_sha, run.plan, describe(run), carries=run.plans
             )
         )
         if record["sha"] != run.target:
@@ -65,6 +66,7 @@ class Revert:
 
     name = "revert"
     opt_in = False
+    restores_branch = True  # the failed change leaves the branch, not only the environment
 
     def rollback(self, run: RollbackRun) -> str:
         return str(run.github.run(self._revert(run)))
@@ -121,10 +123,11 @@ class Revert:
                 tree = await github.create_tree(
                     [{"path": plans, "mode": "040000", "type": "tree", "sha": sha}], tree
                 )
+        why = "held commits that skipped the way in" if run.undo else "failed"
         message = (
             f"Roll back {env.name} to {run.target[:7]}\n\n"
-            f"Restores the tree of {run.target}\nafter {run.failed_sha} failed in {env.name}.\n\n"
-            f"Promote-Rollback-Of: {run.key}\n"
+            f"Restores the tree of {run.target}\nafter {run.failed_sha} {why} in {env.name}.\n\n"
+            + _marker(run)
         )
         return str(await github.create_commit(message, tree, [head]))
 
@@ -136,12 +139,13 @@ class Revert:
     @staticmethod
     def _body(run: RollbackRun, culprit: dict[str, Any] | None) -> str:
         env = run.environment
+        what = "holds commits that skipped the way in" if run.undo else "failed"
         lines = [
-            f"`{env.name}` failed at {run.failed_sha}. This PR restores the tree of the last",
+            f"`{env.name}` {what} at {run.failed_sha}. This PR restores the tree of the last",
             f"known-good commit {run.target} on top of it; promote opened and merges it.",
-            f"Fix plan: {run.plan}",
+            *([] if run.undo else [f"Fix plan: {run.plan}"]),
             "",
-            f"Promote-Rollback-Of: {run.key}",
+            _marker(run).rstrip("\n"),
         ]
         if culprit:
             lines.append(f"Promote-Culprit: #{culprit['number']}")
@@ -160,6 +164,7 @@ class Reset:
 
     name = "reset"
     opt_in = True
+    restores_branch = True
 
     def rollback(self, run: RollbackRun) -> str:
         return str(run.github.run(self._reset(run)))
@@ -175,7 +180,7 @@ class Reset:
         )
         record, created = await github.rollback_deployment(
             env.name, run.target, run.failed_sha, run.plan, describe(run),
-            task="deploy", key="reset_of",
+            task="deploy", key="reset_of", carries=run.plans,
         )  # fmt: skip
         deploy = await github.deploy_once(
             run.settings.deploy_workflow, env.branch, env.name, run.target, record
@@ -223,6 +228,11 @@ async def _deploy_head(run: RollbackRun, head: str) -> str:
         if (runs or {}).get("workflow_runs"):
             return f"deploy of {head[:7]} already started"
     return str(await github.deploy_once(workflow, env.branch, env.name, head, anchor))
+
+
+def _marker(run: RollbackRun) -> str:
+    """The line that names what a revert takes out: a failure, or a violation (no failure)."""
+    return undo_line(run.key) if run.undo else f"Promote-Rollback-Of: {run.key}\n"
 
 
 def _entry(tree: list[dict[str, Any]], path: str) -> dict[str, Any] | None:

@@ -187,6 +187,7 @@ class ManualApproval:
     """
 
     name = "manual-approval"
+    manual = True  # waits for a person: the approval timeout applies, not the validation one
     option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
         "reviewers": list,
         "template": str,
@@ -227,9 +228,13 @@ class ManualApproval:
             if a.sha == run.sha and a.user.lower() in allowed and a.user.lower() not in authors
         ]
         if not decisions:
-            return Verdict(
-                run.name, Result.PENDING, None, "waiting for " + " or ".join(sorted(allowed))
-            )
+            deciders = sorted(allowed - authors)  # an author never decides on their own change
+            if not deciders:
+                return Verdict(
+                    run.name, Result.PENDING, None,
+                    "waiting for a designated reviewer who did not write the change",
+                )  # fmt: skip
+            return Verdict(run.name, Result.PENDING, None, "waiting for " + " or ".join(deciders))
         # A rejection stands: a later approval of the same sha does not undo it.
         rejected = next((a for a in decisions if a.state != "approved"), None)
         if rejected is not None:
