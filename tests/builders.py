@@ -27,7 +27,9 @@ def sha(label: str) -> str:
 PIPELINE = Pipeline(
     (
         Environment("dev", "dev", 0, validators=("health", "smoke")),
-        Environment("test", "test", 10, validators=("health", "smoke", "manual")),
+        Environment(
+            "test", "test", 10, validators=("health", "smoke", "manual"), manual=("manual",)
+        ),
         Environment("main", "main", 20, production=True, validators=("health", "smoke", "monitor")),
     )
 )

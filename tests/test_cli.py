@@ -51,7 +51,10 @@ def test_status_json_from_a_saved_snapshot(tmp_path):
     result = promote("status", "--json", "--snapshot", str(EXAMPLE), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"repository", "halted", "fix_plan", "active_plan", "environments"}
+    assert set(data) == {
+        "repository", "halted", "fix_plan", "active_plan", "active_plans", "in_flight",
+        "environments",
+    }  # fmt: skip
     assert (data["repository"], data["halted"], data["active_plan"]) == (
         "acme/shop",
         False,

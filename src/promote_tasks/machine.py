@@ -36,6 +36,7 @@ from promote_tasks.model import Snapshot
 from promote_tasks.model import State
 from promote_tasks.model import Verdict
 from promote_tasks.model import WorkflowRun
+from promote_tasks.model import duration
 from promote_tasks.model import effect
 from promote_tasks.model import seconds_between
 
@@ -465,7 +466,8 @@ def _derive_env(
         timed_out = _deploy_timed_out(deployments, runs, env, snapshot.taken_at)
         if timed_out is not None:
             state = State.FAILED
-            evidence.append(timed_out)
+            first = 1 if facts.merged_pull is not None else 0  # the cause goes first
+            evidence.insert(first, timed_out)
 
     violation = None
     if not validated and (found.last_validated is not None or state is not None):
@@ -503,15 +505,17 @@ def _derive_env(
                 f"restores {env.name} after the failure of {restores.partition('@')[2][:7]}",
             )
         )
+    verdicts_now = _verdicts(facts, env, snapshot.taken_at)
     return dataclasses.replace(
         base,
+        clock=_clock(state, deployments, runs, facts, env, verdicts_now, snapshot.taken_at),
         state=state,
         plan=carried[0] if carried else None,
         plans=carried,
         taken_out=found.taken_out,
         production=env.production,
         evidence=tuple(evidence),
-        verdicts=_verdicts(facts, env, snapshot.taken_at),
+        verdicts=verdicts_now,
         violation=violation,
         violating=tuple(sha for sha, _ in found.violating) if violation else (),
         last_validated=found.last_validated,
@@ -540,17 +544,45 @@ def _deploy_timed_out(
     return Evidence("timeout", None, None, f"deploy timed out after {env.deploy_timeout_seconds} s")
 
 
-def deploy_started(facts: EnvFacts, pipeline: Pipeline) -> str | None:
-    """When the deploy of the head started (its deployment or run), for ``status``."""
-    head = facts.head
-    started = [d.created_at for d in facts.deployments if d.sha == head and not d.is_rollback]
-    started += [
-        r.created_at
-        for r in facts.runs
-        if r.head_sha == head and is_deploy_run(r, pipeline, pipeline.get(facts.name).branch)
-    ]
-    started = [s for s in started if s]
-    return min(started) if started else None
+def _clock(
+    state: State | None,
+    deployments: list[Deployment],
+    runs: list[WorkflowRun],
+    facts: EnvFacts,
+    env: Environment,
+    verdicts: tuple[Verdict, ...],
+    now: str,
+) -> str | None:
+    """How long the instance has been deploying or validating, and when that times out."""
+    if state is State.DEPLOYING:
+        started = [d.created_at for d in deployments if d.created_at]
+        started += [r.created_at for r in runs if r.created_at]
+        if not started:
+            return None
+        elapsed = seconds_between(min(started), now)
+        left = env.deploy_timeout_seconds - elapsed
+        return f"deploying for {duration(elapsed)}, times out in {duration(left)}"
+    if state is not State.VALIDATING:
+        return None
+    soonest: tuple[float, str] | None = None
+    began: list[str] = []
+    for verdict in verdicts:
+        if verdict.result is not Result.PENDING:
+            continue
+        recorded = _statuses(facts.statuses, verdict_context(env.name, verdict.validator))
+        first = next((s.created_at for s in recorded if s.created_at), None)
+        if first is None:
+            continue
+        began.append(first)
+        manual = verdict.validator in env.manual
+        limit = env.approval_timeout_seconds if manual else env.validation_timeout_seconds
+        left = limit - seconds_between(first, now)
+        if soonest is None or left < soonest[0]:
+            soonest = (left, verdict.validator)
+    if soonest is None:
+        return None
+    elapsed = seconds_between(min(began), now)
+    return f"validating for {duration(elapsed)}, {soonest[1]} times out in {duration(soonest[0])}"
 
 
 ROLLBACK_OF_LINE = re.compile(r"^Promote-Rollback-Of:\s*(\S+@[0-9a-f]{40})\s*$", re.MULTILINE)

@@ -364,6 +364,7 @@ class EnvState:
     branch_head: str | None = None  # the branch tip (bookkeeping commits may sit above ``sha``)
     violating: tuple[str, ...] = ()  # the commits behind ``violation``
     last_validated: str | None = None  # the newest validated commit below ``sha``
+    clock: str | None = None  # "deploying for 4 min, times out in 26 min", while it runs
 
     @property
     def key(self) -> str:
@@ -404,6 +405,20 @@ class Effect:
 def split(text: str) -> tuple[str, ...]:
     """An effect's comma-joined list argument (plans, notes)."""
     return tuple(part for part in text.split(",") if part)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``4 min``, ``3 h 5 min``, ``6 d 23 h``: a length of time for people."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 86400:
+        hours, minutes = divmod(whole // 60, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(whole // 3600, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def seconds_between(earlier: str, later: str) -> float:

@@ -29,13 +29,17 @@ def _hint(env: EnvState, action: Action) -> str | None:
             action.stop
             or f"{action.transition}: {action.source.value if action.source else 'merge'} → {action.target.value if action.target else _beyond(action.transition)}"
         )
-    if env.state is None:
+    if env.violation:
         return env.violation
+    if env.state is None:
+        return None
     if env.state is State.DEPLOYING:
-        return "wait for the deployment"
+        return f"wait for the deployment ({env.clock})" if env.clock else "wait for the deployment"
     if env.state is State.VALIDATING:
         pending = [v.validator for v in env.verdicts if v.result is Result.PENDING]
-        return "wait for " + ", ".join(pending) if pending else "record the verdict"
+        if not pending:
+            return "record the verdict"
+        return "wait for " + ", ".join(pending) + (f" ({env.clock})" if env.clock else "")
     if env.state is State.FAILED:
         return f"fix plan {env.fix_plan}" if env.fix_plan else "roll back and file a fix plan"
     return None
@@ -52,13 +56,17 @@ def status_data(state: PipelineState, action: Action) -> dict[str, Any]:
         "halted": state.halted,
         "fix_plan": state.fix_plan,
         "active_plan": state.active_plan,
+        "active_plans": list(state.active_plans),
+        "in_flight": [{"plan": plan, "environment": env} for plan, env in state.in_flight],
         "environments": [
             {
                 "name": env.name,
                 "branch": env.branch,
                 "sha": env.sha,
                 "plan": env.plan,
+                "plans": list(env.plans),
                 "state": env.state.value if env.state else None,
+                "clock": env.clock,
                 "validators": [
                     {
                         "name": v.validator,
@@ -73,6 +81,8 @@ def status_data(state: PipelineState, action: Action) -> dict[str, Any]:
                     for e in env.evidence
                 ],
                 "violation": env.violation,
+                "violating": list(env.violating),
+                "taken_out": list(env.taken_out),
                 "rollback": None
                 if env.rollback is None
                 else {
@@ -113,7 +123,7 @@ def status_text(state: PipelineState, action: Action) -> str:
     for env in state.environments:
         sha = env.sha[:7] if env.sha else "-------"
         label = env.state.value if env.state else "—"
-        plan = f"  plan {inert(env.plan)}" if env.plan else ""
+        plan = f"  plan {inert(', '.join(env.plans))}" if env.plans else ""
         checks = " ".join(
             f"{inert(v.validator)}:{'✓' if v.result is Result.PASSED else '✗' if v.result is Result.FAILED else '…'}"
             for v in env.verdicts
@@ -151,7 +161,7 @@ def status_markdown(state: PipelineState, action: Action) -> str:
     for env in state.environments:
         rows.append(
             f"| {env.name} | `{env.sha[:7] if env.sha else '-'}` | {env.state.value if env.state else '—'} "
-            f"| {_md(env.plan or '')} | {_md(_hint(env, action) or '')} |"
+            f"| {_md(', '.join(env.plans))} | {_md(_hint(env, action) or '')} |"
         )
     return "\n".join([title, "", *rows])
 

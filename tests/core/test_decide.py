@@ -407,3 +407,53 @@ def test_a_restored_head_that_fails_to_deploy_stops_everything():
     assert action.stop.startswith(
         f"rollback of test failed: {revert_head[:7]}, which restores test"
     )
+
+
+@pytest.mark.transition("R3")
+def test_a_deploy_unfinished_past_its_timeout_fails():
+    started = dataclasses.replace(
+        dep(5, "dev", H, "in_progress"), created_at="2026-11-24T09:20:00Z"
+    )
+    env = facts("dev", H, merged_pull=FEATURE, deployments=(started,))
+    state = derive(snap(env), PIPELINE).env("dev")
+    assert state.state is State.FAILED
+    assert state.evidence[1].summary == "deploy timed out after 1800 s"
+    action = next_action(env)
+    assert (action.transition, action.effects[0].arg("description")) == (
+        "R3",
+        "deploy timed out after 1800 s",
+    )
+    recent = dataclasses.replace(started, created_at="2026-11-24T09:56:00Z")
+    state = derive(snap(dataclasses.replace(env, deployments=(recent,))), PIPELINE).env("dev")
+    assert (state.state, state.clock) == (
+        State.DEPLOYING,
+        "deploying for 4 min, times out in 26 min",
+    )
+
+
+@pytest.mark.transition("R6")
+def test_a_validator_pending_past_its_timeout_fails_and_a_manual_test_has_its_own():
+    pending = (
+        st(2, "promote/test", "pending", "2026-11-24T08:30:00Z"),
+        st(3, "promote/test/health", "success", "2026-11-24T08:30:00Z"),
+        st(4, "promote/test/smoke", "pending", "2026-11-24T08:30:00Z"),
+        st(5, "promote/test/manual", "pending", "2026-11-24T08:30:00Z"),
+    )
+    env = facts("test", H, merged_pull=PROMOTION, statuses=pending)
+    verdicts = {v.validator: v for v in derive(snap(env), PIPELINE).env("test").verdicts}
+    assert (verdicts["smoke"].result, verdicts["smoke"].summary) == (
+        Result.FAILED,
+        "smoke timed out after 3600 s",
+    )
+    assert verdicts["manual"].result is Result.PENDING, "a week for a person, not an hour"
+    action = next_action(env)
+    assert action.transition == "R6"
+    week = tuple(dataclasses.replace(s, created_at="2026-11-16T10:00:00Z") for s in pending)
+    later = dataclasses.replace(
+        env, statuses=(*week[:2], st(4, "promote/test/smoke", "success"), week[3])
+    )
+    verdicts = {v.validator: v for v in derive(snap(later), PIPELINE).env("test").verdicts}
+    assert (verdicts["manual"].result, verdicts["manual"].summary) == (
+        Result.FAILED,
+        "manual approval timed out after 604800 s",
+    )

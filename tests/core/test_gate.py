@@ -155,3 +155,34 @@ def test_prs_sharing_a_head_commit_share_its_first_failure():
         "failure",
         "one plan at a time: #9 goes first",
     )
+
+
+def test_one_pr_into_dev_goes_first_the_others_wait_naming_it():
+    old = pr(9, "feature/old", sha("old"), "dev", merged=False)
+    urgent = pr(10, "feature/urgent", sha("urgent"), "dev", merged=False)
+    later = pr(11, "feature/later", sha("later"), "dev", merged=False)
+    plans = (Plan("urgent", priority=1), Plan("old"), Plan("later"))
+    snapshot = snap(plans=plans, open_pulls=(old, urgent, later))
+    found = {g.pull: g for g in gates(derive(snapshot, PIPELINE), snapshot, PIPELINE)}
+    assert (found[10].state, found[10].description) == ("success", "ready to merge (plan urgent)")
+    for number in (9, 11):
+        assert (found[number].state, found[number].description) == (
+            "failure",
+            "one plan at a time: #10 goes first",
+        )
+    # Same priority: the oldest PR first.
+    snapshot = snap(plans=(Plan("old"), Plan("later")), open_pulls=(later, old))
+    found = {g.pull: g for g in gates(derive(snapshot, PIPELINE), snapshot, PIPELINE)}
+    assert (found[9].state, found[11].state) == ("success", "failure")
+
+
+def test_the_fix_plan_goes_first_whatever_the_priorities():
+    fix = pr(12, "feature/fix-dev-abc1234", sha("fix"), "dev", merged=False)
+    other = pr(9, "feature/old", sha("old"), "dev", merged=False)
+    plans = (
+        Plan("old", priority=0),
+        Plan("fix-dev-abc1234", priority=0, fix_key="dev@" + "a" * 40),
+    )
+    snapshot = snap(plans=plans, open_pulls=(other, fix))
+    found = {g.pull: g for g in gates(derive(snapshot, PIPELINE), snapshot, PIPELINE)}
+    assert (found[12].state, found[9].state) == ("success", "failure")
