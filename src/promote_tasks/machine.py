@@ -512,6 +512,7 @@ def _derive_env(
         state=state,
         plan=carried[0] if carried else None,
         plans=carried,
+        unknown=tuple(p for p in carried if plans and p not in {q.id for q in plans}),
         taken_out=found.taken_out,
         production=env.production,
         evidence=tuple(evidence),

@@ -365,6 +365,7 @@ class EnvState:
     violating: tuple[str, ...] = ()  # the commits behind ``violation``
     last_validated: str | None = None  # the newest validated commit below ``sha``
     clock: str | None = None  # "deploying for 4 min, times out in 26 min", while it runs
+    unknown: tuple[str, ...] = ()  # carried plans the plan store has no record of
 
     @property
     def key(self) -> str:

@@ -24,6 +24,14 @@ def inert(text: object) -> str:
 
 
 def _hint(env: EnvState, action: Action) -> str | None:
+    hint = _next_step(env, action)
+    if env.unknown and not env.violation:
+        missing = f"plan {', '.join(env.unknown)} has no record in the plan store (not waited for)"
+        return f"{hint}; {missing}" if hint else missing
+    return hint
+
+
+def _next_step(env: EnvState, action: Action) -> str | None:
     if action.environment == env.name and (action.transition or action.stop):
         return (
             action.stop
@@ -83,6 +91,7 @@ def status_data(state: PipelineState, action: Action) -> dict[str, Any]:
                 "violation": env.violation,
                 "violating": list(env.violating),
                 "taken_out": list(env.taken_out),
+                "unknown_plans": list(env.unknown),
                 "rollback": None
                 if env.rollback is None
                 else {
