@@ -132,6 +132,68 @@ def test_squash_method(gh: Client, sandbox: Sandbox) -> None:
     assert gh.repo("GET", "/pulls/1").json["merge_commit_sha"] == new
 
 
+def test_squash_of_one_commit_takes_its_title_and_body(gh: Client, sandbox: Sandbox) -> None:
+    """GitHub's default squash message for a single-commit PR: the commit's own title with the
+    PR number, and the commit's body (not the PR's title, not a list)."""
+    gh.repo("POST", "/git/refs", {"ref": "refs/heads/feature/one", "sha": head_of(gh, "dev")})
+    commit_on(gh, "feature/one", "Tune the price\n\nCheaper by a cent.\n\nSee #12.\n")
+    number = gh.repo(
+        "POST", "/pulls", {"title": "A different title", "head": "feature/one", "base": "dev"}
+    ).json["number"]
+    assert gh.repo("PUT", f"/pulls/{number}/merge", {"merge_method": "squash"}).status == 200
+    assert bare(sandbox, "log", "-1", "--format=%B", "dev") == (
+        f"Tune the price (#{number})\n\nCheaper by a cent.\n\nSee #12."
+    )
+
+
+def test_squash_of_several_commits_lists_every_message(gh: Client, sandbox: Sandbox) -> None:
+    """More than one commit: the PR's title with its number, then each commit's full message
+    as a ``* `` item, blank lines between; a merge commit is listed but not counted."""
+    gh.repo("POST", "/git/refs", {"ref": "refs/heads/feature/two", "sha": head_of(gh, "dev")})
+    commit_on(gh, "feature/two", "Add a footer\n\nOn every page.\n")
+    commit_on(gh, "feature/two", "plans: complete x\n\nPromote-Bookkeeping: true\n")
+    number = gh.repo(
+        "POST", "/pulls", {"title": "Promote two", "head": "feature/two", "base": "dev"}
+    ).json["number"]
+    assert gh.repo("PUT", f"/pulls/{number}/merge", {"merge_method": "squash"}).status == 200
+    assert bare(sandbox, "log", "-1", "--format=%B", "dev") == (
+        f"Promote two (#{number})\n\n* Add a footer\n\nOn every page.\n\n"
+        "* plans: complete x\n\nPromote-Bookkeeping: true"
+    )
+
+    # One commit besides a merge commit counts as one: its own title and body.
+    gh.repo("POST", "/git/refs", {"ref": "refs/heads/feature/three", "sha": head_of(gh, "dev")})
+    commit_on(gh, "feature/three", "Add a header\n\nAt the top.\n")
+    tip = commit_on(gh, "feature/three", "Merge dev\n", parents_extra=[head_of(gh, "main")])
+    assert len(gh.repo("GET", f"/git/commits/{tip}").json["parents"]) == 2
+    number = gh.repo(
+        "POST", "/pulls", {"title": "Header", "head": "feature/three", "base": "dev"}
+    ).json["number"]
+    assert gh.repo("PUT", f"/pulls/{number}/merge", {"merge_method": "squash"}).status == 200
+    assert bare(sandbox, "log", "-1", "--format=%B", "dev") == (
+        f"Add a header (#{number})\n\nAt the top."
+    )
+
+
+def head_of(gh: Client, branch: str) -> str:
+    return str(gh.repo("GET", f"/git/ref/heads/{branch}").json["object"]["sha"])
+
+
+def commit_on(
+    gh: Client, branch: str, message: str, *, parents_extra: list[str] | None = None
+) -> str:
+    """One commit on ``branch`` (a new file named after the message) through the git data API."""
+    parent = head_of(gh, branch)
+    tree = gh.repo("GET", f"/git/commits/{parent}").json["tree"]["sha"]
+    name = message.split("\n", 1)[0].replace(" ", "-").replace(":", "") + ".txt"
+    entry = {"path": name, "mode": "100644", "type": "blob", "content": message}
+    new_tree = gh.repo("POST", "/git/trees", {"base_tree": tree, "tree": [entry]}).json["sha"]
+    body = {"message": message, "tree": new_tree, "parents": [parent, *(parents_extra or [])]}
+    sha = str(gh.repo("POST", "/git/commits", body).json["sha"])
+    assert gh.repo("PATCH", f"/git/refs/heads/{branch}", {"sha": sha}).status == 200
+    return sha
+
+
 def test_rebase_method_recreates_each_commit(gh: Client, sandbox: Sandbox) -> None:
     originals = add_commits(gh, "feature/many", "dev", {"a.txt": "a\n", "b.txt": "b\n"})
     # move dev on so the rebase really re-creates the commits

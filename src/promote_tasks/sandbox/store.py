@@ -517,10 +517,19 @@ class Store:
             tree = self.repo.merge_trees(base_tip, head)
             if tree is None:
                 return None
-            subject = title or f"{issue.title} (#{issue.number})"
-            if message is None:
-                parts = [self.repo.commit(c).message.strip() for c in commits]
-                message = "\n\n".join(f"* {p}" for p in parts)
+            # GitHub's default: one commit (merges not counted) gives its own title and body;
+            # more give the PR's title and every commit's message as a list.
+            infos = [self.repo.commit(c) for c in commits]
+            single = [i for i in infos if len(i.parents) < 2]
+            if len(single) == 1:
+                own_title, _, own_body = single[0].message.strip().partition("\n")
+                subject = title or f"{own_title.strip()} (#{issue.number})"
+                if message is None:
+                    message = own_body.strip()
+            else:
+                subject = title or f"{issue.title} (#{issue.number})"
+                if message is None:
+                    message = "\n\n".join(f"* {i.message.strip()}" for i in infos)
             text = f"{subject}\n\n{message}\n" if message else f"{subject}\n"
             new = self.repo.commit_tree(
                 tree, [base_tip], text, self.ident(issue.user, now), self.web_flow(now)
