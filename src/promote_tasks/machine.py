@@ -1029,7 +1029,10 @@ class Gate:
 
 
 def gate_for(
-    pull: PullRequest, state: PipelineState, pipeline: Pipeline, first_in_line: int | None = None
+    pull: PullRequest,
+    state: PipelineState,
+    pipeline: Pipeline,
+    first_in_line: tuple[int, str] | None = None,
 ) -> Gate:
     """May this PR merge? Only feature/* → first env and env → next env, in order, one plan at
     a time, the source promoted at the PR's head, and nothing but the fix plan while halted.
@@ -1087,31 +1090,57 @@ def gate_for(
     elif state.active_plans and not set(carried) <= set(state.active_plans):
         flying = ", ".join(state.active_plans)
         return verdict(False, f"one plan at a time: plan {flying} is in flight")
-    elif index == 0 and first_in_line is not None and pull.number != first_in_line:
-        return verdict(False, f"one plan at a time: #{first_in_line} goes first")
+    elif index == 0 and first_in_line is not None and pull.number != first_in_line[0]:
+        number, chosen = first_in_line
+        return verdict(False, f"one plan at a time: plan {chosen} (#{number}) goes first")
     return verdict(True, "ready to merge" + (f" (plan {', '.join(carried)})" if plan else ""))
 
 
-def first_in_line(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> int | None:
-    """The one open PR into the first environment that may merge now: the fix plan's first,
-    then the plan with the lowest priority, then the oldest PR; None while others are in
-    flight (nobody goes in) or when no PR carries a plan."""
+def _entering(
+    state: PipelineState, snapshot: Snapshot, pipeline: Pipeline
+) -> list[tuple[PullRequest, str]]:
+    """Open PRs into the first environment that could go in now, with their plans."""
     if state.active_plans and not state.halted:
-        return None
+        return []
     first = pipeline.environments[0].branch
-    known = {p.id: p for p in snapshot.plans}
-    candidates = []
+    out = []
     for pull in snapshot.open_pulls:
         plan = plan_of(pull)
         if pull.base_ref != first or plan is None or pull.head_ref.startswith(TOOL_BRANCH_PREFIX):
             continue
         if state.halted and plan != state.fix_plan:
             continue
+        out.append((pull, plan))
+    return out
+
+
+def unknown_candidates(snapshot: Snapshot, pipeline: Pipeline) -> tuple[tuple[str, str], ...]:
+    """(plan, PR head) for PRs the gate must choose among whose plan the store does not know:
+    the shell reads their plan files from the PR (``Snapshot.proposed``)."""
+    entering = _entering(derive(snapshot, pipeline), snapshot, pipeline)
+    if len(entering) < 2:
+        return ()
+    known = {p.id for p in snapshot.plans}
+    return tuple((plan, pull.head_sha) for pull, plan in entering if plan not in known)
+
+
+def first_in_line(
+    state: PipelineState, snapshot: Snapshot, pipeline: Pipeline
+) -> tuple[int, str] | None:
+    """The one open PR into the first environment that may merge now, and its plan: the fix
+    plan's first, then the plan with the lowest priority (as the plan store, else the PR's own
+    plan file, says), then the oldest PR; None while others are in flight (nobody goes in)."""
+    known = {p.id: p for p in (*snapshot.proposed, *snapshot.plans)}
+    candidates = []
+    for pull, plan in _entering(state, snapshot, pipeline):
         found = known.get(plan)
         fix = found is not None and found.fix_key is not None
         priority = found.priority if found is not None else Plan(plan).priority
-        candidates.append((0 if fix else 1, priority, pull.number))
-    return min(candidates)[2] if candidates else None
+        candidates.append((0 if fix else 1, priority, pull.number, plan))
+    if not candidates:
+        return None
+    chosen = min(candidates)
+    return chosen[2], chosen[3]
 
 
 def gates(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> tuple[Gate, ...]:

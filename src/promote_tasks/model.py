@@ -248,6 +248,7 @@ class Snapshot:
     open_pulls: tuple[PullRequest, ...] = ()  # open PRs whose base is an env branch
     plans: tuple[Plan, ...] = ()
     format: int = SNAPSHOT_FORMAT
+    proposed: tuple[Plan, ...] = ()  # plans only the open PRs into the first env hold so far
 
     def env(self, name: str) -> EnvFacts:
         return _named(self.environments, name, f"snapshot has no facts for environment {name!r}")

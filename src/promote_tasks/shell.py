@@ -18,6 +18,7 @@ import pluggy
 from promote_tasks import failures
 from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
+from promote_tasks.errors import ConfigError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
 from promote_tasks.git import remote_repository
@@ -29,15 +30,18 @@ from promote_tasks.machine import Gate
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.machine import gates
+from promote_tasks.machine import unknown_candidates
 from promote_tasks.model import Action
 from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
 from promote_tasks.model import Pipeline
 from promote_tasks.model import PipelineState
+from promote_tasks.model import Plan
 from promote_tasks.model import PullRequest
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
 from promote_tasks.model import split
+from promote_tasks.plans import parse_plan
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import make_plugin_manager
 from promote_tasks.plugins import pipeline_from
@@ -103,15 +107,43 @@ class Run:
         github = self.github
 
         async def read() -> Snapshot:
-            facts = github.read_snapshot(
-                self.pipeline, lambda: self.plan_store.plans(self.settings, github)
-            )
-            return await (facts if timeout is None else asyncio.wait_for(facts, timeout))
+            async def whole() -> Snapshot:
+                snapshot = await github.read_snapshot(
+                    self.pipeline, lambda: self.plan_store.plans(self.settings, github)
+                )
+                return await self._proposed(snapshot)
+
+            return await (whole() if timeout is None else asyncio.wait_for(whole(), timeout))
 
         try:
             return github.run(read())
         except TimeoutError:
             raise GitHubError(f"GitHub did not answer within {timeout:g} s") from None
+
+    async def _proposed(self, snapshot: Snapshot) -> Snapshot:
+        """The plans that open PRs into the first environment bring in their own files, when
+        the gate must choose among them and the plan store does not know them yet (a plan's
+        PR usually adds ``plans/doing/<id>.md``): their priorities decide who goes first."""
+        wanted = unknown_candidates(snapshot, self.pipeline)
+        if not wanted or self.pipeline.bookkeeping_dir is None:
+            return snapshot
+        github = self.github
+        root = self.pipeline.bookkeeping_dir.strip("/")
+
+        async def plan_file(plan: str, ref: str) -> Plan | None:
+            for folder in ("doing", "inbox"):
+                path = f"{root}/{folder}/{plan}.md"
+                text = await github.read_file(path, ref)
+                if text is not None:
+                    try:
+                        return parse_plan(text, path).plan
+                    except ConfigError:
+                        return None  # the plan-lint hook names it; the gate uses the default
+            return None
+
+        found = await asyncio.gather(*(plan_file(plan, ref) for plan, ref in wanted))
+        proposed = tuple(p for p in found if p is not None)
+        return dataclasses.replace(snapshot, proposed=proposed) if proposed else snapshot
 
     def with_verdicts(self, snapshot: Snapshot) -> Snapshot:
         state = derive(snapshot, self.pipeline)

@@ -153,7 +153,7 @@ def test_prs_sharing_a_head_commit_share_its_first_failure():
     # Other commits keep their own verdict: #11 waits its turn behind the older #9.
     assert (found[11].state, found[11].description) == (
         "failure",
-        "one plan at a time: #9 goes first",
+        "one plan at a time: plan q (#9) goes first",
     )
 
 
@@ -168,7 +168,7 @@ def test_one_pr_into_dev_goes_first_the_others_wait_naming_it():
     for number in (9, 11):
         assert (found[number].state, found[number].description) == (
             "failure",
-            "one plan at a time: #10 goes first",
+            "one plan at a time: plan urgent (#10) goes first",
         )
     # Same priority: the oldest PR first.
     snapshot = snap(plans=(Plan("old"), Plan("later")), open_pulls=(later, old))
