@@ -31,11 +31,11 @@ from promote_tasks.model import Effect
 from promote_tasks.model import Environment
 from promote_tasks.model import EnvState
 from promote_tasks.model import Plan
-from promote_tasks.model import Result
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
 from promote_tasks.model import effect
 from promote_tasks.model import split
+from promote_tasks.plugins import notify
 from promote_tasks.registry import RollbackRun
 from promote_tasks.registry import RollbackStrategy
 
@@ -371,7 +371,7 @@ def failing_checks(
     found: list[tuple[str, str | None]] = []
     if state.sha == failed:
         for verdict in state.verdicts:
-            if verdict.result is Result.FAILED:
+            if verdict.result.bad:
                 found.append((f"{verdict.validator}: {verdict.summary or 'failed'}", verdict.url))
         for evidence in state.evidence:
             if evidence.kind in ("deployment", "workflow_run", "commit_status") and not (
@@ -526,5 +526,5 @@ def perform_request(run: Run, request: RollbackRequest, snapshot: Snapshot) -> t
                 plan=plan),),
         plan=request.state.plan,
     )  # fmt: skip
-    run.pm.hook.promote_transition(action=action, did=tuple(did), repository=snapshot.repository)
+    notify(run.pm, action=action, did=tuple(did), repository=snapshot.repository)
     return tuple(did)

@@ -23,6 +23,7 @@ import os
 import random
 import re
 import time
+import urllib.parse
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -65,6 +66,7 @@ TRANSIENT = UNSENT | {
     "NetworkError", "TimeoutException",
 }  # fmt: skip
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_DEADLINE = 60.0
 COMMITS_READ = 20  # enough to see past a run of plan bookkeeping commits on a branch
 WALK_LIMIT = 50  #: first-parent commits walked below a head looking for a validated one
 STATUS_CHECKS = 4  #: deployed commits below a head whose statuses are read on the way
@@ -80,6 +82,7 @@ class Connection:
     api_url: str = DEFAULT_API_URL
     timeout: float = DEFAULT_TIMEOUT  # seconds per request (PROMOTE_HTTP_TIMEOUT)
     token_name: str = "GITHUB_TOKEN"  # where the token came from, for error messages
+    deadline: float = DEFAULT_DEADLINE  # seconds for all of a command's talk (PROMOTE_DEADLINE)
 
     @classmethod
     def from_environment(
@@ -105,15 +108,27 @@ class Connection:
         if not all("!" <= c <= "~" for c in token):
             # httpx would refuse the header and quote it, token and all, in its error
             raise PromoteError(f"{name} is malformed: it contains spaces or non-ASCII characters")
-        raw_timeout = env.get("PROMOTE_HTTP_TIMEOUT") or str(DEFAULT_TIMEOUT)
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            timeout = 0.0
-        if not 0 < timeout < float("inf"):
-            raise PromoteError(f"PROMOTE_HTTP_TIMEOUT={raw_timeout!r} is not a positive number")
+        timeout = _seconds(env, "PROMOTE_HTTP_TIMEOUT", DEFAULT_TIMEOUT)
+        deadline = _seconds(env, "PROMOTE_DEADLINE", DEFAULT_DEADLINE)
         api_url = (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
-        return cls(repo, token, api_url, timeout, name)
+        parts = urllib.parse.urlsplit(api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PromoteError(
+                f"GITHUB_API_URL={api_url!r} is not an http(s) URL "
+                "(e.g. https://api.github.com, or https://HOST/api/v3 on GitHub Enterprise Server)"
+            )
+        return cls(repo, token, api_url, timeout, name, deadline)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise PromoteError(f"{name}={raw!r} is not a positive number of seconds")
+    return value
 
 
 class UncertainWrite(GitHubError):
@@ -138,10 +153,13 @@ class GitHub:
         attempts: int = 5,
         max_wait: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        deadline: float | None = None,
     ) -> None:
         self.connection = connection
         self.owner, self.repo = connection.repository.split("/")
         self.timeout = connection.timeout if timeout is None else timeout
+        self.deadline = connection.deadline if deadline is None else deadline
+        self._started: float | None = None  # the first request: the deadline runs from it
         self.attempts = attempts
         self.max_wait = max_wait
         self.sleep = sleep
@@ -229,30 +247,63 @@ class GitHub:
         cached = self._etags.get(key) if cache else None
         if cached:
             headers["If-None-Match"] = cached[0]
+        if self._started is None:
+            self._started = time.monotonic()
         for attempt in range(1, self.attempts + 1):
+            left = self._left()
+            if left <= 0:
+                raise self._out_of_time(attempt - 1)
             self.stats.requests += 1
             try:
-                response = await op(**params, raw_=True, headers_=headers)
+                response = await asyncio.wait_for(
+                    op(**params, raw_=True, headers_=headers), min(self.timeout, left)
+                )
             except Exception as e:  # ghapi raises APIError; httpx2 errors may leak through
                 status = getattr(e, "status_code", None)
                 if status == 304 and cached:
                     self.stats.not_modified += 1
                     return cached[1], getattr(e, "response", None)
+                foreign = _not_github(getattr(e, "response", None), self.connection.api_url)
+                if foreign is not None and (status is None or status < 500):
+                    raise GitHubError(foreign, status) from None
                 wait = self._retry_after(e, attempt, idempotent)
+                if wait is not None and wait >= self._left():
+                    raise self._out_of_time(attempt) from None
                 if wait is None:
-                    error = self._error(e, operation, params)
+                    if isinstance(e, TimeoutError) and self._left() <= 0 and idempotent:
+                        raise self._out_of_time(attempt) from None
+                    error = self._error(e, operation, params, attempt)
                     if not idempotent and _uncertain(e):
                         raise UncertainWrite(f"{error} (it may have been applied)") from None
                     raise error from None
                 self.stats.retries += 1
                 await self.sleep(wait)
                 continue
+            foreign = _not_github(response, self.connection.api_url)
+            if foreign is not None:
+                raise GitHubError(foreign, response.status_code)
             data = response.json() if response.content else None
             etag = response.headers.get("etag")
             if cache and etag and response.request.method == "GET":
                 self._etags[key] = (etag, data)
             return data, response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def new_deadline(self) -> None:
+        """Start the deadline again: one ``next`` of a ``watch`` is one command's worth."""
+        self._started = None
+
+    def _left(self) -> float:
+        """Seconds left of the command's deadline for talking to GitHub."""
+        started = self._started if self._started is not None else time.monotonic()
+        return self.deadline - (time.monotonic() - started)
+
+    def _out_of_time(self, attempts: int) -> GitHubError:
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        return GitHubError(
+            f"GitHub at {self.connection.api_url} did not answer within {self.deadline:g} s "
+            f"({tries})"
+        )
 
     def _retry_after(self, error: Exception, attempt: int, idempotent: bool = True) -> float | None:
         """Seconds to wait before trying again, or None when this error is final."""
@@ -263,15 +314,20 @@ class GitHub:
         headers: Mapping[str, str] = response.headers if response is not None else {}
         backoff = min(self.max_wait, 0.2 * float(2 ** (attempt - 1))) * (0.5 + random.random() / 2)
         if status is None:
-            kind = getattr(error, "error_type", "") or type(error).__name__
+            kind = _kind(error)
             retry = kind in TRANSIENT if idempotent else kind in UNSENT
             return backoff if retry else None
         if status in RETRY_STATUSES:
             return backoff if idempotent else None
         message = str(getattr(error, "message", "")).lower()
+        # A 403 with Retry-After is a secondary limit (abuse detection) whatever it says.
         limited = status == 429 or (
             status == 403
-            and ("rate limit" in message or headers.get("x-ratelimit-remaining") == "0")
+            and (
+                "rate limit" in message
+                or headers.get("x-ratelimit-remaining") == "0"
+                or "retry-after" in headers
+            )
         )
         if not limited:
             return None
@@ -286,15 +342,21 @@ class GitHub:
             wait = max(backoff, 1.0)
         return wait if wait <= self.max_wait else None
 
-    def _error(self, error: Exception, operation: str, params: Mapping[str, Any]) -> GitHubError:
+    def _error(
+        self, error: Exception, operation: str, params: Mapping[str, Any], attempt: int = 1
+    ) -> GitHubError:
         status = getattr(error, "status_code", None)
         message = str(getattr(error, "message", "") or type(error).__name__)
         message = _clean(message.replace(self.connection.token, "***"))
         repo = self.connection.repository
         if status is None:
-            kind = getattr(error, "error_type", "") or type(error).__name__
+            kind = _kind(error)
             if "Timeout" in kind:
-                return GitHubError(f"GitHub did not answer within {self.timeout:g}s ({operation})")
+                tries = f"{attempt} attempt{'s' if attempt != 1 else ''}"
+                return GitHubError(
+                    f"GitHub at {self.connection.api_url} did not answer within "
+                    f"{self.timeout:g} s ({tries} of {operation}; PROMOTE_HTTP_TIMEOUT per request)"
+                )
             return GitHubError(
                 f"cannot reach GitHub at {self.connection.api_url} ({kind}: {message})"
             )
@@ -316,6 +378,9 @@ class GitHub:
             return GitHubError(
                 f"GitHub answered {status} to {operation} on {repo}: server error", status
             )
+        details = _details(getattr(error, "response", None))
+        if details:
+            message = _clean(f"{message}: {details}".replace(self.connection.token, "***"))
         return GitHubError(f"GitHub answered {status} to {operation} on {repo}: {message}", status)
 
     async def pages(
@@ -1096,12 +1161,49 @@ def _ssl_context(api_url: str) -> Any:
     return httpx2.create_ssl_context()
 
 
+def _kind(error: Exception) -> str:
+    """The transport failure's name (``ReadTimeout``, ``ConnectError`` ...)."""
+    if isinstance(error, TimeoutError):
+        return "ReadTimeout"  # our own per-request bound: the answer may still be on its way
+    return str(getattr(error, "error_type", "") or type(error).__name__)
+
+
 def _uncertain(error: Exception) -> bool:
     """Whether a failed write may have reached GitHub and been applied."""
     status = getattr(error, "status_code", None)
     if status is None:
-        return (getattr(error, "error_type", "") or type(error).__name__) in TRANSIENT - UNSENT
+        return _kind(error) in TRANSIENT - UNSENT
     return int(status) >= 500
+
+
+def _not_github(response: Any, api_url: str) -> str | None:
+    """Why an answer is not GitHub's API (a proxy's error page, a wrong host), or None."""
+    if response is None or not getattr(response, "content", b""):
+        return None
+    kind = str(response.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if kind == "application/json" or kind.endswith("+json"):
+        return None
+    status = getattr(response, "status_code", "?")
+    return f"{api_url} answered {kind or 'without a content type'} ({status}), not GitHub's API: check GITHUB_API_URL"
+
+
+def _details(response: Any) -> str:
+    """GitHub's ``errors[]`` of a 4xx answer, in its own words (why a PR could not be made)."""
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        return ""
+    found = body.get("errors") if isinstance(body, dict) else None
+    words = []
+    for item in found if isinstance(found, list) else []:
+        if isinstance(item, str):
+            words.append(item)
+        elif isinstance(item, dict):
+            text = item.get("message") or " ".join(
+                str(item[k]) for k in ("resource", "field", "code") if item.get(k)
+            )
+            words.append(str(text))
+    return "; ".join(w for w in words if w)
 
 
 def _now() -> str:

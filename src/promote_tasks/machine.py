@@ -654,7 +654,7 @@ def _status_evidence(status: CommitStatus) -> Evidence:
     return Evidence("commit_status", status.id, status.target_url, text)
 
 
-_RECORDED = {"success": Result.PASSED, "failure": Result.FAILED, "error": Result.FAILED}
+_RECORDED = {"success": Result.PASSED, "failure": Result.FAILED, "error": Result.ERROR}
 
 
 def _verdicts(facts: EnvFacts, env: Environment, now: str) -> tuple[Verdict, ...]:
@@ -930,11 +930,12 @@ def _progress(
         # leaves it "deployed" and the next run starts every validator again (idempotently).
         effects = []
         for name in spec.validators:
+            # Pending first: a validator that breaks when started records its error after.
+            effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name, name),
+                                  state="pending", description="started"))  # fmt: skip
             effects.append(
                 effect("start-validator", environment=env.name, sha=env.sha, validator=name)
             )
-            effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name, name),
-                                  state="pending", description="started"))  # fmt: skip
         effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name),
                               state="pending", description="validating"))  # fmt: skip
         return _take("R4", env, *effects)
@@ -985,7 +986,12 @@ def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None
         v: _statuses(facts.statuses, verdict_context(env.name, v))
         for v in (x.validator for x in env.verdicts)
     }
-    state_of = {Result.PASSED: "success", Result.FAILED: "failure", Result.PENDING: "pending"}
+    state_of = {
+        Result.PASSED: "success",
+        Result.FAILED: "failure",
+        Result.ERROR: "error",
+        Result.PENDING: "pending",
+    }
     updates = [
         effect("set-status", sha=env.sha, context=verdict_context(env.name, v.validator),
                state=state_of[v.result], description=(v.summary or v.result.value)[:140],
@@ -993,7 +999,7 @@ def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None
         for v in env.verdicts
         if not recorded[v.validator] or recorded[v.validator][-1].state != state_of[v.result]
     ]  # fmt: skip
-    failed = [v for v in env.verdicts if v.result is Result.FAILED]
+    failed = [v for v in env.verdicts if v.result.bad]
     if failed:
         names = ", ".join(v.validator for v in failed)
         verdict = effect("set-status", sha=env.sha, context=verdict_context(env.name),

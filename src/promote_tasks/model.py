@@ -65,6 +65,11 @@ class Result(enum.Enum):
     PENDING = "pending"
     PASSED = "passed"
     FAILED = "failed"
+    ERROR = "error"  # the validator itself broke (it raised): the instance fails all the same
+
+    @property
+    def bad(self) -> bool:
+        return self in (Result.FAILED, Result.ERROR)
 
 
 # -- facts ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from promote_tasks import hookspecs
 from promote_tasks.config import Settings
 from promote_tasks.errors import ConfigError
 from promote_tasks.errors import PluginError
+from promote_tasks.errors import PromoteError
 from promote_tasks.model import Environment
 from promote_tasks.model import Pipeline
 from promote_tasks.registry import PlanStore
@@ -49,13 +50,20 @@ def make_plugin_manager(
     if entry_points:
         try:
             pm.load_setuptools_entrypoints(hookspecs.NAME)
+        except pluggy.PluginValidationError as e:
+            raise PluginError(f"plugin {pm.get_name(e.plugin) or '?'}: {_one_line(e)}") from None
         except Exception as e:
             raise PluginError(
-                f"an entry-point plugin of group {hookspecs.NAME} failed to load: {e}"
-            ) from e
+                f"an entry-point plugin of group {hookspecs.NAME} failed to load: "
+                f"{type(e).__name__}: {_one_line(e)}"
+            ) from None
     if plugins_dir is not None:
         for module in load_directory(plugins_dir):
-            pm.register(module, name=f"plugins/{Path(module.__file__ or '').name}")
+            name = f"plugins/{Path(module.__file__ or '').name}"
+            try:
+                pm.register(module, name=name)
+            except pluggy.PluginValidationError as e:  # a hook with the wrong arguments
+                raise PluginError(f"plugin {name}: {_one_line(e)}") from None
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:
@@ -95,7 +103,36 @@ def _call_each(
     for impl in hook.get_hookimpls():
         register.plugin = impl.plugin_name
         kwargs: dict[str, Any] = {"register": register, "settings": settings}
-        impl.function(**{name: kwargs[name] for name in impl.argnames})
+        _guarded(impl, hook_name, **{name: kwargs[name] for name in impl.argnames})
+
+
+def _guarded(impl: Any, hook_name: str, **kwargs: Any) -> None:
+    """Call one hook implementation; what it raises becomes one line naming the plugin."""
+    try:
+        impl.function(**kwargs)
+    except PromoteError:
+        raise
+    except Exception as e:
+        raise PluginError(
+            f"plugin {impl.plugin_name} failed in {hook_name}: {type(e).__name__}: {_one_line(e)}"
+        ) from e
+
+
+def notify(pm: pluggy.PluginManager, **kwargs: Any) -> None:
+    """Tell every plugin about a transition (``promote_transition``), one at a time: all are
+    told even when one fails, and the first failure is reported naming its plugin."""
+    failed: PluginError | None = None
+    for impl in pm.hook.promote_transition.get_hookimpls():
+        try:
+            _guarded(impl, "promote_transition", **{n: kwargs[n] for n in impl.argnames})
+        except PromoteError as e:
+            failed = failed or PluginError(f"{e} (the transition itself was taken)")
+    if failed is not None:
+        raise failed
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300]
 
 
 def _register(kind: str, shape: type) -> Register[Any]:

@@ -134,7 +134,7 @@ def status_text(state: PipelineState, action: Action) -> str:
         label = env.state.value if env.state else "—"
         plan = f"  plan {inert(', '.join(env.plans))}" if env.plans else ""
         checks = " ".join(
-            f"{inert(v.validator)}:{'✓' if v.result is Result.PASSED else '✗' if v.result is Result.FAILED else '…'}"
+            f"{inert(v.validator)}:{'✓' if v.result is Result.PASSED else '✗' if v.result.bad else '…'}"
             for v in env.verdicts
         )
         lines.append(f"  {env.name:<{width}}  {sha}  {label:<10}{plan}  {checks}".rstrip())

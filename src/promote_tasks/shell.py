@@ -19,7 +19,6 @@ from promote_tasks import failures
 from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
 from promote_tasks.errors import ConfigError
-from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
 from promote_tasks.git import remote_repository
 from promote_tasks.github import Connection
@@ -31,6 +30,7 @@ from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.machine import gates
 from promote_tasks.machine import unknown_candidates
+from promote_tasks.machine import verdict_context
 from promote_tasks.model import Action
 from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
@@ -38,12 +38,15 @@ from promote_tasks.model import Pipeline
 from promote_tasks.model import PipelineState
 from promote_tasks.model import Plan
 from promote_tasks.model import PullRequest
+from promote_tasks.model import Result
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
+from promote_tasks.model import Verdict
 from promote_tasks.model import split
 from promote_tasks.plans import parse_plan
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import make_plugin_manager
+from promote_tasks.plugins import notify
 from promote_tasks.plugins import pipeline_from
 from promote_tasks.registry import PlanStore
 from promote_tasks.registry import Registry
@@ -91,6 +94,11 @@ class Run:
             )
         return self._github
 
+    def new_deadline(self) -> None:
+        """One more command's worth of time for talking to GitHub (``PROMOTE_DEADLINE``)."""
+        if self._github is not None:
+            self._github.new_deadline()
+
     @property
     def plan_store(self) -> PlanStore:
         return self.registry.plan_stores[self.settings.plan_store]
@@ -101,24 +109,17 @@ class Run:
         """Facts from GitHub, with fresh verdicts for every instance being validated."""
         return self.with_verdicts(self.facts())
 
-    def facts(self, timeout: float | None = None) -> Snapshot:
-        """Facts from GitHub alone: no validator is asked (what the gate needs). With
-        ``timeout``, the whole read is bounded: a ``GitHubError`` when it takes longer."""
+    def facts(self) -> Snapshot:
+        """Facts from GitHub alone: no validator is asked (what the gate needs)."""
         github = self.github
 
         async def read() -> Snapshot:
-            async def whole() -> Snapshot:
-                snapshot = await github.read_snapshot(
-                    self.pipeline, lambda: self.plan_store.plans(self.settings, github)
-                )
-                return await self._proposed(snapshot)
+            snapshot = await github.read_snapshot(
+                self.pipeline, lambda: self.plan_store.plans(self.settings, github)
+            )
+            return await self._proposed(snapshot)
 
-            return await (whole() if timeout is None else asyncio.wait_for(whole(), timeout))
-
-        try:
-            return github.run(read())
-        except TimeoutError:
-            raise GitHubError(f"GitHub did not answer within {timeout:g} s") from None
+        return github.run(read())
 
     async def _proposed(self, snapshot: Snapshot) -> Snapshot:
         """The plans that open PRs into the first environment bring in their own files, when
@@ -151,12 +152,25 @@ class Run:
         for facts, env_state in zip(snapshot.environments, state.environments, strict=True):
             if env_state.state is State.VALIDATING and env_state.sha:
                 verdicts = tuple(
-                    self._validator(name).check(self.validation_run(snapshot, facts.name, name))
+                    self._check(name, self.validation_run(snapshot, facts.name, name))
                     for name in self.pipeline.get(facts.name).validators
                 )
                 facts = dataclasses.replace(facts, verdicts=verdicts)
             envs.append(facts)
         return dataclasses.replace(snapshot, environments=tuple(envs))
+
+    def _check(self, name: str, run: ValidationRun) -> Verdict:
+        """A validator's verdict; one that raises gets the verdict *error*, which fails the
+        instance like any failure, and the other environments are read all the same."""
+        try:
+            verdict = self._validator(name).check(run)
+        except Exception as e:
+            return Verdict(name, Result.ERROR, None, f"{name} raised {type(e).__name__}: {e}"[:140])
+        if not isinstance(verdict, Verdict):
+            return Verdict(
+                name, Result.ERROR, None, f"{name} returned {type(verdict).__name__}, not a Verdict"
+            )
+        return verdict
 
     def _validator(self, name: str) -> Any:
         return self.registry.validators[self.settings.validators[name].use]
@@ -185,7 +199,7 @@ class Run:
         did = tuple(self._perform(effect, snapshot) for effect in action.effects)
         did += self.refresh_gates(snapshot)
         if action.transition:
-            self.pm.hook.promote_transition(action=action, did=did, repository=snapshot.repository)
+            notify(self.pm, action=action, did=did, repository=snapshot.repository)
         return did
 
     def refresh_gates(self, snapshot: Snapshot) -> tuple[str, ...]:
@@ -232,9 +246,17 @@ class Run:
         if effect.kind == "set-status":
             return github.run(github.set_status(**args))
         if effect.kind == "start-validator":
-            name = args["validator"]
-            self._validator(name).start(self.validation_run(snapshot, args["environment"], name))
-            return f"started {name} in {args['environment']}"
+            name, env = args["validator"], args["environment"]
+            try:
+                self._validator(name).start(self.validation_run(snapshot, env, name))
+            except PromoteError:
+                raise  # GitHub's own trouble: the run stops here and the next one starts again
+            except Exception as e:
+                why = f"{name} raised {type(e).__name__} when started: {e}"[:140]
+                context = verdict_context(env, name)
+                github.run(github.set_status(args["sha"], context, "error", why))
+                return f"{context} = error on {args['sha'][:7]} ({why})"
+            return f"started {name} in {env}"
         if effect.kind == "dispatch-deploy":
             url = github.run(
                 github.dispatch(

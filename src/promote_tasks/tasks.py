@@ -51,16 +51,63 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def reports_errors(body: F) -> F:
-    """Turn a PromoteError into one line on stderr and exit status 1 (no traceback)."""
+    """Every failure is one line on stderr and exit status 1, never a bare traceback: a
+    PromoteError as it is, anything unforeseen named as a bug (``PROMOTE_DEBUG=1`` shows the
+    traceback). A reader that closes our output early (``| head``) ends the run quietly."""
 
     @functools.wraps(body)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return body(*args, **kwargs)
+        except Exit:
+            raise
         except PromoteError as e:
-            raise Exit(f"promote: error: {render.inert(e)}", code=1) from None
+            raise Exit(f"promote: error: {one_line(e)}", code=1) from None
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise Exit(code=0) from None
+        except KeyboardInterrupt:
+            raise Exit("promote: interrupted", code=130) from None
+        except Exception as e:
+            if os.environ.get("PROMOTE_DEBUG", "") not in ("", "0", "api"):
+                raise
+            raise Exit(
+                f"promote: error: unexpected {type(e).__name__}: {one_line(e)} "
+                "(a bug in promote: run with PROMOTE_DEBUG=1 for the traceback)",
+                code=1,
+            ) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def seconds(option: str, value: object, default: float) -> float:
+    """A positive number of seconds from a command-line option (default when not given)."""
+    if value is None:
+        return default
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = float("nan")
+    if not 0 < number < float("inf"):
+        raise PromoteError(f"{option} expects a positive number of seconds, got {value!r}")
+    return number
+
+
+def one_line(error: object) -> str:
+    """An error as one printable line, with any token from the environment masked."""
+    text = " ".join(str(error).split())
+    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
+        token = os.environ.get(name, "").strip()
+        if len(token) >= 8:
+            text = text.replace(token, "***")
+    return render.inert(text)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and Python's last flush must not fail."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def read_snapshot_file(path: str) -> Snapshot:
@@ -96,8 +143,14 @@ def _summary(markdown: str) -> None:
     """Inside GitHub Actions, append to the job's Markdown summary."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(markdown + "\n")
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(markdown + "\n")
+        except OSError as e:  # the summary is a courtesy: the work is done, say so and go on
+            print(
+                f"promote: warning: cannot write the job summary to {path}: {e.strerror}",
+                file=sys.stderr,
+            )
 
 
 @task(
@@ -126,6 +179,8 @@ def step(
     run: Run, *, dry_run: bool = False, snapshot_file: str | None = None
 ) -> tuple[Snapshot, Action, tuple[str, ...]]:
     """One ``next``: read, decide, act (unless dry); the facts read, the action, what was done."""
+    if run._github is not None:
+        run.github.new_deadline()
     facts = _snapshot(run, snapshot_file)
     _, action = run.decide(facts)
     if dry_run or snapshot_file:
@@ -181,9 +236,9 @@ def needs_person(run: Run, snapshot: Snapshot, action: Action) -> str | None:
 @reports_errors
 def watch(c: Context, interval: float | None = None, timeout: float | None = None) -> None:
     """Run `next` until the pipeline rests or needs a person."""
+    pause = seconds("--interval", interval, 10.0)
+    deadline = time.monotonic() + seconds("--timeout", timeout, 1800.0)
     run = Run.load()
-    pause = 10.0 if interval is None else float(interval)
-    deadline = time.monotonic() + (1800.0 if timeout is None else float(timeout))
     live = sys.stdout.isatty()
     while True:
         facts, action, did = step(run)

@@ -74,10 +74,10 @@ def test_deployed_starts_validation():
         (e.kind, e.arg("context") if e.kind == "set-status" else e.arg("validator"))
         for e in action.effects
     ] == [
+        ("set-status", "promote/dev/health"),  # pending before it starts: an error after
         ("start-validator", "health"),
-        ("set-status", "promote/dev/health"),
-        ("start-validator", "smoke"),
         ("set-status", "promote/dev/smoke"),
+        ("start-validator", "smoke"),
         ("set-status", "promote/dev"),  # last: a run dying half-way leaves it deployed
     ]
     assert all(e.arg("state") == "pending" for e in action.effects if e.kind == "set-status")

@@ -300,7 +300,11 @@ def test_halt_without_an_answer_warns_or_refuses_within_its_timeout(
     monkeypatch.chdir(driver.clone)
     url = request.getfixturevalue(server)
     environ = push_of(driver, "feature/x", GITHUB_API_URL=url)
-    expected = "GitHub did not answer within 0.5" if server == "silent_server" else "cannot reach"
+    expected = (
+        f"GitHub at {url} did not answer within 0.5 s (1 attempt)"
+        if server == "silent_server"
+        else "cannot reach"
+    )
     assert halt.main(["--timeout", "0.5"], environ) == 0
     err = capsys.readouterr().err
     assert err.startswith(f"promote-halt: warning: cannot tell whether work is halted ({expected}")

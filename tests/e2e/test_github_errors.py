@@ -171,7 +171,7 @@ CASES = [
     ),
     Case(
         "timeout",
-        "GitHub did not answer within 0.2s (repos.get)",
+        "did not answer within 0.2 s (5 attempts of repos.get; PROMOTE_HTTP_TIMEOUT per request)",
         lambda s: {"PROMOTE_HTTP_TIMEOUT": "0.2"},
         sandbox={"latency_ms": 1500},
     ),

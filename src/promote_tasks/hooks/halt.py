@@ -33,9 +33,9 @@ def halted_by(settings: Settings, environ: Mapping[str, str], timeout: float) ->
     """
     from promote_tasks.shell import Run  # pluggy and ghapi: only when GitHub is asked
 
-    options = {"timeout": timeout, "attempts": 1}
+    options = {"timeout": timeout, "attempts": 1, "deadline": timeout}
     run = Run.load(environ=environ, settings=settings, client_options=options)
-    snapshot = run.facts(timeout=timeout)
+    snapshot = run.facts()
     state = derive(snapshot, run.pipeline)
     if not state.halted:
         return None
