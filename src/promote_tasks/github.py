@@ -39,6 +39,7 @@ from promote_tasks.machine import contained
 from promote_tasks.machine import newest_validated
 from promote_tasks.model import ROLLBACK_TASK
 from promote_tasks.model import Approval
+from promote_tasks.model import Checklist
 from promote_tasks.model import CheckRun
 from promote_tasks.model import Commit
 from promote_tasks.model import CommitStatus
@@ -538,6 +539,7 @@ class GitHub:
                     next_contains_head=extra["next_contains_head"],
                     approvals=extra["approvals"],
                     change_authors=extra["change_authors"],
+                    checklist=extra["checklist"],
                 )
             )
         open_pulls = tuple(
@@ -623,7 +625,7 @@ class GitHub:
         empty: dict[str, Any] = {
             "head": None, "branch_head": None, "merged_pull": None, "statuses": (), "runs": (),
             "checks": (), "deployment_statuses": {}, "next_contains_head": None, "approvals": (),
-            "change_authors": (), "history": (), "arrivals": (),
+            "change_authors": (), "history": (), "arrivals": (), "checklist": None,
         }  # fmt: skip
         if tip is None:
             return empty
@@ -666,12 +668,15 @@ class GitHub:
             recent = {c["sha"] for c in await following_commits}
             return await self._contains(following.branch, sha, recent)
 
-        async def comments() -> list[Any]:
+        async def comments() -> tuple[Checklist | None, list[Any]]:
             key = f"{env.name}@{sha}"
-            checklist = next((i for i in await checklists if _key_of(i) == key), None)
-            if checklist is None:
-                return []
-            return await listing("issues.list_comments", issue_number=checklist["number"])
+            found = next((i for i in await checklists if _key_of(i) == key), None)
+            if found is None:
+                return None, []
+            issue = Checklist(
+                found["number"], found.get("state") or "open", found.get("html_url") or ""
+            )
+            return issue, await listing("issues.list_comments", issue_number=found["number"])
 
         try:
             reads: list[Any] = await asyncio.gather(
@@ -688,13 +693,13 @@ class GitHub:
             walk.cancel()
             await asyncio.gather(walk, return_exceptions=True)
             raise
-        statuses, runs, checks, pulls, by_deployment, contained, decisions = reads
+        statuses, runs, checks, pulls, by_deployment, contained, (checklist, decisions) = reads
         merged = _merged_into(pulls, env.branch)
         merged_pull = _pull(max(merged, key=lambda p: p["merged_at"])) if merged else None
-        authors: tuple[str, ...] = ()
-        if merged_pull is not None:
-            carried = AUTHOR_LINE.findall(merged_pull.body)
-            authors = tuple(carried) if carried else (merged_pull.author,)
+        authors: list[str] = []
+        for pull in (_pull(p) for p in [*merged, *below_pulls]):
+            carried = AUTHOR_LINE.findall(pull.body)
+            authors.extend(carried if carried else [pull.author])
         head_fact = dataclasses.replace(
             await self._commit_fact(current, bookkeeping_dir),
             validated=_validated(statuses, env.name),
@@ -713,7 +718,8 @@ class GitHub:
             "deployment_statuses": by_deployment,
             "next_contains_head": contained,
             "approvals": tuple(a for c in decisions for a in _decisions(c)),
-            "change_authors": authors,
+            "change_authors": tuple(dict.fromkeys(a for a in authors if a)),
+            "checklist": checklist,
         }
 
     async def _commit_fact(self, data: Mapping[str, Any], bookkeeping_dir: str | None) -> Commit:
@@ -845,14 +851,27 @@ class GitHub:
         """A read that must not be served from the ETag cache of an earlier read."""
         return await self.call(operation, cache=False, **params)
 
-    async def open_pull(self, head: str, base: str, title: str, body: str) -> tuple[int, str, bool]:
-        """Find the open PR ``head → base`` or create it; (number, url, created)."""
+    async def open_pull(
+        self, head: str, base: str, title: str, body: str, sha: str | None = None
+    ) -> tuple[int | None, str, bool]:
+        """Find the PR ``head → base`` or create it; (number, url, created).
+
+        The look finds an open PR, or one already merged at ``sha`` (its answer was lost and
+        the Merge machine merged it before this run). GitHub's "No commits between" means the
+        base already holds the head: (None, "", False).
+        """
 
         async def look() -> dict[str, Any] | None:
             found = await self._fresh(
-                "pulls.list", state="open", head=f"{self.owner}:{head}", base=base
+                "pulls.list", state="all", head=f"{self.owner}:{head}", base=base, per_page=30
             )
-            return dict(found[0]) if found else None
+            for pull in found or []:
+                if pull["state"] == "open":
+                    return dict(pull)
+            landed = [
+                p for p in found or [] if p.get("merged_at") and sha and p["head"]["sha"] == sha
+            ]
+            return dict(landed[0]) if landed else None
 
         async def write() -> dict[str, Any]:
             return dict(
@@ -861,7 +880,12 @@ class GitHub:
                 )
             )
 
-        pull, created = await self.write_once(look, write)
+        try:
+            pull, created = await self.write_once(look, write)
+        except GitHubError as e:
+            if e.status == 422 and "no commits between" in str(e).lower():
+                return None, "", False
+            raise
         return pull["number"], pull["html_url"], created
 
     async def dispatch(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> str:

@@ -793,7 +793,37 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
         action = _progress(env, snapshot, pipeline, waits)
         if action is not None:
             return action
-    return Action(None, waiting_for=waits[0] if waits else None, plan=state.active_plan)
+    return Action(
+        None,
+        effects=_tidy(state, snapshot, pipeline),
+        waiting_for=waits[0] if waits else None,
+        plan=state.active_plan,
+    )
+
+
+def _tidy(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> tuple[Effect, ...]:
+    """Close the checklist issue of an instance whose manual test is decided (the run that
+    recorded the decision may have died before closing it)."""
+    return tuple(
+        close
+        for env in state.environments
+        if (close := _close_checklist(env, snapshot.env(env.name), pipeline)) is not None
+    )
+
+
+def _close_checklist(env: EnvState, facts: EnvFacts, pipeline: Pipeline) -> Effect | None:
+    checklist = facts.checklist
+    if checklist is None or checklist.state != "open":
+        return None
+    manual = pipeline.get(env.name).manual
+    decided = env.state in (State.PROMOTED, State.COMPLETE, State.FAILED) or (
+        env.state is State.VALIDATING
+        and any(v.validator in manual for v in env.verdicts)
+        and all(v.result is not Result.PENDING for v in env.verdicts if v.validator in manual)
+    )
+    if not decided:
+        return None
+    return effect("close-checklist", number=str(checklist.number), environment=env.name)
 
 
 def _fates(
@@ -940,7 +970,7 @@ def _progress(
                               state="pending", description="validating"))  # fmt: skip
         return _take("R4", env, *effects)
     if env.state is State.VALIDATING:
-        return _validate(env, facts, waits)
+        return _validate(env, facts, pipeline, waits)
     if env.state is State.PROMOTED and not env.production:
         if _settled(env, facts, snapshot.plans):
             return None
@@ -980,7 +1010,9 @@ def completing(env: EnvState, plans: tuple[Plan, ...]) -> tuple[tuple[str, ...],
     return pending, notes
 
 
-def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None:
+def _validate(
+    env: EnvState, facts: EnvFacts, pipeline: Pipeline, waits: list[str]
+) -> Action | None:
     assert env.sha is not None
     recorded = {
         v: _statuses(facts.statuses, verdict_context(env.name, v))
@@ -1000,16 +1032,19 @@ def _validate(env: EnvState, facts: EnvFacts, waits: list[str]) -> Action | None
         if not recorded[v.validator] or recorded[v.validator][-1].state != state_of[v.result]
     ]  # fmt: skip
     failed = [v for v in env.verdicts if v.result.bad]
+    decided = dataclasses.replace(env, state=State.FAILED if failed else State.PROMOTED)
+    close = _close_checklist(decided, facts, pipeline)
+    after = (close,) if close is not None else ()
     if failed:
         names = ", ".join(v.validator for v in failed)
         verdict = effect("set-status", sha=env.sha, context=verdict_context(env.name),
                          state="failure", description=f"failed: {names}"[:140])  # fmt: skip
-        return _take("R6", env, *updates, verdict)
+        return _take("R6", env, *updates, verdict, *after)
     pending = [v.validator for v in env.verdicts if v.result is Result.PENDING]
     if not pending:
         verdict = effect("set-status", sha=env.sha, context=verdict_context(env.name),
                          state="success", description="all validators passed")  # fmt: skip
-        return _take("R5", env, *updates, verdict)
+        return _take("R5", env, *updates, verdict, *after)
     waits.append(f"validation of {env.name} at {env.sha[:7]}: {', '.join(pending)}")
     if updates:
         return Action(None, env.name, env.state, env.state, tuple(updates),
@@ -1161,6 +1196,17 @@ def gates(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> tuple
     own = [
         gate_for(p, state, pipeline, chosen) for p in snapshot.open_pulls if p.base_ref in branches
     ]
+    # A promotion merged before its gate was written (the run that opened it died, or the
+    # write's answer was lost): the head gets the gate it was merged under, as it would have.
+    for env, facts in zip(state.environments, snapshot.environments, strict=True):
+        if env.state is not State.PROMOTED or any(
+            s.context == GATE_CONTEXT for s in facts.statuses
+        ):
+            continue
+        landed = [p for p in facts.promotions if p.merged and p.head_sha == env.sha]
+        if landed:
+            reopened = dataclasses.replace(landed[0], state="open", merged=False)
+            own.append(gate_for(reopened, state, pipeline, chosen))
     failing: dict[str, Gate] = {}
     for gate in own:
         if gate.state == "failure":

@@ -216,6 +216,15 @@ class Approval:
 
 
 @dataclasses.dataclass(frozen=True)
+class Checklist:
+    """The manual test's checklist issue for one ``env@sha``."""
+
+    number: int
+    state: str = "open"  # open | closed
+    url: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvFacts:
     """Everything GitHub says about one environment and its current head."""
 
@@ -241,6 +250,7 @@ class EnvFacts:
     arrivals: tuple[PullRequest, ...] = ()
     # Shas the shell found contained in the previous environment's newest validated head.
     upstream_contains: tuple[str, ...] = ()
+    checklist: Checklist | None = None  # the checklist issue of ``head``, if one was opened
 
 
 @dataclasses.dataclass(frozen=True)

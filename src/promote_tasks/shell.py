@@ -19,6 +19,7 @@ from promote_tasks import failures
 from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
 from promote_tasks.errors import ConfigError
+from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
 from promote_tasks.git import remote_repository
 from promote_tasks.github import Connection
@@ -28,6 +29,7 @@ from promote_tasks.machine import GATE_CONTEXT
 from promote_tasks.machine import Gate
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
+from promote_tasks.machine import gate_for
 from promote_tasks.machine import gates
 from promote_tasks.machine import unknown_candidates
 from promote_tasks.machine import verdict_context
@@ -266,6 +268,12 @@ class Run:
                 )
             )
             return f"dispatched {args['workflow']} for {args['environment']} at {args['sha'][:7]}: {url}"
+        if effect.kind == "close-checklist":
+            try:
+                github.run(github.close_issue(int(args["number"])))
+            except GitHubError as e:  # tidying up: the decision itself is on record
+                return f"could not close checklist issue #{args['number']}: {e}"
+            return f"closed checklist issue #{args['number']} ({args['environment']} is decided)"
         if effect.kind == "open-pr":
             return self._open_promotion(args, snapshot)
         if effect.kind == "complete-plans":
@@ -302,11 +310,20 @@ class Run:
             + "".join(f"Promote-Author: {a}\n" for a in authors)
         )
         title = f"Promote {', '.join(plans) or args['sha'][:7]}: {args['head']} → {args['base']}"
-        number, url, created = self.github.run(
-            self.github.open_pull(args["head"], args["base"], title, body)
+        github = self.github
+        number, url, created = github.run(
+            github.open_pull(args["head"], args["base"], title, body, args["sha"])
         )
+        if number is None:  # the base already holds the head: it was promoted
+            gate = gate_for(
+                PullRequest(0, args["head"], args["sha"], args["base"], body=body),
+                derive(snapshot, self.pipeline), self.pipeline,
+            )  # fmt: skip
+            github.run(github.set_status(args["sha"], GATE_CONTEXT, gate.state, gate.description))
+            return f"{args['base']} already holds {args['head']} at {args['sha'][:7]}: promoted"
         # Gate the new PR now, not at the next run: where promote/gate is a required check,
-        # the Merge machine can merge it at once.
+        # the Merge machine can merge it at once (and a PR merged before a lost answer came
+        # back gets the gate it was merged under).
         pull = PullRequest(number, args["head"], args["sha"], args["base"], body=body)
         opened = dataclasses.replace(snapshot, open_pulls=(*snapshot.open_pulls, pull))
         self.write_gates(opened, only=number)

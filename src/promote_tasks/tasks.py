@@ -289,7 +289,11 @@ def decide_manually(
     snapshot = run.facts()  # the state is enough: the validators' own checks are not needed
     state = run.decide(snapshot)[0].env(env.name)
     waiting_state = State.DEPLOYING if backend == "environment" else State.VALIDATING
-    if state.state is not waiting_state or state.sha is None:
+    # The checklist issue says a manual test is asked for, even when the run that opened it
+    # died before it recorded the instance as validating.
+    opened = backend != "environment" and snapshot.env(env.name).checklist is not None
+    waiting = state.state is waiting_state or (opened and state.state is State.DEPLOYED)
+    if not waiting or state.sha is None:
         label = state.state.value if state.state else "not deployed"
         raise PromoteError(f"{env.name} is not waiting for a manual test (it is {label})")
     if sha and len(sha) < 7:

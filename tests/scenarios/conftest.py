@@ -54,6 +54,9 @@ GATE = "promote/gate"
 METHODS = ("merge", "squash", "rebase")
 TICK = 300.0  # seconds of tool and sandbox time per idle round: a soak window, past a grace
 PATIENCE = 4  # idle rounds in a row (20 minutes) before a scenario counts as stuck
+# CI is not instant: a rebase merge of the same commit onto the same parent within one second
+# (GitHub's timestamp resolution) would give the very same sha in two environments.
+CI_SECONDS = 10.0
 ROUNDS = 80
 KEY_LINE = re.compile(r"^Promote-Key:\s*(\S+)@([0-9a-f]{40})\s*$", re.MULTILINE)
 PLAN_LINE = re.compile(r"^Promote-Plan:\s*(\S+)\s*$", re.MULTILINE)
@@ -121,8 +124,8 @@ class Git:
         return tuple(line for line in lines if line.split("\t", 1)[1] != "plans")
 
     def history(self, ref: str) -> list[tuple[str, str]]:
-        """(sha, subject) of every commit reachable from ``ref``, newest first."""
-        out = self.run("log", "--format=%H %s", ref).stdout.splitlines()
+        """(sha, subject) of every commit reachable from ``ref``, children before parents."""
+        out = self.run("log", "--topo-order", "--format=%H %s", ref).stdout.splitlines()
         return [(line[:40], line[41:]) for line in out]
 
     def changed(self, sha: str) -> list[str]:
@@ -137,8 +140,8 @@ class Git:
 
 
 class Clock:
-    """Time for the tool and the sandbox together: a ``tick`` is a minute passing everywhere,
-    so durations the tool measures against GitHub's timestamps are the simulated ones."""
+    """Time for the tool and the sandbox together: a ``tick`` passes for both at once, so the
+    durations the tool measures against GitHub's timestamps are the simulated ones."""
 
     def __init__(self, sandbox: Sandbox, driver: Driver) -> None:
         self.offset = 0.0
@@ -290,12 +293,13 @@ class Scene:
         raise AssertionError(f"next kept acting: {[s.label for s in taken]}")
 
     def rest(self) -> list[Step]:
-        """Let CI finish what it can, then ``next`` until it rests."""
+        """Let CI finish what it can (taking a few seconds), then ``next`` until it rests."""
+        self.clock.tick(CI_SECONDS)
         self.sandbox.settle()
         return self.until_rest()
 
     def drive(self, done: Callable[[], bool], what: str) -> None:
-        """CI, the tool and the people in turns until ``done()``; a minute passes whenever
+        """CI, the tool and the people in turns until ``done()``; ``TICK`` seconds pass whenever
         nobody had anything to do. Stuck (nothing moves for a while) is a failure."""
         idle = 0
         for _ in range(ROUNDS):
@@ -572,7 +576,7 @@ class Scene:
         ]
 
     def completed_at(self, plan: str) -> int:
-        """Position (0 = oldest) of the commit on dev that completed ``plan``."""
+        """Position (0 = the root) of the commit on dev that completed ``plan``."""
         history = list(reversed(self.git.history("dev")))
         return next(i for i, (_, s) in enumerate(history) if COMPLETION.match(s) and names(s, plan))
 
