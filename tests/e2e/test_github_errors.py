@@ -316,7 +316,8 @@ def test_a_status_read_succeeds_through_faults_and_waits_as_told(
     sandbox = make_sandbox(fault_rate=0.3, seed=11, retry_after=7)
     pipeline = pipeline_of(sandbox)
     waits = Waits()
-    github = client(sandbox, sleep=waits)
+    # 8 attempts: at 30 % faults, five in a row on one of ~45 requests is a 1-in-10 event.
+    github = client(sandbox, attempts=8, sleep=waits)
     first = github.run(github.read_snapshot(pipeline))
 
     faults = control(sandbox, "stats")["faults"]
@@ -330,7 +331,7 @@ def test_a_status_read_succeeds_through_faults_and_waits_as_told(
     assert {e.name: e.head for e in first.environments} == heads
 
     # A second, independent client under the same faults reads the same facts.
-    again = client(sandbox, sleep=Waits())
+    again = client(sandbox, attempts=8, sleep=Waits())
     assert same_facts(again.run(again.read_snapshot(pipeline)), first)
     assert again.stats.retries > 0
 
