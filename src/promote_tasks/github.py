@@ -32,9 +32,12 @@ from typing import TypeVar
 
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
+from promote_tasks.ledger import LOCK_REF
 from promote_tasks.ledger import bookkeeping_trailer
 from promote_tasks.ledger import claims_bookkeeping
 from promote_tasks.ledger import is_bookkeeping
+from promote_tasks.ledger import lock_holder
+from promote_tasks.ledger import lock_message
 from promote_tasks.machine import contained
 from promote_tasks.machine import newest_validated
 from promote_tasks.model import ROLLBACK_TASK
@@ -825,7 +828,7 @@ class GitHub:
             body["target_url"] = target_url
 
         async def look() -> dict[str, Any] | None:
-            latest = await self._latest_status(sha, context)
+            latest = await self.latest_status(sha, context)
             if latest is None or latest["state"] != state:
                 return None
             return latest if (latest.get("description") or "") == body["description"] else None
@@ -842,7 +845,7 @@ class GitHub:
             else f"{context} already {state} on {sha[:7]}"
         )
 
-    async def _latest_status(self, sha: str, context: str) -> dict[str, Any] | None:
+    async def latest_status(self, sha: str, context: str) -> dict[str, Any] | None:
         statuses = await self._fresh("repos.list_commit_statuses_for_ref", ref=sha, per_page=100)
         mine = [s for s in statuses if s["context"] == context]
         return max(mine, key=lambda s: s["id"]) if mine else None
@@ -1099,6 +1102,61 @@ class GitHub:
 
         return await self.write_once(lambda: self.ref_sha(ref), write)
 
+    async def take_lock(
+        self, tree: str, owner: str, since: str, until: str, now: str
+    ) -> tuple[str | None, tuple[str, str, str]]:
+        """Try once to take the repository's lock: (our lock commit, a holder's owner, since,
+        until). The commit is None when another run holds it and its time has not run out (the
+        holder is that run); else the holder is the one whose stale lock was taken over, or
+        empty when the lock was free.
+
+        Taking a free lock is creating ``refs/promote/lock``, which fails if it exists. Taking
+        over an expired one is a fast-forward of the ref to a commit whose parent is the
+        expired lock: of two runs that try at once, the second's update is no fast-forward.
+        """
+        ref = f"refs/{LOCK_REF}"
+        holder = await self.ref_sha(LOCK_REF)
+        parents = [] if holder is None else [holder]
+        held = ("", "", "")
+        if holder is not None:
+            data = await self.git_commit(holder)
+            held = lock_holder(str(data.get("message") or ""))
+            if held[2] and held[2] > now:
+                return None, held
+        mine = await self.create_commit(lock_message(owner, since, until), tree, parents)
+        try:
+            if holder is None:
+                await self.call("git.create_ref", idempotent=False, ref=ref, sha=mine)
+            else:
+                await self.call(
+                    "git.update_ref", idempotent=False, ref=LOCK_REF, sha=mine, force=False
+                )
+        except GitHubError as e:
+            lost = isinstance(e, UncertainWrite)
+            if not lost and e.status not in (409, 422):
+                raise
+            # Someone was quicker (or the answer was lost): whoever holds it now, says the ref.
+            now_held = await self.ref_sha(LOCK_REF)
+            if now_held == mine:
+                return mine, held
+            if now_held is None:
+                return None, ("", "", "")
+            return None, lock_holder(str((await self.git_commit(now_held)).get("message") or ""))
+        return mine, held
+
+    async def drop_lock(self, mine: str) -> bool:
+        """Delete the lock ref if it is still ours (a holder that outlived its time may have
+        been taken over: that lock is not ours to drop)."""
+        if await self.ref_sha(LOCK_REF) != mine:
+            return False
+        try:
+            await self.call("git.delete_ref", ref=LOCK_REF)
+        except GitHubError as e:
+            if e.status in (404, 422):
+                return False
+            raise
+        return True
+
     async def force_branch(self, branch: str, sha: str) -> bool:
         """Point ``branch`` at ``sha``, forcing it; False when it already pointed there."""
         if await self.ref_sha(f"heads/{branch}") == sha:
@@ -1341,6 +1399,7 @@ def _commit(c: Mapping[str, Any]) -> Commit:
         parents=tuple(p["sha"] for p in c.get("parents") or ()),
         message=detail.get("message") or "",
         committer=f"{who.get('name') or ''} <{who.get('email') or ''}> {who.get('date') or ''}",
+        tree=str((detail.get("tree") or {}).get("sha") or ""),
     )
 
 

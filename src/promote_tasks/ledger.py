@@ -59,3 +59,22 @@ def undo_line(key: str) -> str:
 def undone(body: str) -> str | None:
     found = UNDO_LINE.search(body or "")
     return found.group(1) if found else None
+
+
+LOCK_REF = "promote/lock"  # refs/promote/lock: creating a ref that exists fails, atomically
+_LOCK_LINE = re.compile(r"^Promote-Lock-(Owner|Since|Until):[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+
+
+def lock_message(owner: str, since: str, until: str) -> str:
+    """The message of the commit the lock ref points to: who holds it, since and until when."""
+    return (
+        f"promote lock\n\nPromote-Lock-Owner: {owner}\nPromote-Lock-Since: {since}\n"
+        f"Promote-Lock-Until: {until}\n"
+    )
+
+
+def lock_holder(message: str) -> tuple[str, str, str]:
+    """(owner, since, until) of a lock commit's message; empty strings where it says nothing
+    (a lock whose commit says nothing counts as expired)."""
+    found = dict(_LOCK_LINE.findall(message or ""))
+    return found.get("Owner", ""), found.get("Since", ""), found.get("Until", "")

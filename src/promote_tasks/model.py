@@ -192,6 +192,7 @@ class Commit:
     files: tuple[str, ...] | None = None  # paths changed from the first parent, where read
     validated: bool | None = None  # promote/<env> success and never failure (None: not read)
     pulls: tuple[int, ...] = ()  # merged PRs into this branch that GitHub ties to the commit
+    tree: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,13 @@ write it performs looks first for what it would create (see ``github.py``), so r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import datetime
+import os
+import socket
+import time
+from collections.abc import Iterator
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,6 +59,24 @@ from promote_tasks.plugins import pipeline_from
 from promote_tasks.registry import PlanStore
 from promote_tasks.registry import Registry
 from promote_tasks.registry import ValidationRun
+
+LOCK_REF_NAME = "refs/promote/lock"
+LOCK_SECONDS = 300  #: a lock not dropped by then (its run crashed) may be taken over
+LOCK_WAIT = 15.0  #: seconds a run waits for another holder before it leaves the work to it
+LOCK_POLL = 1.0
+
+
+class LockBusy(PromoteError):
+    """Another run holds the repository's lock: not an error, that run does the work."""
+
+
+def lock_owner(command: str, environ: Mapping[str, str] | None) -> str:
+    """Who takes the lock, for the one who finds it held: host, process, and the Actions run."""
+    env = os.environ if environ is None else environ
+    where = f"{socket.gethostname()}:{os.getpid()}"
+    if env.get("GITHUB_RUN_ID"):
+        where += f" (Actions run {env['GITHUB_RUN_ID']})"
+    return f"promote {command} on {where}"
 
 
 @dataclasses.dataclass
@@ -211,6 +235,89 @@ class Run:
             for gate, written in self.write_gates(snapshot)
             if written
         )
+
+    def gates_to_write(self, snapshot: Snapshot) -> tuple[Gate, ...]:
+        """The gates whose ``promote/gate`` on GitHub is not what it should be (reads only)."""
+        github = self.github
+        wanted = list(
+            {
+                g.sha: g for g in gates(derive(snapshot, self.pipeline), snapshot, self.pipeline)
+            }.values()
+        )
+
+        async def latest() -> list[dict[str, Any] | None]:
+            return list(
+                await asyncio.gather(*(github.latest_status(g.sha, GATE_CONTEXT) for g in wanted))
+            )
+
+        found = github.run(latest()) if wanted else []
+        return tuple(
+            gate
+            for gate, status in zip(wanted, found, strict=True)
+            if status is None
+            or status["state"] != gate.state
+            or (status.get("description") or "") != gate.description
+        )
+
+    @contextlib.contextmanager
+    def locked(
+        self, snapshot: Snapshot, command: str, *, required: bool = True
+    ) -> Iterator[str | None]:
+        """Hold the repository's lock while writing (DESIGN §3.6: one writer at a time): a
+        ref that only one run can create, with an owner and an expiry so that a crashed
+        holder is taken over. Waits ``LOCK_WAIT`` seconds for another holder, then raises
+        :class:`LockBusy`. Yields a line when it took over a stale lock, else None.
+
+        ``required=False``: a token that may not write refs (a reviewer's, the gate job's
+        ``contents: read``) goes on without it; what it writes is looked for first anyway.
+        """
+        github = self.github
+        tree = self._any_tree(snapshot)
+        owner = lock_owner(command, self.environ)
+        waited_until = time.monotonic() + LOCK_WAIT
+        while True:
+            now = datetime.datetime.now(datetime.UTC)
+            stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+            until = (now + datetime.timedelta(seconds=LOCK_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            try:
+                mine, held = github.run(github.take_lock(tree, owner, stamp, until, stamp))
+            except GitHubError as e:
+                if not required and e.status in (403, 404):
+                    yield None
+                    return
+                raise GitHubError(
+                    f"cannot take promote's lock ({LOCK_REF_NAME}): {e}", e.status
+                ) from None
+            if mine is not None:
+                break
+            if time.monotonic() >= waited_until:
+                who = f" by {held[0]}" if held[0] else ""
+                raise LockBusy(
+                    f"another promote run holds the lock (since {held[1] or 'a moment ago'}{who}); "
+                    "it goes on from where that one stops"
+                )
+            time.sleep(LOCK_POLL)
+        note = None
+        if held[0] or held[1]:
+            note = (
+                f"took over a stale lock ({held[0] or 'an unknown run'}, since {held[1] or '?'}, "
+                f"expired {held[2] or 'long ago'})"
+            )
+        try:
+            yield note
+        finally:
+            with contextlib.suppress(GitHubError):  # it expires anyway
+                github.run(github.drop_lock(mine))
+
+    def _any_tree(self, snapshot: Snapshot) -> str:
+        """A tree that exists in the repository, for the lock's commit (any will do)."""
+        for facts in snapshot.environments:
+            for commit in facts.history:
+                if commit.tree:
+                    return commit.tree
+        head = next(f.head for f in snapshot.environments if f.head)
+        github = self.github
+        return str(github.run(github.git_commit(head))["tree"]["sha"])
 
     def write_gates(
         self, snapshot: Snapshot, only: int | None = None

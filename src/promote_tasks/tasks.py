@@ -45,6 +45,7 @@ from promote_tasks.model import load_snapshot
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import describe
 from promote_tasks.plugins import make_plugin_manager
+from promote_tasks.shell import LockBusy
 from promote_tasks.shell import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -179,13 +180,19 @@ def step(
     run: Run, *, dry_run: bool = False, snapshot_file: str | None = None
 ) -> tuple[Snapshot, Action, tuple[str, ...]]:
     """One ``next``: read, decide, act (unless dry); the facts read, the action, what was done."""
-    if run._github is not None:
-        run.github.new_deadline()
+    run.new_deadline()  # each next of a watch has the whole budget for talking to GitHub
     facts = _snapshot(run, snapshot_file)
     _, action = run.decide(facts)
     if dry_run or snapshot_file:
         return facts, action, tuple(f"would {e.describe()}" for e in action.effects)
-    return facts, action, run.act(action, facts)
+    if not action.effects and not run.gates_to_write(facts):
+        return facts, action, ()  # nothing to write: no lock to take
+    with run.locked(facts, "next") as note:
+        # Read again as the only writer: another run may have acted since the first read.
+        facts = run.snapshot()
+        _, action = run.decide(facts)
+        did = run.act(action, facts)
+    return facts, action, ((note,) if note else ()) + did
 
 
 @task(
@@ -201,7 +208,11 @@ def next_(
     c: Context, json_: bool = False, dry_run: bool = False, snapshot: str | None = None
 ) -> None:
     """Take exactly one step of the Promote machine and say what it did."""
-    _, action, did = step(Run.load(), dry_run=dry_run, snapshot_file=snapshot)
+    try:
+        _, action, did = step(Run.load(), dry_run=dry_run, snapshot_file=snapshot)
+    except LockBusy as busy:
+        print(f"promote: {one_line(busy)}", file=sys.stderr)
+        return
     _emit(render.next_data(action, did), render.next_text(action, did), json_)
     _summary(render.next_markdown(action, did))
     if action.stop:
@@ -241,7 +252,14 @@ def watch(c: Context, interval: float | None = None, timeout: float | None = Non
     run = Run.load()
     live = sys.stdout.isatty()
     while True:
-        facts, action, did = step(run)
+        try:
+            facts, action, did = step(run)
+        except LockBusy as busy:  # another run is moving the pipeline: wait and look again
+            if time.monotonic() >= deadline:
+                raise Exit(f"promote: timed out: {one_line(busy)}", code=1) from None
+            print(f"promote: {one_line(busy)}", file=sys.stderr, flush=True)
+            time.sleep(pause)
+            continue
         if action.transition or did:
             if live:
                 print("\r\x1b[K", end="")
@@ -314,19 +332,20 @@ def decide_manually(
     if user.lower() in change_authors(github, run.settings, snapshot.env(env.name)):
         raise PromoteError(f"{user} wrote this change and cannot approve or reject it")
     verb = "approved" if approve else "rejected"
-    if backend == "environment":
-        url = _review_pending_deployment(run, snapshot, env.name, state.sha, verb, reason)
-    else:
-        key = f"{env.name}@{state.sha}"
-        title = f"Manual test: {env.name} at {state.sha[:7]}"
-        number, url, _ = github.run(
-            github.checklist_issue(key, title, f"Promote-Key: {key}\n", reviewers)
-        )
-        line = f"Promote-{'Approve' if approve else 'Reject'}: {state.sha} {reason}".rstrip()
-        github.run(github.comment(number, f"{line}\n"))
-        # The comment is the record; a reviewer with read access may not close the issue.
-        with contextlib.suppress(GitHubError):
-            github.run(github.close_issue(number))
+    with run.locked(snapshot, "approve" if approve else "reject", required=False):
+        if backend == "environment":
+            url = _review_pending_deployment(run, snapshot, env.name, state.sha, verb, reason)
+        else:
+            key = f"{env.name}@{state.sha}"
+            title = f"Manual test: {env.name} at {state.sha[:7]}"
+            number, url, _ = github.run(
+                github.checklist_issue(key, title, f"Promote-Key: {key}\n", reviewers)
+            )
+            line = f"Promote-{'Approve' if approve else 'Reject'}: {state.sha} {reason}".rstrip()
+            github.run(github.comment(number, f"{line}\n"))
+            # The comment is the record; a reviewer with read access may not close the issue.
+            with contextlib.suppress(GitHubError):
+                github.run(github.close_issue(number))
     return f"{verb} {env.name} at {state.sha[:7]} as {user}: {url}"
 
 
@@ -404,7 +423,8 @@ def rollback(
     if dry_run:
         _emit(request.data(), request.text(), json_)
         return
-    did = failures.perform_request(run, request, snapshot)
+    with run.locked(snapshot, "rollback"):
+        did = failures.perform_request(run, request, snapshot)
     text = f"rolled back {request.environment} ({request.reason})\n" + "\n".join(
         f"  - {render.inert(d)}" for d in did
     )
@@ -430,7 +450,15 @@ def gate(c: Context, pr: str | None = None, json_: bool = False) -> None:
     facts = run.facts()
     if number is not None:
         _gateable(run, facts, number)
-    written = run.write_gates(facts, only=number)
+    pending = [
+        g for g in run.gates_to_write(facts) if number is None or g.sha in heads(facts, number)
+    ]
+    try:
+        with run.locked(facts, "gate", required=False) if pending else contextlib.nullcontext():
+            written = run.write_gates(facts, only=number)
+    except LockBusy as busy:  # the holder refreshes every gate itself
+        print(f"promote: {one_line(busy)}", file=sys.stderr)
+        return
     data = {
         "repository": facts.repository,
         "gates": [
@@ -449,6 +477,11 @@ def gate(c: Context, pr: str | None = None, json_: bool = False) -> None:
         for g, changed in written
     ]
     _emit(data, "\n".join(lines) or "no open pull requests into environment branches", json_)
+
+
+def heads(facts: Snapshot, number: int) -> set[str]:
+    """The head commit of open PR ``number`` (a gate is a status on it)."""
+    return {p.head_sha for p in facts.open_pulls if p.number == number}
 
 
 def _gateable(run: Run, facts: Snapshot, number: int) -> None:

@@ -37,6 +37,12 @@ from promote_tasks.tasks import needs_person
 from promote_tasks.tasks import step
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+# What taking and dropping the repository's free lock writes (its commit, its ref, deleting it).
+LOCK_WRITES = (
+    "POST /repos/{owner}/{repo}/git/commits",
+    "POST /repos/{owner}/{repo}/git/refs",
+    "DELETE /repos/{owner}/{repo}/git/refs/{ref}",
+)
 BOOKKEEPING = "Promote-Bookkeeping: "  # then the commit's parent (or "true", as once written)
 
 
@@ -201,7 +207,10 @@ class Driver:
     def next(self) -> Step:
         before = self.api.writes()
         snapshot, action, did = step(self.run)
-        taken = Step(snapshot, action, did, self.api.writes() - before)
+        wrote = self.api.writes() - before
+        if wrote[LOCK_WRITES[-1]]:
+            wrote -= Counter(LOCK_WRITES)  # the lock's own writes are not the transition's
+        taken = Step(snapshot, action, did, wrote)
         self.steps.append(taken)
         return taken
 
