@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from promote_tasks.model import Action
 from promote_tasks.model import PipelineState
@@ -311,6 +312,16 @@ def duplicate_statuses(statuses: list[dict[str, Any]]) -> list[str]:
             found.append(f"{status['context']} {seen}")
         last[status["context"]] = seen
     return found
+
+
+def front_matter(text: str) -> dict[str, Any]:
+    """A plan file's front-matter as PyYAML reads it (and GitHub renders it): the tool's
+    files must be valid YAML, not only readable by the tool's own parser."""
+    lines = text.split("\n")
+    assert lines[0] == "---", text
+    data = yaml.safe_load("\n".join(lines[1 : lines.index("---", 1)]))
+    assert isinstance(data, dict), text
+    return data
 
 
 def config(*, reviewers: tuple[str, ...] = ("rita",), extra: str = "") -> str:
