@@ -35,13 +35,15 @@ def test_pyproject_tool_promote(tmp_path):
     assert settings.plugins_path() == tmp_path / "plugins"
 
 
-def test_promote_toml_wins_and_is_found_from_a_subdirectory(tmp_path):
+def test_the_nearest_configuration_is_found_from_a_subdirectory(tmp_path):
     (tmp_path / ".git").mkdir()
-    (tmp_path / "promote.toml").write_text('reviewers = ["rita"]\n')
     (tmp_path / "pyproject.toml").write_text('[tool.promote]\nreviewers = ["bob"]\n')
-    (tmp_path / "src").mkdir()
-    assert find_config(tmp_path / "src") == tmp_path / "promote.toml"
-    assert load_settings(tmp_path / "src").reviewers == ("rita",)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "app" / "src").mkdir(parents=True)
+    (tmp_path / "app" / "promote.toml").write_text('reviewers = ["rita"]\n')
+    assert find_config(tmp_path / "docs") == tmp_path / "pyproject.toml"
+    assert find_config(tmp_path / "app" / "src") == tmp_path / "app" / "promote.toml"
+    assert load_settings(tmp_path / "app" / "src").reviewers == ("rita",)
 
 
 def test_validator_options_merge_with_the_builtin_defaults():
@@ -111,3 +113,56 @@ def test_invalid_toml_names_the_file(tmp_path):
     (tmp_path / "promote.toml").write_text("reviewers = [\n")
     with pytest.raises(ConfigError, match=r"promote\.toml: not valid TOML"):
         load_settings(tmp_path)
+
+
+def test_a_config_file_that_is_not_utf8_names_the_file(tmp_path):
+    (tmp_path / "promote.toml").write_bytes(b'reviewers = ["ren\xe9"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'promote.toml'}: not UTF-8 text (byte 0xe9 at offset 17); TOML files are UTF-8"
+    )
+
+
+def test_promote_toml_and_tool_promote_in_one_directory_is_an_error_naming_both(tmp_path):
+    (tmp_path / "promote.toml").write_text('reviewers = ["rita"]\n')
+    (tmp_path / "pyproject.toml").write_text('[tool.promote]\nreviewers = ["bob"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'promote.toml'}: {tmp_path / 'pyproject.toml'} configures promote too "
+        "([tool.promote]): keep the settings in one of the two files"
+    )
+
+
+def test_a_pyproject_without_tool_promote_beside_promote_toml_is_fine(tmp_path):
+    (tmp_path / "promote.toml").write_text('reviewers = ["rita"]\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n[tool.ruff]\nline-length = 99\n'
+    )
+    assert load_settings(tmp_path).source == str(tmp_path / "promote.toml")
+
+
+@pytest.mark.parametrize("name", ["promot", "promote-tasks", "promote_tasks", "Promote", "promte", "PROMOTE-TASK"])  # fmt: skip
+def test_a_tool_table_named_nearly_promote_is_an_error(tmp_path, name):
+    (tmp_path / "pyproject.toml").write_text(f'[tool.{name}]\nreviewers = ["rita"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path / 'pyproject.toml'}: [tool.{name}] is not read by promote: "
+        "did you mean [tool.promote]?"
+    )
+
+
+def test_a_near_miss_beside_tool_promote_is_an_error_too(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.promote]\nreviewers = ["rita"]\n[tool.promote-tasks]\nplans_dir = "work"\n'
+    )
+    with pytest.raises(ConfigError, match=r"\[tool\.promote-tasks\] is not read by promote"):
+        load_settings(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["prompt", "poetry", "pytest", "promotion", "pyright", "ruff"])
+def test_other_tools_tables_are_not_mistaken_for_promote(tmp_path, name):
+    (tmp_path / "pyproject.toml").write_text(f"[tool.{name}]\nx = 1\n")
+    assert load_settings(tmp_path).source == "defaults"

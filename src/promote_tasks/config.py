@@ -7,6 +7,7 @@ Every unknown key and bad value is a ``ConfigError`` naming the file and the key
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -121,17 +122,25 @@ _ENV: dict[str, tuple[type | tuple[type, ...], str]] = {
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest ``promote.toml``, or ``pyproject.toml`` with ``[tool.promote]``, upwards."""
+    """The nearest ``promote.toml``, or ``pyproject.toml`` with ``[tool.promote]``, upwards.
+
+    Both in one directory is an error (which would win is a guess), and so is a ``[tool.*]``
+    table whose name is close to ``promote``: silently ignoring it would surprise.
+    """
     for directory in (start, *start.parents):
         candidate = directory / "promote.toml"
-        if candidate.is_file():
-            return candidate
         pyproject = directory / "pyproject.toml"
-        if (
-            pyproject.is_file()
-            and "tool" in (table := _read(pyproject))
-            and "promote" in table["tool"]
-        ):
+        in_pyproject = (
+            pyproject.is_file() and _tool_promote(pyproject, _read(pyproject)) is not None
+        )
+        if candidate.is_file():
+            if in_pyproject:
+                raise ConfigError(
+                    f"{candidate}: {pyproject} configures promote too ([tool.promote]): "
+                    "keep the settings in one of the two files"
+                )
+            return candidate
+        if in_pyproject:
             return pyproject
         if (directory / ".git").exists():
             break  # do not wander out of the repository
@@ -146,7 +155,7 @@ def load_settings(start: Path | None = None, *, path: Path | None = None) -> Set
         return settings_from({}, source="defaults", root=start)
     table = _read(path)
     if path.name == "pyproject.toml":
-        promote = table.get("tool", {}).get("promote", {})
+        promote = _tool_promote(path, table) or {}
         prefix = "tool.promote."
     else:
         promote, prefix = table, ""
@@ -155,11 +164,34 @@ def load_settings(start: Path | None = None, *, path: Path | None = None) -> Set
     return settings_from(promote, source=str(path), root=path.parent, prefix=prefix)
 
 
+# A [tool.<name>] table this close to one of these is a misspelt [tool.promote].
+NEAR_NAMES = ("promote", "promote-tasks", "promote_tasks")
+
+
+def _tool_promote(path: Path, table: Mapping[str, Any]) -> Any:
+    """``[tool.promote]`` of a pyproject.toml (None without one); a table named nearly so is an
+    error that says which one was meant."""
+    tool = table.get("tool")
+    if not isinstance(tool, dict):
+        return None
+    for name in tool:
+        if name != "promote" and difflib.get_close_matches(name.lower(), NEAR_NAMES, 1, 0.8):
+            raise ConfigError(
+                f"{path}: [tool.{name}] is not read by promote: did you mean [tool.promote]?"
+            )
+    return tool.get("promote")
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+            "TOML files are UTF-8"
+        ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
 
