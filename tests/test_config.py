@@ -166,3 +166,63 @@ def test_a_near_miss_beside_tool_promote_is_an_error_too(tmp_path):
 def test_other_tools_tables_are_not_mistaken_for_promote(tmp_path, name):
     (tmp_path / "pyproject.toml").write_text(f"[tool.{name}]\nx = 1\n")
     assert load_settings(tmp_path).source == "defaults"
+
+
+# -- the environment list is the whole pipeline ------------------------------------------------
+
+PARTIAL = {
+    "one entry to change test": (
+        [{"name": "test", "validators": ["health"]}],
+        "lists only test, but a [[tool.promote.environments]] list is the whole pipeline and "
+        "replaces dev → test → main, not one environment of it: list every environment in order "
+        '(name = "dev", then "test", then "main", each with its validators), or set production '
+        "= true in the entry of test if test is the whole pipeline",
+    ),
+    "main alone, to change its rollback": (
+        [{"name": "main", "rollback": "revert"}],
+        "lists only main, but a [[tool.promote.environments]] list",
+    ),
+    "two of the three": (
+        [{"name": "dev"}, {"name": "main", "validators": ["monitor"]}],
+        "lists only dev → main, but a [[tool.promote.environments]] list is the whole pipeline "
+        "and replaces dev → test → main, not one environment of it: list every environment in "
+        'order (name = "dev", then "test", then "main", each with its validators), or set '
+        "production = true in the entry of main if dev → main is the whole pipeline",
+    ),
+    "production = false is no answer": (
+        [{"name": "dev"}, {"name": "test", "production": False}],
+        "lists only dev → test",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("envs", "message"), PARTIAL.values(), ids=PARTIAL.keys())
+def test_a_list_of_only_some_default_environments_is_refused(tmp_path, envs, message):
+    source = str(tmp_path / "pyproject.toml")
+    with pytest.raises(ConfigError) as caught:
+        settings_from({"environments": envs}, source=source, prefix="tool.promote.")
+    assert str(caught.value).startswith(f"{source}: tool.promote.environments: {message}")
+
+
+def test_in_promote_toml_the_message_names_its_own_tables(tmp_path):
+    (tmp_path / "promote.toml").write_text(
+        'reviewers = ["rita"]\n[[environments]]\nname = "test"\n'
+    )
+    with pytest.raises(ConfigError, match=r": environments: lists only test, but a \[\[environments\]\] list"):  # fmt: skip
+        load_settings(tmp_path)
+
+
+DELIBERATE = {
+    "every default, in order": ([{"name": "dev"}, {"name": "test"}, {"name": "main"}], ["dev", "test", "main"]),
+    "a pipeline of its own": ([{"name": "staging"}, {"name": "prod", "branch": "main"}], ["staging", "prod"]),
+    "a new stage among the defaults": ([{"name": "dev"}, {"name": "qa"}, {"name": "main"}], ["dev", "qa", "main"]),
+    "test alone, saying so": ([{"name": "test", "production": True}], ["test"]),
+    "dev → main, saying so": ([{"name": "dev"}, {"name": "main", "production": True}], ["dev", "main"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("envs", "names"), DELIBERATE.values(), ids=DELIBERATE.keys())
+def test_a_deliberate_pipeline_is_taken_as_written(envs, names):
+    settings = settings_from({"environments": envs})
+    assert [e.name for e in settings.environments] == names
+    assert [e.production for e in settings.environments] == [False] * (len(names) - 1) + [True]

@@ -57,7 +57,10 @@ def test_team_plugin_in_the_repository_loads_by_path_and_validates():
         {
             "plugins_dir": "plugins",
             "validators": {"hours": {"use": "business-hours", "start": 9, "end": 17}},
-            "environments": [{"name": "dev"}, {"name": "main", "validators": ["hours"]}],
+            "environments": [
+                {"name": "dev"},
+                {"name": "main", "validators": ["hours"], "production": True},
+            ],
         },
         root=ROOT,
     )

@@ -251,6 +251,8 @@ def settings_from(
             if (key, value) in seen:
                 raise fail("environments", f"{key} {value!r} appears twice")
             seen.add((key, value))
+    if "environments" in data:
+        _whole_pipeline(envs_data, prefix, fail)
     repository = data.get("repository")
     if repository is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
         raise fail("repository", f"expected owner/name, got {repository!r}")
@@ -272,6 +274,26 @@ def settings_from(
         deploy_grace_seconds=grace,
         checklist_template=data.get("checklist_template", ".github/promote/manual-test.md"),
         hooks=_hooks(data.get("hooks", {}), fail),
+    )
+
+
+def _whole_pipeline(envs_data: list[dict[str, Any]], prefix: str, fail: Any) -> None:
+    """An ``[[environments]]`` list is the whole pipeline. One that names only some of the
+    default environments (``name = "test"`` alone, to change test) would silently drop the
+    others, so it must say it is whole: ``production = true`` in its last entry."""
+    names = [raw["name"] for raw in envs_data]
+    defaults = [raw["name"] for raw in DEFAULT_ENVIRONMENTS]
+    if not set(names) < set(defaults) or envs_data[-1].get("production") is True:
+        return
+    header = f"[[{prefix}environments]]"
+    every = ", then ".join(f'"{name}"' for name in defaults)
+    pipeline = " → ".join(names)
+    raise fail(
+        "environments",
+        f"lists only {pipeline}, but a {header} list is the whole pipeline and replaces "
+        f"{' → '.join(defaults)}, not one environment of it: list every environment in order "
+        f"(name = {every}, each with its validators), or set production = true in the entry "
+        f"of {names[-1]} if {pipeline} is the whole pipeline",
     )
 
 

@@ -330,11 +330,11 @@ def config(*, reviewers: tuple[str, ...] = ("rita",), extra: str = "") -> str:
 
 
 def one_env(name: str, validators: tuple[str, ...], extra: str = "", **kw: Any) -> str:
-    """Settings for a one-environment pipeline (fast to drive; it is its own production)."""
+    """Settings for a one-environment pipeline (fast to drive; it is its own production, and
+    says so: a list of only some default environments must)."""
     names = ", ".join(f'"{v}"' for v in validators)
-    return config(
-        extra=f'{extra}\n[[environments]]\nname = "{name}"\nvalidators = [{names}]\n', **kw
-    )
+    entry = f'[[environments]]\nname = "{name}"\nvalidators = [{names}]\nproduction = true\n'
+    return config(extra=f"{extra}\n{entry}", **kw)
 
 
 @pytest.fixture
