@@ -23,6 +23,14 @@ def promote(
     return console.promote(*args, cwd=cwd, env=env)
 
 
+@pytest.fixture(autouse=True)
+def configured(tmp_path: Path) -> Path:
+    """tmp_path configured as the sandbox seeds a repository: the default pipeline, with a
+    designated reviewer for its manual test (without one, every command refuses to start)."""
+    (tmp_path / "promote.toml").write_text('reviewers = ["rita"]\n')
+    return tmp_path / "promote.toml"
+
+
 def test_help_lists_the_tasks():
     result = promote("--help")
     assert result.returncode == 0
@@ -129,7 +137,8 @@ def test_snapshot_must_cover_the_configured_pipeline(tmp_path):
     assert "no facts for environment 'prod'" in result.stderr
 
 
-def test_plugins_lists_contributions(tmp_path, capsys):
+def test_plugins_lists_contributions(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     validators = next(p for p in data["plugins"] if p["name"] == "validators")

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from promote_tasks.config import find_config
 from promote_tasks.config import load_settings
 from promote_tasks.config import settings_from
 from promote_tasks.errors import ConfigError
+from promote_tasks.plugins import collect
+from promote_tasks.plugins import make_plugin_manager
+from promote_tasks.sandbox import Sandbox
+from promote_tasks.sandbox import start
+from tests import console
+from tests.e2e.conftest import Api
 
 
 def test_defaults_are_dev_test_main_with_manual_testing_in_test(tmp_path):
@@ -226,3 +234,191 @@ def test_a_deliberate_pipeline_is_taken_as_written(envs, names):
     settings = settings_from({"environments": envs})
     assert [e.name for e in settings.environments] == names
     assert [e.production for e in settings.environments] == [False] * (len(names) - 1) + [True]
+
+
+# -- names the plugins must offer, and reviewers for every manual test in use --------------------
+
+
+def checked(tmp_path, text, name="promote.toml"):
+    """Load ``text`` as ``name`` in tmp_path, and check it against the built-in plugins."""
+    (tmp_path / name).write_text(text)
+    settings = load_settings(tmp_path)
+    return collect(make_plugin_manager(entry_points=False), settings)
+
+
+KNOWN_VALIDATORS = "known: health, manual, monitor, smoke"
+KNOWN_STRATEGIES = "known: redeploy, reset, revert"
+ENVS = '[[environments]]\nname = "dev"\n[[environments]]\nname = "test"\n[[environments]]\nname = "main"\n'  # fmt: skip
+
+NAMES = {
+    "an environment's unknown validator": (
+        'reviewers = ["rita"]\n[[environments]]\nname = "qa"\nvalidators = ["helth"]\n',
+        f"environments[0].validators: unknown validator 'helth' ({KNOWN_VALIDATORS}; a new one "
+        "is configured under [validators.helth])",
+    ),
+    "a validator's unknown plugin": (
+        'reviewers = ["rita"]\n[validators.smoke]\nuse = "workflows"\n',
+        "validators.smoke.use: no validator plugin 'workflows' (known: http-health, "
+        "manual-approval, monitor, workflow)",
+    ),
+    "an unknown default rollback": (
+        'reviewers = ["rita"]\nrollback = "redploy"\n',
+        f"rollback: no rollback strategy 'redploy' ({KNOWN_STRATEGIES})",
+    ),
+    "an environment's unknown rollback": (
+        'reviewers = ["rita"]\n' + ENVS.replace('"test"\n', '"test"\nrollback = "undo"\n'),
+        f"environments[1].rollback: no rollback strategy 'undo' ({KNOWN_STRATEGIES})",
+    ),
+    "an unknown plan store": (
+        'reviewers = ["rita"]\nplan_store = "jira"\n',
+        "plan_store: no plan store 'jira' (known: files, issues)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "message"), NAMES.values(), ids=NAMES.keys())
+def test_every_name_is_one_a_plugin_offers_and_the_error_lists_them(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        checked(tmp_path, text)
+    assert str(caught.value) == f"{tmp_path / 'promote.toml'}: {message}"
+
+
+MANUAL = "the manual test in test (validator manual, manual-approval) has no designated reviewers"
+REVIEWERS = {
+    "promote.toml without reviewers": (
+        "promote.toml", "",
+        f'reviewers: {MANUAL}: set reviewers = ["login"] at the top of promote.toml or under '
+        "[validators.manual]",
+    ),
+    "[tool.promote] with an empty list": (
+        "pyproject.toml", "[tool.promote]\nreviewers = []\n",
+        f'tool.promote.reviewers: {MANUAL}: set reviewers = ["login"] under [tool.promote] or '
+        "[tool.promote.validators.manual]",
+    ),
+    "the validator's own list empty": (
+        "pyproject.toml", '[tool.promote]\nreviewers = ["rita"]\n[tool.promote.validators.manual]\nreviewers = []\n',
+        "tool.promote.validators.manual.reviewers: is empty, so the manual test in test "
+        '(validator manual, manual-approval) has no designated reviewers: list them, reviewers = ["login"]',
+    ),
+    "a manual test of its own": (
+        "promote.toml",
+        'reviewers = []\n[validators.signoff]\nuse = "manual-approval"\n' + ENVS.replace('"main"\n', '"main"\nvalidators = ["signoff"]\n'),
+        "reviewers: the manual test in main (validator signoff, manual-approval) has no designated "
+        'reviewers: set reviewers = ["login"] at the top of promote.toml or under [validators.signoff]',
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "text", "message"), REVIEWERS.values(), ids=REVIEWERS.keys())
+def test_a_manual_test_in_use_needs_designated_reviewers(tmp_path, name, text, message):
+    with pytest.raises(ConfigError) as caught:
+        checked(tmp_path, text, name)
+    assert str(caught.value) == f"{tmp_path / name}: {message}"
+
+
+def test_without_any_configuration_the_default_manual_test_needs_reviewers(tmp_path):
+    (tmp_path / ".git").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        collect(make_plugin_manager(entry_points=False), load_settings(tmp_path))
+    assert str(caught.value) == (
+        f"no promote.toml or [tool.promote] in pyproject.toml: reviewers: {MANUAL}: add "
+        'reviewers = ["login"] to [tool.promote] in pyproject.toml, or to a promote.toml'
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'reviewers = ["rita"]\n',
+        '[validators.manual]\nreviewers = ["rita"]\n',
+        'reviewers = []\n[validators.manual]\nreviewers = ["rita"]\n',
+        # No environment uses the manual test: no one needs to be named for it.
+        ENVS,
+        'reviewers = []\n[validators.signoff]\nuse = "manual-approval"\n'
+        '[[environments]]\nname = "staging"\n[[environments]]\nname = "prod"\n',
+    ],
+    ids=["top-level", "its own", "its own over an empty top-level", "unused", "unused, own name"],
+)
+def test_reviewers_where_a_manual_test_is_used_and_nowhere_else(tmp_path, text):
+    assert checked(tmp_path, text).validators["manual-approval"]
+
+
+# -- through the console script, against a sandbox: one line, exit 1, nothing asked or written --
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One sandbox for the module: a refused configuration never reaches it."""
+    sandbox = start(tmp_path_factory.mktemp("sandbox"), step_ms=0)
+    yield sandbox
+    sandbox.stop()
+
+
+def _requests(sandbox: Sandbox) -> dict[str, int]:
+    return dict(Api(sandbox, sandbox.author_token).control("stats")["requests"])
+
+
+REFUSED = {
+    "no reviewers for the manual test": (
+        {"promote.toml": "# reviewers forgotten\n"},
+        "{clone}/promote.toml: reviewers: " + MANUAL + ': set reviewers = ["login"] at the '
+        "top of promote.toml or under [validators.manual]",
+    ),
+    "no configuration at all": (
+        {"promote.toml": None},
+        "no promote.toml or [tool.promote] in pyproject.toml: reviewers: " + MANUAL,
+    ),
+    "only test listed": (
+        {"promote.toml": 'reviewers = ["rita"]\n[[environments]]\nname = "test"\n'},
+        "{clone}/promote.toml: environments: lists only test, but a [[environments]] list",
+    ),
+    "an unknown validator": (
+        {"promote.toml": 'reviewers = ["rita"]\n' + ENVS.replace('"dev"\n', '"dev"\nvalidators = ["helth"]\n')},
+        "{clone}/promote.toml: environments[0].validators: unknown validator 'helth' (known: ",
+    ),
+    "an unknown rollback": (
+        {"promote.toml": 'reviewers = ["rita"]\nrollback = "redploy"\n'},
+        "{clone}/promote.toml: rollback: no rollback strategy 'redploy' (known: ",
+    ),
+    "a misspelt tool table": (
+        {"promote.toml": None, "pyproject.toml": '[tool.promote-tasks]\nreviewers = ["rita"]\n'},
+        "{clone}/pyproject.toml: [tool.promote-tasks] is not read by promote: did you mean [tool.promote]?",
+    ),
+    "two configurations": (
+        {"pyproject.toml": '[tool.promote]\nreviewers = ["rita"]\n'},
+        "{clone}/promote.toml: {clone}/pyproject.toml configures promote too ([tool.promote])",
+    ),
+    "not UTF-8": (
+        {"promote.toml": b'reviewers = ["ren\xe9"]\n'},
+        "{clone}/promote.toml: not UTF-8 text (byte 0xe9 at offset 17)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("files", "message"), REFUSED.values(), ids=REFUSED.keys())
+@pytest.mark.parametrize("command", ["next", "status"])
+def test_a_refused_configuration_is_one_line_exit_1_and_nothing_is_written(
+    shop: Sandbox, files: dict[str, str | bytes | None], message: str, command: str
+) -> None:
+    clone = shop.clone_path
+    seeded = (clone / "promote.toml").read_bytes()
+    before = _requests(shop)
+    try:
+        for name, content in files.items():
+            if content is None:
+                (clone / name).unlink()
+            else:
+                (clone / name).write_bytes(
+                    content if isinstance(content, bytes) else content.encode()
+                )
+        tree = sorted(p.name for p in clone.iterdir())
+        done = console.promote(command, cwd=clone, env=shop.env())
+        assert sorted(p.name for p in clone.iterdir()) == tree, "no file written"
+    finally:
+        (clone / "pyproject.toml").unlink(missing_ok=True)
+        (clone / "promote.toml").write_bytes(seeded)
+    assert (done.returncode, done.stdout) == (1, "")
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("promote: error: " + message.replace("{clone}", str(clone)))
+    assert "Traceback" not in done.stderr
+    assert _requests(shop) == before, "GitHub was not asked, so nothing was written there"

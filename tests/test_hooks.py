@@ -326,11 +326,13 @@ def test_plan_lint_follows_the_configured_plans_directory(repo: Path) -> None:
 
 # -- promote-halt, without GitHub (with GitHub: tests/e2e/test_gate_and_halt.py) -----------
 
+REVIEWERS = 'reviewers = ["rita"]\n'  # the default manual test's reviewer: promote refuses none
 
-@pytest.mark.usefixtures("repo")
+
 def test_halt_without_a_token_warns_and_lets_the_push_through(
-    capsys: pytest.CaptureFixture[str],
+    repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (repo / "promote.toml").write_text(REVIEWERS)
     environ = {**pre_commit_push("feature/x"), "GITHUB_REPOSITORY": "acme/shop"}
     assert halt.main([], environ) == 0
     assert capsys.readouterr().err == (
@@ -342,12 +344,13 @@ def test_halt_without_a_token_warns_and_lets_the_push_through(
 def test_halt_offline_can_refuse_by_configuration_or_argument(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (repo / "promote.toml").write_text(REVIEWERS)
     environ = {**pre_commit_push("feature/x"), "GITHUB_REPOSITORY": "acme/shop"}
     assert halt.main(["--offline", "refuse"], environ) == 1
     assert capsys.readouterr().err.startswith(
         "promote-halt: refused: cannot tell whether work is halted: no GitHub token"
     )
-    (repo / "promote.toml").write_text('[hooks]\noffline = "refuse"\n')
+    (repo / "promote.toml").write_text(REVIEWERS + '[hooks]\noffline = "refuse"\n')
     assert halt.main([], environ) == 1
     assert halt.main(["--offline", "warn"], environ) == 0, "the argument wins"
 

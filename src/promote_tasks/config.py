@@ -80,6 +80,7 @@ class Settings:
     deploy_grace_seconds: int = 120
     checklist_template: str = ".github/promote/manual-test.md"
     hooks: HookSettings = HookSettings()
+    prefix: str = ""  # how the source names its keys: "tool.promote." in pyproject.toml
 
     def plugins_path(self) -> Path | None:
         return None if self.plugins_dir is None else self.root / self.plugins_dir
@@ -232,7 +233,8 @@ def settings_from(
             if vname not in validators:
                 raise fail(
                     where + ".validators",
-                    f"unknown validator {vname!r} (configure [validators.{vname}])",
+                    f"unknown validator {vname!r} (known: {', '.join(sorted(validators))}; "
+                    f"a new one is configured under [{prefix}validators.{vname}])",
                 )
         environments.append(
             EnvironmentConfig(
@@ -274,6 +276,7 @@ def settings_from(
         deploy_grace_seconds=grace,
         checklist_template=data.get("checklist_template", ".github/promote/manual-test.md"),
         hooks=_hooks(data.get("hooks", {}), fail),
+        prefix=prefix,
     )
 
 
