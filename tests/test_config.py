@@ -396,7 +396,7 @@ REFUSED = {
 
 
 @pytest.mark.parametrize(("files", "message"), REFUSED.values(), ids=REFUSED.keys())
-@pytest.mark.parametrize("command", ["next", "status"])
+@pytest.mark.parametrize("command", ["next", "status", "config"])
 def test_a_refused_configuration_is_one_line_exit_1_and_nothing_is_written(
     shop: Sandbox, files: dict[str, str | bytes | None], message: str, command: str
 ) -> None:

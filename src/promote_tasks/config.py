@@ -7,14 +7,20 @@ Every unknown key and bad value is a ``ConfigError`` naming the file and the key
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
+import json
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from promote_tasks.errors import ConfigError
+
+if TYPE_CHECKING:
+    from promote_tasks.model import Pipeline
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -363,3 +369,101 @@ def _validators(data: Mapping[str, Any], fail: Any) -> dict[str, ValidatorConfig
         )
         for name, table in merged.items()
     }
+
+
+# -- what `promote config` shows ------------------------------------------------------------
+
+
+def settings_data(settings: Settings, pipeline: Pipeline) -> dict[str, Any]:
+    """The settings in force, as one JSON-ready object: where they came from, and the
+    pipeline as resolved (every environment, a plugin's included, the last one production)."""
+    return {
+        "source": settings.source,
+        "root": str(settings.root),
+        "repository": settings.repository,
+        "reviewers": list(settings.reviewers),
+        "environments": [
+            {
+                "name": env.name,
+                "branch": env.branch,
+                "production": env.production,
+                "validators": list(env.validators),
+                "manual": list(env.manual),
+                "rollback": env.rollback,
+                "url": env.url,
+                **{key: getattr(env, key) for key in TIMEOUTS},
+            }
+            for env in pipeline.environments
+        ],
+        "validators": {
+            name: {"use": v.use, "options": _plain(dict(v.options))}
+            for name, v in settings.validators.items()
+        },
+        "plans_dir": settings.plans_dir,
+        "plan_store": settings.plan_store,
+        "plugins_dir": settings.plugins_dir,
+        "rollback": settings.rollback,
+        "deploy_workflow": settings.deploy_workflow,
+        "deploy_grace_seconds": settings.deploy_grace_seconds,
+        "checklist_template": settings.checklist_template,
+        "hooks": {"offline": settings.hooks.offline, "timeout": settings.hooks.timeout},
+    }
+
+
+def settings_text(data: Mapping[str, Any]) -> str:
+    """``settings_data`` for a person: one line a setting, one line an environment."""
+    envs = data["environments"]
+    width = max(len(name) for name in (*data["validators"], *(e["name"] for e in envs)))
+    repository = (
+        f"{data['repository']} (unless GITHUB_REPOSITORY is set)"
+        if data["repository"]
+        else "GITHUB_REPOSITORY, else the origin remote"
+    )
+    lines = [
+        f"settings from {data['source']}",
+        f"repository: {repository}",
+        f"reviewers: {', '.join(data['reviewers']) or 'none'}",
+        "environments: " + " → ".join(e["name"] for e in envs),
+    ]
+    for env in envs:
+        validators = [f"{v} (waits for a person)" if v in env["manual"] else v
+                      for v in env["validators"]]  # fmt: skip
+        lines.append(
+            f"  {env['name']:<{width}}  branch {env['branch']}"
+            + (", production" if env["production"] else "")
+            + f"; validators {', '.join(validators) or 'none'}; rollback {env['rollback']}"
+            + (f"; url {env['url']}" if env["url"] else "")
+            + f"; times out: deploy {env['deploy_timeout_seconds']} s, validation "
+            f"{env['validation_timeout_seconds']} s, approval {env['approval_timeout_seconds']} s"
+        )
+    lines.append("validators:")
+    for name, validator in data["validators"].items():
+        options = ", ".join(
+            f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in validator["options"].items()
+        )
+        lines.append(f"  {name:<{width}}  {validator['use']}" + (f": {options}" if options else ""))
+    workflow = data["deploy_workflow"]
+    dispatch = (
+        f"{workflow} (dispatched {data['deploy_grace_seconds']} s after a merge that started "
+        "no deploy)" if workflow else "none (never dispatched)"
+    )  # fmt: skip
+    lines += [
+        f"plans: {data['plans_dir']}/ (plan store {data['plan_store']})",
+        f"plugins_dir: {data['plugins_dir'] or 'none'}",
+        f"rollback: {data['rollback']}",
+        f"deploy_workflow: {dispatch}",
+        f"checklist_template: {data['checklist_template']}",
+        f"hooks: offline = {data['hooks']['offline']}, timeout = {data['hooks']['timeout']:g} s",
+    ]
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """A TOML value as JSON can hold it (dates and times as ISO 8601 text)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return value
