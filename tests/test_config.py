@@ -380,6 +380,14 @@ REFUSED = {
         {"promote.toml": 'reviewers = ["rita"]\nrollback = "redploy"\n'},
         "{clone}/promote.toml: rollback: no rollback strategy 'redploy' (known: ",
     ),
+    "an environment's unknown rollback": (
+        {"promote.toml": 'reviewers = ["rita"]\n' + ENVS.replace('"main"\n', '"main"\nrollback = "undo"\n')},
+        "{clone}/promote.toml: environments[2].rollback: no rollback strategy 'undo' (known: ",
+    ),
+    "the manual test's own reviewers empty": (
+        {"promote.toml": 'reviewers = ["rita"]\n[validators.manual]\nreviewers = []\n'},
+        "{clone}/promote.toml: validators.manual.reviewers: is empty, so the manual test in test",
+    ),
     "a misspelt tool table": (
         {"promote.toml": None, "pyproject.toml": '[tool.promote-tasks]\nreviewers = ["rita"]\n'},
         "{clone}/pyproject.toml: [tool.promote-tasks] is not read by promote: did you mean [tool.promote]?",

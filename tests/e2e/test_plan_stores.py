@@ -14,6 +14,7 @@ from promote_tasks.errors import PromoteError
 from promote_tasks.model import Plan
 from promote_tasks.model import State
 from promote_tasks.sandbox import Scenario
+from tests import console
 from tests.e2e.conftest import BOOKKEEPING
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import config
@@ -238,6 +239,13 @@ def test_a_bad_plan_file_is_named_in_one_line(
         with pytest.raises(PromoteError) as raised:
             attempt()
         assert str(raised.value) == message
+    for command in ("status", "next"):
+        done = console.promote(command, cwd=driver.clone, env=driver.run.environ)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1,
+            "",
+            f"promote: error: {message}\n",
+        )
     assert api.writes() == before
 
 
