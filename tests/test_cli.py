@@ -23,6 +23,14 @@ def promote(
     return console.promote(*args, cwd=cwd, env=env)
 
 
+@pytest.fixture(autouse=True)
+def configured(tmp_path: Path) -> Path:
+    """tmp_path configured as the sandbox seeds a repository: the default pipeline, with a
+    designated reviewer for its manual test (without one, every command refuses to start)."""
+    (tmp_path / "promote.toml").write_text('reviewers = ["rita"]\n')
+    return tmp_path / "promote.toml"
+
+
 def test_help_lists_the_tasks():
     result = promote("--help")
     assert result.returncode == 0
@@ -129,7 +137,8 @@ def test_snapshot_must_cover_the_configured_pipeline(tmp_path):
     assert "no facts for environment 'prod'" in result.stderr
 
 
-def test_plugins_lists_contributions(tmp_path, capsys):
+def test_plugins_lists_contributions(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     validators = next(p for p in data["plugins"] if p["name"] == "validators")
@@ -185,3 +194,66 @@ def test_promote_sandbox_serve_prints_the_environment_then_ready(tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
+
+
+def test_config_json_is_the_settings_in_force_and_where_they_came_from(tmp_path, configured):
+    configured.unlink()
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "preview.py").write_text(
+        "from promote_tasks import hookimpl\nfrom promote_tasks.model import Environment\n"
+        "@hookimpl\ndef register_environments(register):\n"
+        "    register(Environment('preview', 'preview', order=5, validators=('health',)))\n"
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "shop"\n\n[tool.promote]\nreviewers = ["rita", "bob"]\n'
+        'plugins_dir = "plugins"\nrollback = "revert"\nvalidation_timeout_seconds = 600\n'
+        '[tool.promote.validators.smoke]\nworkflows = ["smoke.yml", "e2e.yml"]\n'
+    )
+    result = promote("config", "--json", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    data = json.loads(result.stdout)
+    assert (data["source"], data["root"]) == (str(tmp_path / "pyproject.toml"), str(tmp_path))
+    assert data["reviewers"] == ["rita", "bob"]
+    assert [(e["name"], e["branch"], e["production"]) for e in data["environments"]] == [
+        ("dev", "dev", False), ("preview", "preview", False), ("test", "test", False),
+        ("main", "main", True),
+    ]  # fmt: skip
+    test = data["environments"][2]
+    assert test == {
+        "name": "test", "branch": "test", "production": False,
+        "validators": ["health", "smoke", "manual"], "manual": ["manual"], "rollback": "revert",
+        "url": None, "deploy_timeout_seconds": 1800, "validation_timeout_seconds": 600,
+        "approval_timeout_seconds": 604800,
+    }  # fmt: skip
+    assert data["validators"]["smoke"] == {
+        "use": "workflow", "options": {"workflows": ["smoke.yml", "e2e.yml"]},
+    }  # fmt: skip
+    assert data["validators"]["manual"] == {"use": "manual-approval", "options": {}}
+    assert {k: data[k] for k in ("plans_dir", "plan_store", "plugins_dir", "rollback")} == {
+        "plans_dir": "plans", "plan_store": "files", "plugins_dir": "plugins", "rollback": "revert",
+    }  # fmt: skip
+    assert data["hooks"] == {"offline": "warn", "timeout": 5.0}
+
+
+def test_config_text_says_where_the_settings_came_from(tmp_path, configured):
+    result = promote("config", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[:4] == [
+        f"settings from {configured}",
+        "repository: GITHUB_REPOSITORY, else the origin remote",
+        "reviewers: rita",
+        "environments: dev → test → main",
+    ]
+    assert lines[5].startswith(
+        "  test     branch test; validators health, smoke, manual (waits for a person); "
+        "rollback redeploy; times out: deploy 1800 s, validation 3600 s, approval 604800 s"
+    )
+    assert lines[6].startswith("  main     branch main, production; ")
+    assert '  smoke    workflow: workflows = ["smoke.yml"]' in lines
+    assert "plans: plans/ (plan store files)" in lines
+
+
+def test_config_is_in_the_task_list():
+    result = promote("--help")
+    assert "\n  config " in result.stdout

@@ -19,6 +19,8 @@ from promote_tasks.hooks import halt
 from promote_tasks.hooks import no_env_commit
 from promote_tasks.hooks import plan_lint
 from promote_tasks.hooks import read_push
+from promote_tasks.model import Plan
+from promote_tasks.plans import render_plan
 
 ZERO = "0" * 40
 SHA = "a" * 40
@@ -241,7 +243,14 @@ def test_a_good_plan_passes(repo: Path, capsys: pytest.CaptureFixture[str]) -> N
         ("plans/doing/add-greeting.md", GOOD.replace("priority: 2\n", ""),
          "plans/doing/add-greeting.md: missing required key 'priority'"),
         ("plans/doing/add-greeting.md", GOOD.replace("priority: 2", "priority: high"),
-         "plans/doing/add-greeting.md: priority must be a whole number, got 'high'"),
+         "plans/doing/add-greeting.md:4: priority must be a whole number, got 'high'"),
+        ("plans/doing/add-greeting.md", GOOD.replace("Add a greeting", "Greet: hello"),
+         "plans/doing/add-greeting.md:3: the front-matter is not valid YAML (mapping values are "
+         "not allowed here; a value with ': ' in it needs quotes, e.g. title: 'Fix test: a "
+         "failure')"),
+        ("plans/doing/add-greeting.md", GOOD.replace("Add a greeting", "2024"),
+         "plans/doing/add-greeting.md:3: title must be text, got 2024, which YAML reads as a "
+         "number (quote it: title: '2024')"),
         ("plans/doing/add-greeting.md", GOOD.replace("title:", "titel:"),
          "plans/doing/add-greeting.md:3: unknown key 'titel'"),
         ("plans/doing/add-greeting.md", "Say hello.\n",
@@ -263,6 +272,20 @@ def test_a_bad_plan_is_refused_naming_the_file_and_the_problem(
     assert err.startswith("promote-plan-lint: 1 problem(s) in plan files:\n")
     assert f"\n  {problem}" in err
     assert "  id: <the file name without .md>" in err, "it says what a plan file looks like"
+
+
+def test_plan_lint_accepts_what_the_tool_writes(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    epic = plan(repo, "plans/doing/epic.md", GOOD.replace("add-greeting", "epic"))
+    fix = Plan(
+        "fix-test-1234567", "Fix test: plan add-greeting failed at 1234567 (#12, 'quoted')",
+        "inbox", 0, "epic", "test@" + "1" * 40, ("add-greeting",), "fix-dev-7654321",
+        "rolled back: test went back to 7654321",
+    )  # fmt: skip
+    written = plan(repo, "plans/inbox/fix-test-1234567.md", render_plan(fix, "Why and what."))
+    assert plan_lint.main([epic, written]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_a_plan_file_that_is_not_text_is_named(
@@ -303,11 +326,13 @@ def test_plan_lint_follows_the_configured_plans_directory(repo: Path) -> None:
 
 # -- promote-halt, without GitHub (with GitHub: tests/e2e/test_gate_and_halt.py) -----------
 
+REVIEWERS = 'reviewers = ["rita"]\n'  # the default manual test's reviewer: promote refuses none
 
-@pytest.mark.usefixtures("repo")
+
 def test_halt_without_a_token_warns_and_lets_the_push_through(
-    capsys: pytest.CaptureFixture[str],
+    repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (repo / "promote.toml").write_text(REVIEWERS)
     environ = {**pre_commit_push("feature/x"), "GITHUB_REPOSITORY": "acme/shop"}
     assert halt.main([], environ) == 0
     assert capsys.readouterr().err == (
@@ -319,12 +344,13 @@ def test_halt_without_a_token_warns_and_lets_the_push_through(
 def test_halt_offline_can_refuse_by_configuration_or_argument(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (repo / "promote.toml").write_text(REVIEWERS)
     environ = {**pre_commit_push("feature/x"), "GITHUB_REPOSITORY": "acme/shop"}
     assert halt.main(["--offline", "refuse"], environ) == 1
     assert capsys.readouterr().err.startswith(
         "promote-halt: refused: cannot tell whether work is halted: no GitHub token"
     )
-    (repo / "promote.toml").write_text('[hooks]\noffline = "refuse"\n')
+    (repo / "promote.toml").write_text(REVIEWERS + '[hooks]\noffline = "refuse"\n')
     assert halt.main([], environ) == 1
     assert halt.main(["--offline", "warn"], environ) == 0, "the argument wins"
 

@@ -35,7 +35,7 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 def test_defaults_register_through_the_hooks():
     pm = make_plugin_manager(entry_points=False)
-    registry = collect(pm, settings_from({}))
+    registry = collect(pm, settings_from({"reviewers": ["rita"]}))
     assert sorted(registry.validators) == ["http-health", "manual-approval", "monitor", "workflow"]
     assert sorted(registry.rollback_strategies) == ["redeploy", "reset", "revert"]
     assert registry.rollback_strategies["reset"].opt_in
@@ -46,7 +46,7 @@ def test_defaults_register_through_the_hooks():
 
 
 def test_pipeline_orders_environments_and_makes_the_last_production():
-    settings = settings_from({})
+    settings = settings_from({"reviewers": ["rita"]})
     pipeline = pipeline_from(collect(make_plugin_manager(entry_points=False), settings), settings)
     assert pipeline.names == ("dev", "test", "main")
     assert [e.production for e in pipeline.environments] == [False, False, True]
@@ -57,7 +57,10 @@ def test_team_plugin_in_the_repository_loads_by_path_and_validates():
         {
             "plugins_dir": "plugins",
             "validators": {"hours": {"use": "business-hours", "start": 9, "end": 17}},
-            "environments": [{"name": "dev"}, {"name": "main", "validators": ["hours"]}],
+            "environments": [
+                {"name": "dev"},
+                {"name": "main", "validators": ["hours"], "production": True},
+            ],
         },
         root=ROOT,
     )
@@ -84,7 +87,12 @@ def test_team_plugin_in_the_repository_loads_by_path_and_validates():
 def test_the_workflow_validator_waits_for_the_newest_run_and_check_run_of_each_name():
     head = sha("head")
     settings = settings_from(
-        {"validators": {"ci": {"use": "workflow", "workflows": ["smoke.yml"], "checks": ["lint"]}}}
+        {
+            "reviewers": ["rita"],
+            "validators": {
+                "ci": {"use": "workflow", "workflows": ["smoke.yml"], "checks": ["lint"]}
+            },
+        }
     )
     validator = collect(make_plugin_manager(entry_points=False), settings).validators["workflow"]
 
@@ -123,7 +131,7 @@ def test_duplicate_names_name_both_plugins(tmp_path):
         PluginError,
         match=r"validator 'workflow' is registered twice: by validators and by plugins/mine\.py",
     ):
-        collect(pm, settings_from({}))
+        collect(pm, settings_from({"reviewers": ["rita"]}))
 
 
 def test_a_misspelt_hook_is_an_error_at_start_up(tmp_path):
@@ -144,7 +152,10 @@ def test_wrong_shape_is_refused(tmp_path):
         "from promote_tasks import hookimpl\nclass S:\n    name = 'odd'\n"
         "@hookimpl\ndef register_rollback_strategies(register):\n    register(S())\n"))  # fmt: skip
     with pytest.raises(PluginError, match="registered rollback strategy 'odd' of the wrong shape"):
-        collect(make_plugin_manager(plugins_dir=plugins, entry_points=False), settings_from({}))
+        collect(
+            make_plugin_manager(plugins_dir=plugins, entry_points=False),
+            settings_from({"reviewers": ["rita"]}),
+        )
 
 
 def test_entry_point_plugins_load(tmp_path, monkeypatch):
@@ -157,7 +168,7 @@ def test_entry_point_plugins_load(tmp_path, monkeypatch):
     write(dist, "METADATA", "Metadata-Version: 2.1\nName: acme-promote\nVersion: 1.0\n")
     write(dist, "entry_points.txt", "[promote_tasks]\nacme = acme_promote\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    settings = settings_from({})
+    settings = settings_from({"reviewers": ["rita"]})
     pipeline = pipeline_from(collect(make_plugin_manager(), settings), settings)
     assert pipeline.names == ("dev", "preview", "test", "main")
     sys.modules.pop("acme_promote", None)

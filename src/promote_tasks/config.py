@@ -7,13 +7,20 @@ Every unknown key and bad value is a ``ConfigError`` naming the file and the key
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import difflib
+import json
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from promote_tasks.errors import ConfigError
+
+if TYPE_CHECKING:
+    from promote_tasks.model import Pipeline
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -79,6 +86,7 @@ class Settings:
     deploy_grace_seconds: int = 120
     checklist_template: str = ".github/promote/manual-test.md"
     hooks: HookSettings = HookSettings()
+    prefix: str = ""  # how the source names its keys: "tool.promote." in pyproject.toml
 
     def plugins_path(self) -> Path | None:
         return None if self.plugins_dir is None else self.root / self.plugins_dir
@@ -121,17 +129,25 @@ _ENV: dict[str, tuple[type | tuple[type, ...], str]] = {
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest ``promote.toml``, or ``pyproject.toml`` with ``[tool.promote]``, upwards."""
+    """The nearest ``promote.toml``, or ``pyproject.toml`` with ``[tool.promote]``, upwards.
+
+    Both in one directory is an error (which would win is a guess), and so is a ``[tool.*]``
+    table whose name is close to ``promote``: silently ignoring it would surprise.
+    """
     for directory in (start, *start.parents):
         candidate = directory / "promote.toml"
-        if candidate.is_file():
-            return candidate
         pyproject = directory / "pyproject.toml"
-        if (
-            pyproject.is_file()
-            and "tool" in (table := _read(pyproject))
-            and "promote" in table["tool"]
-        ):
+        in_pyproject = (
+            pyproject.is_file() and _tool_promote(pyproject, _read(pyproject)) is not None
+        )
+        if candidate.is_file():
+            if in_pyproject:
+                raise ConfigError(
+                    f"{candidate}: {pyproject} configures promote too ([tool.promote]): "
+                    "keep the settings in one of the two files"
+                )
+            return candidate
+        if in_pyproject:
             return pyproject
         if (directory / ".git").exists():
             break  # do not wander out of the repository
@@ -146,7 +162,7 @@ def load_settings(start: Path | None = None, *, path: Path | None = None) -> Set
         return settings_from({}, source="defaults", root=start)
     table = _read(path)
     if path.name == "pyproject.toml":
-        promote = table.get("tool", {}).get("promote", {})
+        promote = _tool_promote(path, table) or {}
         prefix = "tool.promote."
     else:
         promote, prefix = table, ""
@@ -155,11 +171,34 @@ def load_settings(start: Path | None = None, *, path: Path | None = None) -> Set
     return settings_from(promote, source=str(path), root=path.parent, prefix=prefix)
 
 
+# A [tool.<name>] table this close to one of these is a misspelt [tool.promote].
+NEAR_NAMES = ("promote", "promote-tasks", "promote_tasks")
+
+
+def _tool_promote(path: Path, table: Mapping[str, Any]) -> Any:
+    """``[tool.promote]`` of a pyproject.toml (None without one); a table named nearly so is an
+    error that says which one was meant."""
+    tool = table.get("tool")
+    if not isinstance(tool, dict):
+        return None
+    for name in tool:
+        if name != "promote" and difflib.get_close_matches(name.lower(), NEAR_NAMES, 1, 0.8):
+            raise ConfigError(
+                f"{path}: [tool.{name}] is not read by promote: did you mean [tool.promote]?"
+            )
+    return tool.get("promote")
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+            "TOML files are UTF-8"
+        ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
 
@@ -200,7 +239,8 @@ def settings_from(
             if vname not in validators:
                 raise fail(
                     where + ".validators",
-                    f"unknown validator {vname!r} (configure [validators.{vname}])",
+                    f"unknown validator {vname!r} (known: {', '.join(sorted(validators))}; "
+                    f"a new one is configured under [{prefix}validators.{vname}])",
                 )
         environments.append(
             EnvironmentConfig(
@@ -219,6 +259,8 @@ def settings_from(
             if (key, value) in seen:
                 raise fail("environments", f"{key} {value!r} appears twice")
             seen.add((key, value))
+    if "environments" in data:
+        _whole_pipeline(envs_data, prefix, fail)
     repository = data.get("repository")
     if repository is not None and not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
         raise fail("repository", f"expected owner/name, got {repository!r}")
@@ -240,6 +282,27 @@ def settings_from(
         deploy_grace_seconds=grace,
         checklist_template=data.get("checklist_template", ".github/promote/manual-test.md"),
         hooks=_hooks(data.get("hooks", {}), fail),
+        prefix=prefix,
+    )
+
+
+def _whole_pipeline(envs_data: list[dict[str, Any]], prefix: str, fail: Any) -> None:
+    """An ``[[environments]]`` list is the whole pipeline. One that names only some of the
+    default environments (``name = "test"`` alone, to change test) would silently drop the
+    others, so it must say it is whole: ``production = true`` in its last entry."""
+    names = [raw["name"] for raw in envs_data]
+    defaults = [raw["name"] for raw in DEFAULT_ENVIRONMENTS]
+    if not set(names) < set(defaults) or envs_data[-1].get("production") is True:
+        return
+    header = f"[[{prefix}environments]]"
+    every = ", then ".join(f'"{name}"' for name in defaults)
+    pipeline = " → ".join(names)
+    raise fail(
+        "environments",
+        f"lists only {pipeline}, but a {header} list is the whole pipeline and replaces "
+        f"{' → '.join(defaults)}, not one environment of it: list every environment in order "
+        f"(name = {every}, each with its validators), or set production = true in the entry "
+        f"of {names[-1]} if {pipeline} is the whole pipeline",
     )
 
 
@@ -306,3 +369,101 @@ def _validators(data: Mapping[str, Any], fail: Any) -> dict[str, ValidatorConfig
         )
         for name, table in merged.items()
     }
+
+
+# -- what `promote config` shows ------------------------------------------------------------
+
+
+def settings_data(settings: Settings, pipeline: Pipeline) -> dict[str, Any]:
+    """The settings in force, as one JSON-ready object: where they came from, and the
+    pipeline as resolved (every environment, a plugin's included, the last one production)."""
+    return {
+        "source": settings.source,
+        "root": str(settings.root),
+        "repository": settings.repository,
+        "reviewers": list(settings.reviewers),
+        "environments": [
+            {
+                "name": env.name,
+                "branch": env.branch,
+                "production": env.production,
+                "validators": list(env.validators),
+                "manual": list(env.manual),
+                "rollback": env.rollback,
+                "url": env.url,
+                **{key: getattr(env, key) for key in TIMEOUTS},
+            }
+            for env in pipeline.environments
+        ],
+        "validators": {
+            name: {"use": v.use, "options": _plain(dict(v.options))}
+            for name, v in settings.validators.items()
+        },
+        "plans_dir": settings.plans_dir,
+        "plan_store": settings.plan_store,
+        "plugins_dir": settings.plugins_dir,
+        "rollback": settings.rollback,
+        "deploy_workflow": settings.deploy_workflow,
+        "deploy_grace_seconds": settings.deploy_grace_seconds,
+        "checklist_template": settings.checklist_template,
+        "hooks": {"offline": settings.hooks.offline, "timeout": settings.hooks.timeout},
+    }
+
+
+def settings_text(data: Mapping[str, Any]) -> str:
+    """``settings_data`` for a person: one line a setting, one line an environment."""
+    envs = data["environments"]
+    width = max(len(name) for name in (*data["validators"], *(e["name"] for e in envs)))
+    repository = (
+        f"{data['repository']} (unless GITHUB_REPOSITORY is set)"
+        if data["repository"]
+        else "GITHUB_REPOSITORY, else the origin remote"
+    )
+    lines = [
+        f"settings from {data['source']}",
+        f"repository: {repository}",
+        f"reviewers: {', '.join(data['reviewers']) or 'none'}",
+        "environments: " + " → ".join(e["name"] for e in envs),
+    ]
+    for env in envs:
+        validators = [f"{v} (waits for a person)" if v in env["manual"] else v
+                      for v in env["validators"]]  # fmt: skip
+        lines.append(
+            f"  {env['name']:<{width}}  branch {env['branch']}"
+            + (", production" if env["production"] else "")
+            + f"; validators {', '.join(validators) or 'none'}; rollback {env['rollback']}"
+            + (f"; url {env['url']}" if env["url"] else "")
+            + f"; times out: deploy {env['deploy_timeout_seconds']} s, validation "
+            f"{env['validation_timeout_seconds']} s, approval {env['approval_timeout_seconds']} s"
+        )
+    lines.append("validators:")
+    for name, validator in data["validators"].items():
+        options = ", ".join(
+            f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in validator["options"].items()
+        )
+        lines.append(f"  {name:<{width}}  {validator['use']}" + (f": {options}" if options else ""))
+    workflow = data["deploy_workflow"]
+    dispatch = (
+        f"{workflow} (dispatched {data['deploy_grace_seconds']} s after a merge that started "
+        "no deploy)" if workflow else "none (never dispatched)"
+    )  # fmt: skip
+    lines += [
+        f"plans: {data['plans_dir']}/ (plan store {data['plan_store']})",
+        f"plugins_dir: {data['plugins_dir'] or 'none'}",
+        f"rollback: {data['rollback']}",
+        f"deploy_workflow: {dispatch}",
+        f"checklist_template: {data['checklist_template']}",
+        f"hooks: offline = {data['hooks']['offline']}, timeout = {data['hooks']['timeout']:g} s",
+    ]
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """A TOML value as JSON can hold it (dates and times as ISO 8601 text)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return value

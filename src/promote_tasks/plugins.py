@@ -165,8 +165,11 @@ def collect(pm: pluggy.PluginManager, settings: Settings) -> Registry:
 
 
 def _check_settings(registry: Registry, settings: Settings) -> None:
+    """Every name the settings use is one a plugin offers (with the ones that are offered),
+    and every manual test in use has designated reviewers."""
+
     def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{settings.source}: {key}: {problem}")
+        return ConfigError(f"{settings.source}: {settings.prefix}{key}: {problem}")
 
     for name, config in settings.validators.items():
         validator = registry.validators.get(config.use)
@@ -185,19 +188,62 @@ def _check_settings(registry: Registry, settings: Settings) -> None:
                 )
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise fail(f"validators.{name}.{option}", f"bad value {value!r}")
+    strategies = ", ".join(sorted(registry.rollback_strategies))
+    if settings.rollback not in registry.rollback_strategies:
+        raise fail("rollback", f"no rollback strategy {settings.rollback!r} (known: {strategies})")
     for env in registry.environments.values():
+        where = _environment_key(registry, settings, env.name)
         if env.rollback not in registry.rollback_strategies:
-            known = ", ".join(sorted(registry.rollback_strategies))
             raise fail(
-                f"environments.{env.name}.rollback",
-                f"no rollback strategy {env.rollback!r} (known: {known})",
+                f"{where}.rollback", f"no rollback strategy {env.rollback!r} (known: {strategies})"
             )
         for vname in env.validators:
             if vname not in settings.validators:
-                raise fail(f"environments.{env.name}.validators", f"unknown validator {vname!r}")
+                known = ", ".join(sorted(settings.validators))
+                raise fail(f"{where}.validators", f"unknown validator {vname!r} (known: {known})")
     if settings.plan_store not in registry.plan_stores:
         known = ", ".join(sorted(registry.plan_stores))
         raise fail("plan_store", f"no plan store {settings.plan_store!r} (known: {known})")
+    _check_reviewers(registry, settings)
+
+
+def _environment_key(registry: Registry, settings: Settings, name: str) -> str:
+    """How an error names an environment: its configuration entry, or the plugin it came from."""
+    index = next((i for i, e in enumerate(settings.environments) if e.name == name), None)
+    if index is not None and settings.source != "defaults":
+        return f"environments[{index}]"
+    return f"environments.{name} (from plugin {registry.owners.get(f'environment:{name}', '?')})"
+
+
+def _check_reviewers(registry: Registry, settings: Settings) -> None:
+    """A manual test in use needs designated reviewers: without any, its first instance would
+    fail (rollback, fix plan, halt), a configuration mistake turned into an incident."""
+    for name, config in sorted(settings.validators.items()):
+        if config.use != "manual-approval":
+            continue
+        used_in = [e.name for e in registry.environments.values() if name in e.validators]
+        if not used_in or config.options.get("reviewers", settings.reviewers):
+            continue
+        test = f"the manual test in {', '.join(used_in)} (validator {name}, {config.use})"
+        if "reviewers" in config.options:
+            raise ConfigError(
+                f"{settings.source}: {settings.prefix}validators.{name}.reviewers: is empty, "
+                f'so {test} has no designated reviewers: list them, reviewers = ["login"]'
+            )
+        if settings.source == "defaults":
+            raise ConfigError(
+                f"no promote.toml or [tool.promote] in pyproject.toml: reviewers: {test} "
+                'has no designated reviewers: add reviewers = ["login"] to [tool.promote] '
+                "in pyproject.toml, or to a promote.toml"
+            )
+        where = (
+            f"under [tool.promote] or [tool.promote.validators.{name}]" if settings.prefix
+            else f"at the top of promote.toml or under [validators.{name}]"
+        )  # fmt: skip
+        raise ConfigError(
+            f"{settings.source}: {settings.prefix}reviewers: {test} has no designated reviewers: "
+            f'set reviewers = ["login"] {where}'
+        )
 
 
 def pipeline_from(registry: Registry, settings: Settings) -> Pipeline:

@@ -33,6 +33,8 @@ from invoke.tasks import task
 from promote_tasks import failures
 from promote_tasks import render
 from promote_tasks.config import load_settings
+from promote_tasks.config import settings_data
+from promote_tasks.config import settings_text
 from promote_tasks.default_plugins.validators import change_authors
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
@@ -532,6 +534,15 @@ def plugins_(c: Context, json_: bool = False) -> None:
     _emit(data, text, json_)
 
 
+@task(name="config", help={"json": "print one JSON object"})
+@reports_errors
+def config(c: Context, json_: bool = False) -> None:
+    """Show the settings in force, the file they came from and the resolved pipeline."""
+    run = Run.load()
+    data = settings_data(run.settings, run.pipeline)
+    _emit(data, settings_text(data), json_)
+
+
 @task(name="demo", help={"step-ms": "simulated CI step length in ms (default 30)"})
 @reports_errors
 def demo(c: Context, step_ms: int | None = None) -> None:
@@ -542,5 +553,5 @@ def demo(c: Context, step_ms: int | None = None) -> None:
 
 
 promote = Collection(
-    "promote", status, next_, watch, approve, reject, rollback, gate, plugins_, demo
+    "promote", status, next_, watch, approve, reject, rollback, gate, plugins_, config, demo
 )

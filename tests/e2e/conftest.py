@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from promote_tasks.model import Action
 from promote_tasks.model import PipelineState
@@ -322,17 +323,27 @@ def duplicate_statuses(statuses: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def front_matter(text: str) -> dict[str, Any]:
+    """A plan file's front-matter as PyYAML reads it (and GitHub renders it): the tool's
+    files must be valid YAML, not only readable by the tool's own parser."""
+    lines = text.split("\n")
+    assert lines[0] == "---", text
+    data = yaml.safe_load("\n".join(lines[1 : lines.index("---", 1)]))
+    assert isinstance(data, dict), text
+    return data
+
+
 def config(*, reviewers: tuple[str, ...] = ("rita",), extra: str = "") -> str:
     names = ", ".join(f'"{r}"' for r in reviewers)
     return f"reviewers = [{names}]\n{extra}"
 
 
 def one_env(name: str, validators: tuple[str, ...], extra: str = "", **kw: Any) -> str:
-    """Settings for a one-environment pipeline (fast to drive; it is its own production)."""
+    """Settings for a one-environment pipeline (fast to drive; it is its own production, and
+    says so: a list of only some default environments must)."""
     names = ", ".join(f'"{v}"' for v in validators)
-    return config(
-        extra=f'{extra}\n[[environments]]\nname = "{name}"\nvalidators = [{names}]\n', **kw
-    )
+    entry = f'[[environments]]\nname = "{name}"\nvalidators = [{names}]\nproduction = true\n'
+    return config(extra=f"{extra}\n{entry}", **kw)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from tests.e2e.conftest import Api
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import Step
 from tests.e2e.conftest import config
+from tests.e2e.conftest import front_matter
 
 MakeDriver = Callable[..., Driver]
 ROLLBACK_TASK = "deploy:rollback"
@@ -167,7 +168,14 @@ def test_a_failed_test_deploy_is_rolled_back_and_halts_everything(make_driver: M
     )
     text = api.file(f"plans/inbox/{plan.id}.md", "dev")
     assert text is not None
-    assert text.startswith(f"---\nid: {plan.id}\ntitle: Fix test: plan add-greeting failed at ")
+    assert front_matter(text) == {
+        "id": plan.id,
+        "title": f"Fix test: plan add-greeting failed at {failed[:7]}",
+        "priority": 0,
+        "fix_key": key,
+        "failed_plans": ["add-greeting"],
+    }
+    assert text.startswith(f"---\nid: {plan.id}\ntitle: 'Fix test: plan add-greeting failed at ")
     assert f"\npriority: 0\nfix_key: {key}\nfailed_plans: [add-greeting]\n---\n" in text
     promotion = next(
         p for p in api.pulls() if (p["head"]["ref"], p["base"]["ref"]) == ("dev", "test")

@@ -310,7 +310,7 @@ def test_halt_without_an_answer_warns_or_refuses_within_its_timeout(
     assert err.startswith(f"promote-halt: warning: cannot tell whether work is halted ({expected}")
     assert err.endswith("; pushing anyway\n")
     assert environ["GITHUB_TOKEN"] not in err
-    Path("promote.toml").write_text('[hooks]\noffline = "refuse"\ntimeout = 0.5\n')
+    Path("promote.toml").write_text(config(extra='[hooks]\noffline = "refuse"\ntimeout = 0.5\n'))
     assert halt.main([], environ) == 1
     assert capsys.readouterr().err.startswith(
         f"promote-halt: refused: cannot tell whether work is halted: {expected}"

@@ -14,9 +14,11 @@ from promote_tasks.errors import PromoteError
 from promote_tasks.model import Plan
 from promote_tasks.model import State
 from promote_tasks.sandbox import Scenario
+from tests import console
 from tests.e2e.conftest import BOOKKEEPING
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import config
+from tests.e2e.conftest import front_matter
 from tests.e2e.conftest import one_env
 
 MakeDriver = Callable[..., Driver]
@@ -47,6 +49,16 @@ class Store:
     def create(self, plan: Plan, body: str = "Why and what.") -> Plan:
         github = self.run.github
         return github.run(self.store.create(self.run.settings, github, plan, body))
+
+    def complete_with(self, plan_id: str, fix: str) -> tuple[str, ...]:
+        github = self.run.github
+        return github.run(
+            self.store.complete(self.run.settings, github, (plan_id,), {plan_id: fix})
+        )
+
+    def reopen(self, plan_id: str, reason: str) -> tuple[str, ...]:
+        github = self.run.github
+        return github.run(self.store.reopen(self.run.settings, github, (plan_id,), reason))
 
 
 def statuses(store: Store) -> dict[str, str]:
@@ -131,6 +143,9 @@ def test_files_create_is_idempotent_and_unknown_plans_are_skipped(
     assert text is not None
     assert text.startswith("---\nid: fix-dev-1234567\ntitle: Fix dev\npriority: 0\n")
     assert f"fix_key: dev@{'1' * 40}\n" in text
+    assert front_matter(text) == {
+        "id": "fix-dev-1234567", "title": "Fix dev", "priority": 0, "fix_key": f"dev@{'1' * 40}",
+    }  # fmt: skip
     (commit,) = api.commits("dev", 1)
     assert f"{BOOKKEEPING}{commit['parents'][0]['sha']}" in commit["commit"]["message"]
     before = api.writes()
@@ -142,13 +157,57 @@ def test_files_create_is_idempotent_and_unknown_plans_are_skipped(
     assert api.writes() == before
 
 
+# What YAML needs quoted: ': ', ' #', a leading '-' or quote, and text it would read otherwise.
+HARD_TITLE = '- Fix dev: "it\'s" #12 — café, yes'
+HARD_REASON = "rolled back: dev went back to 7654321 (revert #3)"
+
+
+def test_files_store_writes_valid_yaml_and_reads_back_exactly_what_it_wrote(
+    files: tuple[Driver, Store],
+) -> None:
+    driver, store = files
+    api = driver.api
+    fix = Plan("fix-dev-7654321", HARD_TITLE, "inbox", 0, "epic", "dev@" + "7" * 40,
+               ("add-greeting", "other"))  # fmt: skip
+    store.create(fix)
+    text = api.file("plans/inbox/fix-dev-7654321.md", "dev") or ""
+    assert front_matter(text) == {
+        "id": fix.id, "title": HARD_TITLE, "priority": 0, "parent": "epic",
+        "fix_key": fix.fix_key, "failed_plans": ["add-greeting", "other"],
+    }  # fmt: skip
+    assert store.plans()[fix.id] == fix, "the store reads back what it wrote"
+
+    # Completing a failed plan with its fix and returning another keep the files valid YAML.
+    assert store.complete_with("other", fix.id) == ("other",)
+    done = api.file("plans/done/other.md", "dev") or ""
+    assert front_matter(done) == {
+        "id": "other", "title": "Other", "priority": 2, "parent": "side",
+        "completed_with": fix.id,
+    }  # fmt: skip
+    assert store.reopen("add-greeting", HARD_REASON) == ("add-greeting",)
+    back = api.file("plans/inbox/add-greeting.md", "dev") or ""
+    assert front_matter(back)["returned"] == HARD_REASON
+    assert store.plans()["add-greeting"].returned == HARD_REASON
+    assert back.endswith("---\n\nWork.\n"), "the body is kept"
+
+    # The fix plan moves on to done as it is, title and all.
+    assert store.complete_with(fix.id, fix.id)[0] == fix.id
+    moved = api.file(f"plans/done/{fix.id}.md", "dev") or ""
+    assert front_matter(moved)["title"] == HARD_TITLE
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         (b"id: x\n", "plans/doing/x.md: plan files start with a '---' front-matter block"),
         (b"---\nid: x\ntitle: caf\xe9\npriority: 1\n---\n", "plans/doing/x.md: not UTF-8 text"),
+        (
+            b"---\nid: x\ntitle: Fix dev: it failed\npriority: 1\n---\n",
+            "plans/doing/x.md:3: the front-matter is not valid YAML (mapping values are not "
+            "allowed here; a value with ': ' in it needs quotes, e.g. title: 'Fix test: a failure')",
+        ),
     ],
-    ids=["malformed", "not-utf-8"],
+    ids=["malformed", "not-utf-8", "not-yaml"],
 )
 def test_a_bad_plan_file_is_named_in_one_line(
     files: tuple[Driver, Store], text: bytes, message: str
@@ -180,6 +239,13 @@ def test_a_bad_plan_file_is_named_in_one_line(
         with pytest.raises(PromoteError) as raised:
             attempt()
         assert str(raised.value) == message
+    for command in ("status", "next"):
+        done = console.promote(command, cwd=driver.clone, env=driver.run.environ)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1,
+            "",
+            f"promote: error: {message}\n",
+        )
     assert api.writes() == before
 
 
@@ -220,6 +286,23 @@ def test_issues_store_create_and_complete_are_idempotent(make_driver: MakeDriver
     before = api.writes()
     assert store.complete("nope") == ()
     assert api.writes() == before
+
+
+def test_issues_store_reads_back_exactly_what_it_wrote(make_driver: MakeDriver) -> None:
+    driver = make_driver(Scenario(), config(extra='plan_store = "issues"\n'))
+    store = Store(driver)
+    fix = Plan("fix-dev-7654321", HARD_TITLE, "inbox", 0, None, "dev@" + "7" * 40,
+               ("add-greeting",))  # fmt: skip
+    store.create(Plan("add-greeting", "Add a greeting: hello", priority=1))
+    store.create(fix)
+    assert store.plans()[fix.id] == fix
+    assert store.complete_with("add-greeting", fix.id) == ("add-greeting",)
+    assert store.plans()["add-greeting"].completed_with == fix.id
+    assert store.reopen("add-greeting", HARD_REASON) == ("add-greeting",)
+    assert store.plans()["add-greeting"] == Plan(
+        "add-greeting", "Add a greeting: hello", "inbox", 1, completed_with=fix.id,
+        returned=HARD_REASON,
+    )  # fmt: skip
 
 
 @pytest.mark.transition("R8")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from promote_tasks.config import Settings
+from promote_tasks.errors import ConfigError
 from promote_tasks.hookspecs import hookimpl
 from promote_tasks.model import Plan
 from promote_tasks.plans import KEEP
@@ -156,11 +157,16 @@ class Issues:
         if issue.get("state") == "closed":
             status = "done"
         failed = fields.get("Failed-Plans", "")
+        priority = fields.get("Priority", "").strip() or "2"
+        if not re.fullmatch(r"-?[0-9]+", priority):
+            raise ConfigError(
+                f"plan issue #{issue['number']}: Priority: {priority!r} is not a whole number"
+            )
         return Plan(
             fields.get("Plan-Id", str(issue["number"])).strip(),
             issue.get("title") or "",
             status,
-            int(fields.get("Priority", "2").strip() or 2),
+            int(priority),
             fields.get("Parent", "").strip() or None,
             fields.get("Fix-Key", "").strip() or None,
             tuple(p.strip() for p in failed.split(",") if p.strip()),

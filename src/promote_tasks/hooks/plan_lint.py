@@ -1,9 +1,10 @@
 """``promote-plan-lint`` (pre-commit): plan files parse and carry the required front-matter.
 
 Checks the files pre-commit passes that lie under the configured plans directory, as
-``<plans_dir>/<inbox|doing|done>/<plan-id>.md``: the front-matter block with ``id``, ``title``
-and a whole-number ``priority``, known keys only, the id equal to the file name, each id once
-in the plans directory, and a ``parent`` that is a plan there. Other files are not its business.
+``<plans_dir>/<inbox|doing|done>/<plan-id>.md``: the front-matter block is valid YAML with
+``id``, ``title`` and a whole-number ``priority``, known keys only, the id equal to the file
+name, each id once in the plans directory, and a ``parent`` that is a plan there. It accepts
+exactly what the plan stores read and write. Other files are not its business.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "title: <one line>",
         "priority: <a whole number>",
         f"--- (required: {', '.join(REQUIRED)}; also allowed: {', '.join(KNOWN[len(REQUIRED) :])})",
+        "The block is YAML: quote a value that holds ': ' or ' #' or starts with a sign",
+        "YAML reserves (title: 'Fix test: the deploy failed', title: '#12 and more').",
     )
     return 1
 
