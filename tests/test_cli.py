@@ -61,7 +61,7 @@ def test_status_json_from_a_saved_snapshot(tmp_path):
     data = json.loads(result.stdout)
     assert set(data) == {
         "repository", "halted", "fix_plan", "active_plan", "active_plans", "in_flight",
-        "environments",
+        "plan_problems", "environments",
     }  # fmt: skip
     assert (data["repository"], data["halted"], data["active_plan"]) == (
         "acme/shop",

@@ -76,10 +76,13 @@ def verdict_context(env: str, validator: str | None = None) -> str:
     return f"promote/{env}" if validator is None else f"promote/{env}/{validator}"
 
 
+FIX_PREFIX = "fix-"
+
+
 def fix_plan_id(key: str) -> str:
     """A fix plan's id follows from its failure key, so a re-run finds the same plan."""
     env, _, sha = key.partition("@")
-    return f"fix-{env}-{sha[:7]}"
+    return f"{FIX_PREFIX}{env}-{sha[:7]}"
 
 
 def plan_of(pull: PullRequest | None) -> str | None:
@@ -329,8 +332,14 @@ def derive(snapshot: Snapshot, pipeline: Pipeline) -> PipelineState:
                 envs[-1] if envs else None,
             )
         )
+    # A fix plan whose file does not parse still holds the halt it was filed for.
     open_fixes = sorted(
-        (p for p in snapshot.plans if p.fix_key and not p.done), key=lambda p: (p.priority, p.id)
+        (
+            p
+            for p in snapshot.plans
+            if not p.done and (p.fix_key or (p.problem and p.id.startswith(FIX_PREFIX)))
+        ),
+        key=lambda p: (p.priority, p.id),
     )
     unfiled = [s for s in envs if s.state is State.FAILED and s.fix_plan is None]
     unfiled += [s for s in envs if s.restores is not None and s.restores_fix is None]
@@ -357,6 +366,7 @@ def derive(snapshot: Snapshot, pipeline: Pipeline) -> PipelineState:
         active[0] if active else None,
         active,
         tuple(in_flight.items()),
+        tuple((p.id, p.problem) for p in snapshot.plans if p.problem),
     )
 
 

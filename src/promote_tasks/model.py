@@ -175,6 +175,7 @@ class Plan:
     failed_plans: tuple[str, ...] = ()  # a fix plan carries the plans whose failure it fixes
     completed_with: str | None = None  # a failed plan completed by its fix plan's journey
     returned: str | None = None  # why a rollback sent the plan back to the inbox
+    problem: str | None = None  # its file does not parse: reported, and only it is affected
 
     @property
     def done(self) -> bool:
@@ -398,6 +399,7 @@ class PipelineState:
     active_plan: str | None  # the first of ``active_plans``
     active_plans: tuple[str, ...] = ()  # the plans of the instance furthest along: they move
     in_flight: tuple[tuple[str, str], ...] = ()  # (plan, environment) for unfinished plans
+    plan_problems: tuple[tuple[str, str], ...] = ()  # (plan, why its record does not parse)
 
     def env(self, name: str) -> EnvState:
         return _named(self.environments, name, f"unknown environment {name!r}")

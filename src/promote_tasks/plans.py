@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from promote_tasks.errors import ConfigError
+from promote_tasks.errors import PromoteError
 from promote_tasks.model import Plan
 
 if TYPE_CHECKING:
@@ -257,3 +258,17 @@ def completion(plans: tuple[Plan, ...], plan_ids: tuple[str, ...] | str) -> tupl
                 break
             current = parent
     return tuple(moved)
+
+
+def plan_or_problem(text: str | PromoteError, path: str, plan_id: str) -> Plan:
+    """The plan a file holds, or, when it does not parse (or could not be read as text), a
+    plan known by its path alone with the problem: one broken file must not stop the
+    pipeline, only what needs that plan."""
+    if not isinstance(text, PromoteError):
+        try:
+            return parse_plan(text, path).plan
+        except ConfigError as e:
+            text = e
+    parts = path.replace("\\", "/").split("/")
+    status = parts[-2] if len(parts) >= 2 and parts[-2] in STATUS_DIRS else "inbox"
+    return Plan(plan_id, status=status, problem=str(text))

@@ -66,6 +66,7 @@ def status_data(state: PipelineState, action: Action) -> dict[str, Any]:
         "active_plan": state.active_plan,
         "active_plans": list(state.active_plans),
         "in_flight": [{"plan": plan, "environment": env} for plan, env in state.in_flight],
+        "plan_problems": [{"plan": plan, "problem": why} for plan, why in state.plan_problems],
         "environments": [
             {
                 "name": env.name,
@@ -141,6 +142,7 @@ def status_text(state: PipelineState, action: Action) -> str:
         hint = _hint(env, action)
         if hint:
             lines.append(f"  {'':<{width}}  ↳ {inert(hint)}")
+    lines.extend(f"  plan {inert(plan)}: {inert(why)}" for plan, why in state.plan_problems)
     return "\n".join(lines)
 
 

@@ -5,12 +5,12 @@ idempotent, and completing a plan completes its parents once all their children 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from promote_tasks.errors import PromoteError
 from promote_tasks.model import Plan
 from promote_tasks.model import State
 from promote_tasks.sandbox import Scenario
@@ -209,7 +209,7 @@ def test_files_store_writes_valid_yaml_and_reads_back_exactly_what_it_wrote(
     ],
     ids=["malformed", "not-utf-8", "not-yaml"],
 )
-def test_a_bad_plan_file_is_named_in_one_line(
+def test_a_bad_plan_file_is_reported_and_stops_nothing_else(
     files: tuple[Driver, Store], text: bytes, message: str
 ) -> None:
     driver, store = files
@@ -235,18 +235,22 @@ def test_a_bad_plan_file_is_named_in_one_line(
         api.call("PATCH", f"{api.repo_path}/git/refs/heads/dev", {"sha": commit["sha"]})[0] == 200
     )
     before = api.writes()
-    for attempt in (driver.run.snapshot, lambda: store.complete("add-greeting")):
-        with pytest.raises(PromoteError) as raised:
-            attempt()
-        assert str(raised.value) == message
-    for command in ("status", "next"):
-        done = console.promote(command, cwd=driver.clone, env=driver.run.environ)
-        assert (done.returncode, done.stdout, done.stderr) == (
-            1,
-            "",
-            f"promote: error: {message}\n",
-        )
-    assert api.writes() == before
+    # One broken file, even one nobody needs now, must not stop status or next (issue 10).
+    broken = store.plans()["x"]
+    assert (broken.status, broken.problem) == ("doing", message)
+    state = driver.run.decide(driver.run.snapshot())[0]
+    assert state.plan_problems == (("x", message),)
+    done = console.promote("status", "--json", cwd=driver.clone, env=driver.run.environ)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert json.loads(done.stdout)["plan_problems"] == [{"plan": "x", "problem": message}]
+    text_view = console.promote("status", cwd=driver.clone, env=driver.run.environ)
+    assert f"  plan x: {message}" in text_view.stdout.splitlines()
+    assert api.writes() == before, "status writes nothing"
+    done = console.promote("next", cwd=driver.clone, env=driver.run.environ)
+    assert (done.returncode, done.stderr) == (0, ""), "next goes on (here: the open PR's gate)"
+    # What needs other plans goes on: add-greeting completes; the broken file stays put.
+    assert store.complete("add-greeting")[0] == "add-greeting"  # (its parents come along)
+    assert api.call("GET", f"{api.repo_path}/contents/plans/doing/x.md?ref=dev")[0] == 200
 
 
 # -- issues ------------------------------------------------------------------------------

@@ -15,14 +15,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from promote_tasks.config import Settings
-from promote_tasks.errors import ConfigError
+from promote_tasks.errors import GitHubError
+from promote_tasks.errors import PromoteError
 from promote_tasks.hookspecs import hookimpl
 from promote_tasks.model import Plan
 from promote_tasks.plans import KEEP
 from promote_tasks.plans import STATUS_DIRS
 from promote_tasks.plans import PlanFile
 from promote_tasks.plans import completion
-from promote_tasks.plans import parse_plan
+from promote_tasks.plans import plan_or_problem
 from promote_tasks.plans import render_plan
 from promote_tasks.plans import with_front_matter
 from promote_tasks.registry import PlanStore
@@ -31,6 +32,19 @@ from promote_tasks.registry import Register
 
 def _branch(settings: Settings) -> str:
     return settings.environments[0].branch
+
+
+async def _text(github: Any, path: str, sha: str) -> str | PromoteError:
+    """A plan file's text, or why it cannot be read as text (named, not raised)."""
+    try:
+        return str(await github.blob(sha, path))
+    except PromoteError as e:
+        if isinstance(e, GitHubError):
+            raise  # GitHub's trouble is the read's, not this file's
+        return e
+
+
+DONE = "done"
 
 
 class Files:
@@ -57,9 +71,9 @@ class Files:
     async def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
         paths = await self._paths(settings, github)
         # Done plans are known by their path alone; only open ones are read (they are few).
-        open_ids = [i for i, (path, _) in paths.items() if "/done/" not in path]
-        texts = await asyncio.gather(*(github.blob(paths[i][1], paths[i][0]) for i in open_ids))
-        read = {i: parse_plan(t, paths[i][0]).plan for i, t in zip(open_ids, texts, strict=True)}
+        open_ids = [i for i, (path, _) in paths.items() if f"/{DONE}/" not in path]
+        texts = await asyncio.gather(*(_text(github, *paths[i]) for i in open_ids))
+        read = {i: plan_or_problem(t, paths[i][0], i) for i, t in zip(open_ids, texts, strict=True)}
         return tuple(read.get(i) or Plan(i, status="done") for i in sorted(paths))
 
     async def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
@@ -112,19 +126,32 @@ class Files:
         """
         root = settings.plans_dir.strip("/")
         paths = await self._paths(settings, github)
-        texts = await asyncio.gather(*(github.blob(sha, path) for path, sha in paths.values()))
-        files = {i: parse_plan(t, paths[i][0]) for i, t in zip(paths, texts, strict=True)}
-        moved = choose(files)
+        # Done plans are known by their path alone: only the open ones are read.
+        open_ids = [i for i, (path, _) in paths.items() if f"/{DONE}/" not in path]
+        texts = await asyncio.gather(*(_text(github, *paths[i]) for i in open_ids))
+        text_of = dict(zip(open_ids, texts, strict=True))
+        files = {
+            i: PlanFile(
+                paths[i][0],
+                plan_or_problem(text_of[i], paths[i][0], i)
+                if i in text_of
+                else Plan(i, status=DONE),
+                "",
+            )
+            for i in paths
+        }
+        moved = tuple(i for i in choose(files) if i in text_of)
         if not moved:
             return ()
-        text_of = dict(zip(paths, texts, strict=True))
         blobs = {e["path"] for e in await github.tree(_branch(settings)) if e["type"] == "blob"}
         updates: dict[str, str | None] = {}
         for moved_id in moved:
             old = files[moved_id].path
-            updates[old] = None
             text = text_of[moved_id]
-            if changes(moved_id):
+            if isinstance(text, PromoteError):
+                continue  # not readable as text: leave it where it is, status names it
+            updates[old] = None
+            if changes(moved_id) and files[moved_id].plan.problem is None:
                 text = with_front_matter(text, old, **changes(moved_id))
             updates[f"{root}/{status}/{moved_id}.md"] = text
         for folder in {files[i].path.rsplit("/", 1)[0] for i in moved}:
@@ -158,10 +185,10 @@ class Issues:
             status = "done"
         failed = fields.get("Failed-Plans", "")
         priority = fields.get("Priority", "").strip() or "2"
+        problem = None
         if not re.fullmatch(r"-?[0-9]+", priority):
-            raise ConfigError(
-                f"plan issue #{issue['number']}: Priority: {priority!r} is not a whole number"
-            )
+            problem = f"plan issue #{issue['number']}: Priority: {priority!r} is not a whole number"
+            priority = "2"
         return Plan(
             fields.get("Plan-Id", str(issue["number"])).strip(),
             issue.get("title") or "",
@@ -172,6 +199,7 @@ class Issues:
             tuple(p.strip() for p in failed.split(",") if p.strip()),
             fields.get("Completed-With", "").strip() or None,
             fields.get("Returned", "").strip() or None,
+            problem,
         )
 
     async def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
