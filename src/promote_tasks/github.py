@@ -175,6 +175,7 @@ class GitHub:
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
         self._login: str | None = None
         self._files: dict[str, tuple[str, ...]] = {}  # sha -> paths a commit changed
+        self._workflow_paths: dict[Any, str] | None = None  # workflow id -> its file's path
 
     @property
     def api(self) -> Any:
@@ -697,6 +698,8 @@ class GitHub:
             await asyncio.gather(walk, return_exceptions=True)
             raise
         statuses, runs, checks, pulls, by_deployment, contained, (checklist, decisions) = reads
+        if any(not r.get("path") for r in runs):  # GitHub Enterprise Server leaves it out
+            runs = await self._with_paths(runs)
         merged = _merged_into(pulls, env.branch)
         merged_pull = _pull(max(merged, key=lambda p: p["merged_at"])) if merged else None
         authors: list[str] = []
@@ -724,6 +727,17 @@ class GitHub:
             "change_authors": tuple(dict.fromkeys(a for a in authors if a)),
             "checklist": checklist,
         }
+
+    async def _with_paths(self, runs: list[Any]) -> list[dict[str, Any]]:
+        """Workflow runs with their workflow file's ``path``, by ``workflow_id`` where the run
+        does not say (GitHub Enterprise Server): runs are told apart by their workflow file."""
+        if self._workflow_paths is None:
+            data = await self.call("actions.list_repo_workflows", per_page=100)
+            self._workflow_paths = {
+                w["id"]: str(w.get("path") or "") for w in (data or {}).get("workflows", [])
+            }
+        known = self._workflow_paths
+        return [{**r, "path": r.get("path") or known.get(r.get("workflow_id"), "")} for r in runs]
 
     async def _commit_fact(self, data: Mapping[str, Any], bookkeeping_dir: str | None) -> Commit:
         """A commit of the chain; the files it changed are read only for a bookkeeping claim."""

@@ -206,3 +206,16 @@ def test_a_short_journey_with_ci_on_the_wall_clock(make_driver: Callable[..., Dr
     assert driver.run.decide(last)[0].env("main").state is State.COMPLETE
     assert driver.api.latest(sha, "promote/main")["state"] == "success"
     assert not duplicate_statuses(driver.api.statuses(sha))
+
+
+def test_on_enterprise_server_runs_without_a_path_are_matched_by_workflow_id(
+    make_driver: Callable[..., Driver],
+) -> None:
+    """GitHub Enterprise Server's workflow runs carry no ``path``: without the workflow id,
+    the smoke runs would never be found and the journey would wait for ever."""
+    driver = make_driver(Scenario(merge_bot=True, enterprise=True))
+    runs = driver.api.get("/actions/runs")["workflow_runs"]
+    assert runs
+    assert all("path" not in r for r in runs)
+    driver.drive(Journey(driver).complete, reviewer="rita", tick=300)
+    assert driver.state().env("main").state is State.COMPLETE

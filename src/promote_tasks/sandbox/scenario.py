@@ -77,6 +77,8 @@ class Scenario:
     # Commit status contexts a PR into an environment branch needs at `success` on its head
     # before it merges (a ruleset's "Require status checks to pass"), e.g. ["promote/gate"].
     required_checks: tuple[str, ...] = ()
+    # Answer as GitHub Enterprise Server does where it differs: workflow runs without "path".
+    enterprise: bool = False
 
     def __post_init__(self) -> None:
         logins = [u.login for u in self.users]
@@ -143,6 +145,7 @@ class Scenario:
             "environments": list(self.environments),
             "required_reviewers": {k: list(v) for k, v in self.required_reviewers.items()},
             "required_checks": list(self.required_checks),
+            "enterprise": self.enterprise,
         }
 
     @classmethod
@@ -163,6 +166,7 @@ class Scenario:
             "environments",
             "required_reviewers",
             "required_checks",
+            "enterprise",
             "description",
         }
         unknown = sorted(set(data) - known)
@@ -172,10 +176,11 @@ class Scenario:
         for key in ("fail", "hang"):
             if key in data:
                 kwargs[key] = tuple(_rule(key, item) for item in _list(data, key))
-        if "merge_bot" in data:
-            if not isinstance(data["merge_bot"], bool):
-                raise ScenarioError("scenario: merge_bot must be true or false")
-            kwargs["merge_bot"] = data["merge_bot"]
+        for key in ("merge_bot", "enterprise"):
+            if key in data:
+                if not isinstance(data[key], bool):
+                    raise ScenarioError(f"scenario: {key} must be true or false")
+                kwargs[key] = data[key]
         for key in ("merge_method", "author", "reviewer", "owner", "repo", "plan_id"):
             if key in data:
                 if not isinstance(data[key], str) or not data[key]:

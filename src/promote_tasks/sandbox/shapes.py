@@ -859,7 +859,7 @@ class Shapes:
             "node_id": node_id("WFR", run.id),
             "head_branch": run.head_branch,
             "head_sha": run.head_sha,
-            "path": wf.path,
+            "path": wf.path,  # GitHub Enterprise Server leaves it out (scenario "enterprise")
             "display_title": run.display_title,
             "run_number": run.run_number,
             "event": run.event,
@@ -894,6 +894,8 @@ class Shapes:
             "repository": self.minimal_repository(),
             "head_repository": self.minimal_repository(),
         }
+        if self.store.scenario.enterprise:
+            del data["path"]
         return data
 
     def job(self, job: Job) -> JSON:
