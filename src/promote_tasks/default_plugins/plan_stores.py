@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
+from typing import TypeVar
 
 from promote_tasks.config import Settings
 from promote_tasks.errors import GitHubError
@@ -32,6 +34,22 @@ from promote_tasks.registry import Register
 
 def _branch(settings: Settings) -> str:
     return settings.environments[0].branch
+
+
+T = TypeVar("T")
+RACE_TRIES = 3
+
+
+async def _raced(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a read-then-commit again when the branch moved between the two (another run, or a
+    merge, committed first: "Update is not a fast forward"): the next read sees what it did."""
+    for tries in range(1, RACE_TRIES + 1):
+        try:
+            return await attempt()
+        except GitHubError as e:
+            if e.status != 422 or "fast forward" not in str(e) or tries == RACE_TRIES:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _text(github: Any, path: str, sha: str) -> str | PromoteError:
@@ -77,6 +95,9 @@ class Files:
         return tuple(read.get(i) or Plan(i, status="done") for i in sorted(paths))
 
     async def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
+        return await _raced(lambda: self._create(settings, github, plan, body))
+
+    async def _create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
         paths = await self._paths(settings, github)
         if plan.id in paths:
             return plan
@@ -119,7 +140,23 @@ class Files:
         choose: Callable[[dict[str, PlanFile]], tuple[str, ...]],
         changes: Callable[[str], dict[str, str]],
     ) -> tuple[str, ...]:
-        """Move the chosen plan files to ``<plans_dir>/<status>/`` in one bookkeeping commit.
+        """Move the chosen plan files to ``<plans_dir>/<status>/`` in one bookkeeping commit
+        (again from the top if the branch moved under it: then the move may be done already)."""
+        return await _raced(
+            lambda: self._move_once(settings, github, plan_ids, status, verb, choose, changes)
+        )
+
+    async def _move_once(
+        self,
+        settings: Settings,
+        github: Any,
+        plan_ids: tuple[str, ...],
+        status: str,
+        verb: str,
+        choose: Callable[[dict[str, PlanFile]], tuple[str, ...]],
+        changes: Callable[[str], dict[str, str]],
+    ) -> tuple[str, ...]:
+        """One try of :meth:`_move`.
 
         A folder a plan leaves keeps a ``.gitkeep``: were its last file to move, git would
         see the folder renamed, and an open PR adding a plan there would no longer merge.
