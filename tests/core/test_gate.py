@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from promote_tasks.gate import gate_for
+from promote_tasks.gate import gates
 from promote_tasks.machine import derive
-from promote_tasks.machine import gate_for
-from promote_tasks.machine import gates
 from promote_tasks.model import Plan
 from tests.builders import PIPELINE
 from tests.builders import dep

@@ -13,10 +13,10 @@ from typing import Any
 
 from promote_tasks.config import Settings
 from promote_tasks.errors import PromoteError
+from promote_tasks.gate import GATE_CONTEXT
+from promote_tasks.gate import ROLLBACK_GATE
 from promote_tasks.hookspecs import hookimpl
 from promote_tasks.ledger import undo_line
-from promote_tasks.machine import GATE_CONTEXT
-from promote_tasks.machine import ROLLBACK_GATE
 from promote_tasks.machine import rollback_marker_context
 from promote_tasks.registry import Register
 from promote_tasks.registry import RollbackRun
