@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from promote_tasks import git
+from promote_tasks import ledger
 from promote_tasks.errors import GitError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
+from promote_tasks.ledger import fix_plan_id
+from promote_tasks.ledger import rollback_marker_context
+from promote_tasks.ledger import verdict_context
 from promote_tasks.machine import derive
-from promote_tasks.machine import fix_plan_id
-from promote_tasks.machine import rollback_marker_context
-from promote_tasks.machine import verdict_context
 from promote_tasks.model import DEPLOY_FAILED
 from promote_tasks.model import Action
 from promote_tasks.model import Effect
@@ -300,8 +301,7 @@ def file_fix_plan(run: Run, snapshot: Snapshot, args: Mapping[str, str]) -> str:
 
 def fix_plan_title(args: Mapping[str, str]) -> str:
     failed = split(args.get("failed_plans", "")) or split(args.get("returned", ""))
-    what = f"plan {', '.join(failed)}" if failed else "a change"
-    return f"Fix {args['environment']}: {what} failed at {args['failed_sha'][:7]}"
+    return ledger.fix_plan_title(args["environment"], args["failed_sha"], failed)
 
 
 def fix_plan_body(run: Run, snapshot: Snapshot, args: Mapping[str, str]) -> str:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from promote_tasks.ledger import GATE_CONTEXT
+from promote_tasks.ledger import key as instance_key
+from promote_tasks.ledger import rollback_of
 from promote_tasks.ledger import undone
 from promote_tasks.machine import FEATURE_PREFIX
-from promote_tasks.machine import ROLLBACK_OF_LINE
 from promote_tasks.machine import derive
 from promote_tasks.machine import plan_of
 from promote_tasks.model import Pipeline
@@ -20,7 +22,6 @@ from promote_tasks.model import PullRequest
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
 
-GATE_CONTEXT = "promote/gate"
 TOOL_BRANCH_PREFIX = "promote/"  # branches the tool itself opens PRs from (reverts)
 ROLLBACK_GATE = "a rollback opened by promote"
 
@@ -55,9 +56,8 @@ def gate_for(
         # Anyone can name a branch promote/...: only a rollback of the base's current failure
         # (or violation) passes, as promote's revert strategy opens it.
         target = state.environments[index]
-        found = ROLLBACK_OF_LINE.search(pull.body or "")
-        key = found.group(1) if found else undone(pull.body)
-        current = f"{target.name}@{target.sha}"
+        key = rollback_of(pull.body) or undone(pull.body)
+        current = instance_key(target.name, target.sha or "")
         if key == current and (target.state is State.FAILED or target.violation):
             return verdict(True, ROLLBACK_GATE)
         return verdict(

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 from typing import TypeVar
 
+from promote_tasks import ledger
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
 from promote_tasks.ledger import LOCK_REF
@@ -58,10 +59,6 @@ from promote_tasks.model import WorkflowRun
 T = TypeVar("T")
 
 DEFAULT_API_URL = "https://api.github.com"
-AUTHOR_LINE = re.compile(r"^Promote-Author:\s*(\S+)\s*$", re.MULTILINE)
-CHECKLIST_LABEL = "promote:checklist"
-KEY_LINE = re.compile(r"^Promote-Key:\s*(\S+)\s*$", re.MULTILINE)
-DECISION_LINE = re.compile(r"^Promote-(Approve|Reject):\s*([0-9a-f]{40})\s*(.*)$", re.MULTILINE)
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 # Transport failures worth another attempt; the first three mean the request never left.
 UNSENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout"})
@@ -475,7 +472,7 @@ class GitHub:
             await launch(listing("repos.list_deployments", environment=env.name)) for env in envs
         ]
         checklists = await launch(
-            listing("issues.list_for_repo", labels=CHECKLIST_LABEL, state="all")
+            listing("issues.list_for_repo", labels=ledger.CHECKLIST_LABEL, state="all")
         )
         repository = await launch(self._check_repository())  # it only names a 404 clearly
         promotions = [
@@ -673,7 +670,7 @@ class GitHub:
             return await self._contains(following.branch, sha, recent)
 
         async def comments() -> tuple[Checklist | None, list[Any]]:
-            key = f"{env.name}@{sha}"
+            key = ledger.key(env.name, sha)
             found = next((i for i in await checklists if _key_of(i) == key), None)
             if found is None:
                 return None, []
@@ -704,7 +701,7 @@ class GitHub:
         merged_pull = _pull(max(merged, key=lambda p: p["merged_at"])) if merged else None
         authors: list[str] = []
         for pull in (_pull(p) for p in [*merged, *below_pulls]):
-            carried = AUTHOR_LINE.findall(pull.body)
+            carried = list(ledger.authors(pull.body))
             authors.extend(carried if carried else [pull.author])
         head_fact = dataclasses.replace(
             await self._commit_fact(current, bookkeeping_dir),
@@ -923,7 +920,7 @@ class GitHub:
 
         async def look() -> dict[str, Any] | None:
             issues = await self._fresh(
-                "issues.list_for_repo", labels=CHECKLIST_LABEL, state="all", per_page=100
+                "issues.list_for_repo", labels=ledger.CHECKLIST_LABEL, state="all", per_page=100
             )
             return next((dict(i) for i in issues if _key_of(i) == key), None)
 
@@ -934,7 +931,7 @@ class GitHub:
                     idempotent=False,
                     title=title,
                     body=body,
-                    labels=[CHECKLIST_LABEL],
+                    labels=[ledger.CHECKLIST_LABEL],
                     assignees=assignees,
                 )
             )
@@ -1319,8 +1316,7 @@ def _clean(text: str) -> str:
 
 
 def _key_of(issue: Mapping[str, Any]) -> str | None:
-    found = KEY_LINE.search(issue.get("body") or "")
-    return found.group(1) if found else None
+    return ledger.checklist_key(issue.get("body"))
 
 
 def _payload(deployment: Mapping[str, Any]) -> dict[str, Any]:
@@ -1397,11 +1393,10 @@ def _pull(p: Mapping[str, Any]) -> PullRequest:
 
 def _decisions(comment: Mapping[str, Any]) -> list[Approval]:
     user = (comment.get("user") or {}).get("login", "")
-    out = []
-    for verb, sha, reason in DECISION_LINE.findall(comment.get("body") or ""):
-        state = "approved" if verb == "Approve" else "rejected"
-        out.append(Approval(user, sha, state, comment.get("html_url") or "", reason.strip()))
-    return out
+    return [
+        Approval(user, sha, "approved" if ok else "rejected", comment.get("html_url") or "", why)
+        for ok, sha, why in ledger.decisions(comment.get("body"))
+    ]
 
 
 def _commit(c: Mapping[str, Any]) -> Commit:

@@ -8,11 +8,18 @@ gathers the Snapshot, performs the action's effects, and derives again.
 from __future__ import annotations
 
 import dataclasses
-import re
 
+from promote_tasks import ledger
+from promote_tasks.ledger import FIX_PREFIX
+from promote_tasks.ledger import fix_plan_id
 from promote_tasks.ledger import is_bookkeeping
+from promote_tasks.ledger import parse_key
 from promote_tasks.ledger import plans_listed
+from promote_tasks.ledger import reset_of
+from promote_tasks.ledger import rollback_marker_context
+from promote_tasks.ledger import rollback_of
 from promote_tasks.ledger import undone
+from promote_tasks.ledger import verdict_context
 from promote_tasks.model import DEPLOY_FAILED
 from promote_tasks.model import DEPLOY_SUCCESS
 from promote_tasks.model import DEPLOY_SUPERSEDED
@@ -69,20 +76,6 @@ ROWS = {row.id: row for row in TRANSITIONS}
 
 FEATURE_PREFIX = "feature/"
 REVERT_PREFIX = "promote/revert-"  # the branches of the revert strategy's PRs
-
-
-def verdict_context(env: str, validator: str | None = None) -> str:
-    """The commit-status context the tool writes its verdicts under."""
-    return f"promote/{env}" if validator is None else f"promote/{env}/{validator}"
-
-
-FIX_PREFIX = "fix-"
-
-
-def fix_plan_id(key: str) -> str:
-    """A fix plan's id follows from its failure key, so a re-run finds the same plan."""
-    env, _, sha = key.partition("@")
-    return f"{FIX_PREFIX}{env}-{sha[:7]}"
 
 
 def plan_of(pull: PullRequest | None) -> str | None:
@@ -272,12 +265,8 @@ def _reverts(pull: PullRequest, env: Environment, segment: set[str]) -> bool:
     It must name a commit of this branch below it: a branch name alone proves nothing."""
     if not pull.head_ref.startswith(REVERT_PREFIX):
         return False
-    found = ROLLBACK_OF_LINE.search(pull.body or "")
-    key = found.group(1) if found else undone(pull.body)
-    if key is None:
-        return False
-    name, _, sha = key.partition("@")
-    return name == env.name and sha in segment
+    named = parse_key(rollback_of(pull.body) or undone(pull.body))
+    return named is not None and named[0] == env.name and named[1] in segment
 
 
 def _unfit(
@@ -503,8 +492,7 @@ def _derive_env(
         rollback = Rollback(last.id, last.sha, _rollback_state(last, facts), last.plan)
         evidence.append(Evidence("deployment", last.id, last.url,
                                  f"rollback to {last.sha[:7]}: {rollback.state or 'created'}"))  # fmt: skip
-    key = f"{env.name}@{head}"
-    fix = _fix_plan_for(key, plans)
+    fix = _fix_plan_for(ledger.key(env.name, head), plans)
     restores = _restored_failure(facts, env)
     if restores is not None:
         evidence.append(
@@ -596,26 +584,17 @@ def _clock(
     return f"validating for {duration(elapsed)}, {soonest[1]} times out in {duration(soonest[0])}"
 
 
-ROLLBACK_OF_LINE = re.compile(r"^Promote-Rollback-Of:\s*(\S+@[0-9a-f]{40})\s*$", re.MULTILINE)
-RESET_MARKER = re.compile(r"^rolled back (\S+@[0-9a-f]{40})$")
-
-
-def rollback_marker_context(env: str) -> str:
-    """The status a ``reset`` rollback leaves on the commit it reset the branch to."""
-    return verdict_context(env, "rollback")
-
-
 def _restored_failure(facts: EnvFacts, env: Environment) -> str | None:
     """The failed ``env@sha`` that this head rolled back, by revert PR or by reset."""
     if facts.merged_pull is not None:
-        found = ROLLBACK_OF_LINE.search(facts.merged_pull.body or "")
-        if found and found.group(1).startswith(f"{env.name}@"):
-            return found.group(1)
+        found = rollback_of(facts.merged_pull.body)
+        if found and found.startswith(f"{env.name}@"):
+            return found
     markers = _statuses(facts.statuses, rollback_marker_context(env.name))
     if markers:
-        found = RESET_MARKER.match(markers[-1].description)
-        if found and found.group(1).startswith(f"{env.name}@"):
-            return found.group(1)
+        found = reset_of(markers[-1].description)
+        if found and found.startswith(f"{env.name}@"):
+            return found
     return None
 
 
@@ -867,7 +846,7 @@ def _after_restore(
     if latest not in DEPLOY_SUCCESS | DEPLOY_SUPERSEDED:
         waits.append(f"rollback of {env.name} to {env.sha[:7]} ({latest or 'not deployed yet'})")
         return None
-    culprit = CULPRIT_LINE.search(facts.merged_pull.body or "") if facts.merged_pull else None
+    culprit = ledger.culprit(facts.merged_pull.body) if facts.merged_pull else None
     # What the failed head carried: what the revert took out below it, or what the reset
     # recorded on its deployment before it moved the branch.
     failed = env.taken_out or next(
@@ -876,7 +855,7 @@ def _after_restore(
     return _take(
         "R9", env,
         effect("file-fix-plan", id=fix_plan_id(env.restores), key=env.restores, environment=env.name,
-               failed_sha=failed_sha, culprit=culprit.group(1) if culprit else "",
+               failed_sha=failed_sha, culprit=str(culprit or ""),
                rollback_target=env.sha, rollback_state=latest,
                parent=_parent_fix(failed, plans),
                **_fates(env, failed, pipeline, restored=True)),
@@ -888,9 +867,6 @@ def _parent_fix(carried: tuple[str, ...], plans: tuple[Plan, ...]) -> str:
     """A fix plan that fails gets a child fix plan: completing the child completes it too."""
     fixes = {p.id for p in plans if p.fix_key}
     return next((p for p in carried if p in fixes), "")
-
-
-CULPRIT_LINE = re.compile(r"^Promote-Culprit:\s*#?(\d+)\s*$", re.MULTILINE)
 
 
 def _on_failure(

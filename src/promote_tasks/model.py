@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from typing import TypeVar
 
+from promote_tasks import ledger
 from promote_tasks.errors import SnapshotError
 
 
@@ -45,7 +46,7 @@ DEPLOY_FAILED = frozenset({"failure", "error"})
 DEPLOY_SUPERSEDED = frozenset({"inactive"})
 #: Workflow-run conclusions that mean the deploy did not happen.
 RUN_FAILED = frozenset({"failure", "timed_out", "cancelled", "startup_failure", "action_required"})
-ROLLBACK_TASK = "deploy:rollback"
+ROLLBACK_TASK = "deploy:rollback"  # the task of the tool's rollback deployments
 
 
 class State(enum.Enum):
@@ -387,7 +388,7 @@ class EnvState:
 
     @property
     def key(self) -> str:
-        return f"{self.name}@{self.sha}"
+        return ledger.key(self.name, self.sha or "")
 
 
 @dataclasses.dataclass(frozen=True)

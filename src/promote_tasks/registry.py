@@ -75,7 +75,9 @@ class RollbackRun:
     @property
     def key(self) -> str:
         """The failure rolled back, ``env@sha``: what ``Promote-Rollback-Of:`` records."""
-        return f"{self.environment.name}@{self.failed_sha}"
+        from promote_tasks.ledger import key
+
+        return key(self.environment.name, self.failed_sha)
 
 
 @runtime_checkable

@@ -22,12 +22,12 @@ from typing import Any
 import pluggy
 
 from promote_tasks import failures
+from promote_tasks import ledger
 from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
 from promote_tasks.errors import ConfigError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
-from promote_tasks.gate import GATE_CONTEXT
 from promote_tasks.gate import Gate
 from promote_tasks.gate import gate_for
 from promote_tasks.gate import gates
@@ -35,10 +35,10 @@ from promote_tasks.gate import unknown_candidates
 from promote_tasks.git import remote_repository
 from promote_tasks.github import Connection
 from promote_tasks.github import GitHub
-from promote_tasks.ledger import plan_lines
+from promote_tasks.ledger import GATE_CONTEXT
+from promote_tasks.ledger import verdict_context
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
-from promote_tasks.machine import verdict_context
 from promote_tasks.model import Action
 from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
@@ -402,21 +402,18 @@ class Run:
         facts = snapshot.env(args["environment"])
         state = derive(snapshot, self.pipeline).env(args["environment"])
         authors = facts.change_authors or ((facts.merged_pull.author,) if facts.merged_pull else ())
-        evidence = "\n".join(
-            f"- {e.summary}" + (f" ({e.url})" if e.url else "") for e in state.evidence
-        )
-        checks = "\n".join(
-            f"- {v.validator}: {v.result.value}" + (f" ({v.url})" if v.url else "")
-            for v in state.verdicts
-        )
         plans = split(args["plans"])
-        body = (
-            f"Promotes `{args['head']}` at {args['sha']} to `{args['base']}`.\n\n"
-            f"Validated in {args['environment']}:\n{checks or '- (no validators)'}\n\nEvidence:\n{evidence}\n\n"
-            + plan_lines(plans)
-            + "".join(f"Promote-Author: {a}\n" for a in authors)
-        )
-        title = f"Promote {', '.join(plans) or args['sha'][:7]}: {args['head']} → {args['base']}"
+        body = ledger.promotion_body(
+            args["head"], args["base"], args["sha"], args["environment"],
+            checks=(
+                f"{v.validator}: {v.result.value}" + (f" ({v.url})" if v.url else "")
+                for v in state.verdicts
+            ),
+            evidence=(f"{e.summary}" + (f" ({e.url})" if e.url else "") for e in state.evidence),
+            plans=plans,
+            authors=authors,
+        )  # fmt: skip
+        title = ledger.promotion_title(args["head"], args["base"], plans, args["sha"])
         github = self.github
         number, url, created = github.run(
             github.open_pull(args["head"], args["base"], title, body, args["sha"])

@@ -31,10 +31,12 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from promote_tasks import failures
+from promote_tasks import ledger
 from promote_tasks import render
 from promote_tasks.config import load_settings
 from promote_tasks.config import settings_data
 from promote_tasks.config import settings_text
+from promote_tasks.default_plugins.validators import DEFAULT_CHECKLIST
 from promote_tasks.default_plugins.validators import change_authors
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
@@ -338,13 +340,15 @@ def decide_manually(
         if backend == "environment":
             url = _review_pending_deployment(run, snapshot, env.name, state.sha, verb, reason)
         else:
-            key = f"{env.name}@{state.sha}"
-            title = f"Manual test: {env.name} at {state.sha[:7]}"
             number, url, _ = github.run(
-                github.checklist_issue(key, title, f"Promote-Key: {key}\n", reviewers)
+                github.checklist_issue(
+                    ledger.key(env.name, state.sha),
+                    ledger.checklist_title(env.name, state.sha),
+                    ledger.checklist_body(DEFAULT_CHECKLIST, env.name, state.sha),
+                    reviewers,
+                )
             )
-            line = f"Promote-{'Approve' if approve else 'Reject'}: {state.sha} {reason}".rstrip()
-            github.run(github.comment(number, f"{line}\n"))
+            github.run(github.comment(number, ledger.decision_line(approve, state.sha, reason)))
             # The comment is the record; a reviewer with read access may not close the issue.
             with contextlib.suppress(GitHubError):
                 github.run(github.close_issue(number))

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from promote_tasks.ledger import fix_plan_id
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
-from promote_tasks.machine import fix_plan_id
 from promote_tasks.model import CommitStatus
 from promote_tasks.model import Plan
 from promote_tasks.model import Result

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from promote_tasks.cli import main
-from promote_tasks.machine import fix_plan_id
+from promote_tasks.ledger import fix_plan_id
 from promote_tasks.model import State
 from promote_tasks.sandbox import Sandbox
 from promote_tasks.sandbox import Scenario

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from promote_tasks.default_plugins.rollback import revert_branch
 from promote_tasks.errors import PromoteError
-from promote_tasks.machine import fix_plan_id
+from promote_tasks.ledger import fix_plan_id
+from promote_tasks.ledger import revert_branch
 from promote_tasks.model import State
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import config

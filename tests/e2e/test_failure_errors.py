@@ -13,10 +13,10 @@ from promote_tasks import failures
 from promote_tasks.default_plugins.rollback import Redeploy
 from promote_tasks.default_plugins.rollback import Reset
 from promote_tasks.default_plugins.rollback import Revert
-from promote_tasks.default_plugins.rollback import revert_branch
 from promote_tasks.errors import GitError
 from promote_tasks.errors import PromoteError
-from promote_tasks.machine import fix_plan_id
+from promote_tasks.ledger import fix_plan_id
+from promote_tasks.ledger import revert_branch
 from promote_tasks.registry import RollbackRun
 from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Api

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from promote_tasks.machine import fix_plan_id
+from promote_tasks.ledger import fix_plan_id
 from promote_tasks.model import PipelineState
 from promote_tasks.model import Result
 from promote_tasks.model import State

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from promote_tasks.machine import fix_plan_id
+from promote_tasks.ledger import fix_plan_id
 from promote_tasks.model import State
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import config

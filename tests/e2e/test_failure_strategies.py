@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from promote_tasks.machine import fix_plan_id
+from promote_tasks.ledger import fix_plan_id
 from promote_tasks.model import Result
 from promote_tasks.model import State
 from promote_tasks.sandbox import FailRule

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from promote_tasks.machine import fix_plan_id
+from promote_tasks.ledger import fix_plan_id
 from promote_tasks.model import PipelineState
 from promote_tasks.model import State
 from promote_tasks.sandbox import FailRule

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from promote_tasks import ledger
 from promote_tasks.config import Settings
 from promote_tasks.errors import PromoteError
-from promote_tasks.gate import GATE_CONTEXT
 from promote_tasks.gate import ROLLBACK_GATE
 from promote_tasks.hookspecs import hookimpl
-from promote_tasks.ledger import undo_line
-from promote_tasks.machine import rollback_marker_context
+from promote_tasks.ledger import GATE_CONTEXT
+from promote_tasks.ledger import rollback_marker_context
 from promote_tasks.registry import Register
 from promote_tasks.registry import RollbackRun
 from promote_tasks.registry import RollbackStrategy
@@ -57,10 +57,6 @@ class Redeploy:
         return f"{'created' if created else 'found'} rollback deployment {record['id']}; {deploy}"
 
 
-def revert_branch(env: str, failed_sha: str) -> str:
-    return f"promote/revert-{env}-{failed_sha[:7]}"
-
-
 class Revert:
     """Restore the target's tree with a PR into the environment branch, merged by the tool."""
 
@@ -74,7 +70,7 @@ class Revert:
     async def _revert(self, run: RollbackRun) -> str:
         github = run.github
         env = run.environment
-        branch = revert_branch(env.name, run.failed_sha)
+        branch = ledger.revert_branch(env.name, run.failed_sha)
         pulls = await github.pulls_from(branch, env.branch)
         merged = next((p for p in pulls if p.get("merged_at")), None)
         if merged is not None:
@@ -123,33 +119,20 @@ class Revert:
                 tree = await github.create_tree(
                     [{"path": plans, "mode": "040000", "type": "tree", "sha": sha}], tree
                 )
-        why = "held commits that skipped the way in" if run.undo else "failed"
-        message = (
-            f"Roll back {env.name} to {run.target[:7]}\n\n"
-            f"Restores the tree of {run.target}\nafter {run.failed_sha} {why} in {env.name}.\n\n"
-            + _marker(run)
-        )
+        message = ledger.revert_message(env.name, run.target, run.failed_sha, run.undo)
         return str(await github.create_commit(message, tree, [head]))
 
     @staticmethod
     def _title(run: RollbackRun, culprit: dict[str, Any] | None) -> str:
-        what = f"#{culprit['number']}" if culprit else run.failed_sha[:7]
-        return f"Roll back {run.environment.name} to {run.target[:7]} (revert {what})"
+        number = int(culprit["number"]) if culprit else None
+        return ledger.revert_title(run.environment.name, run.target, run.failed_sha, number)
 
     @staticmethod
     def _body(run: RollbackRun, culprit: dict[str, Any] | None) -> str:
-        env = run.environment
-        what = "holds commits that skipped the way in" if run.undo else "failed"
-        lines = [
-            f"`{env.name}` {what} at {run.failed_sha}. This PR restores the tree of the last",
-            f"known-good commit {run.target} on top of it; promote opened and merges it.",
-            *([] if run.undo else [f"Fix plan: {run.plan}"]),
-            "",
-            _marker(run).rstrip("\n"),
-        ]
-        if culprit:
-            lines.append(f"Promote-Culprit: #{culprit['number']}")
-        return "\n".join(lines) + "\n"
+        number = int(culprit["number"]) if culprit else None
+        return ledger.revert_body(
+            run.environment.name, run.target, run.failed_sha, run.plan, run.undo, number
+        )
 
 
 class Reset:
@@ -176,7 +159,7 @@ class Reset:
         if head != run.target:
             await _head_over(run, head)
         marker = await github.set_status(
-            run.target, rollback_marker_context(env.name), "success", f"rolled back {run.key}"
+            run.target, rollback_marker_context(env.name), "success", ledger.reset_marker(run.key)
         )
         record, created = await github.rollback_deployment(
             env.name, run.target, run.failed_sha, run.plan, describe(run),
@@ -228,11 +211,6 @@ async def _deploy_head(run: RollbackRun, head: str) -> str:
         if (runs or {}).get("workflow_runs"):
             return f"deploy of {head[:7]} already started"
     return str(await github.deploy_once(workflow, env.branch, env.name, head, anchor))
-
-
-def _marker(run: RollbackRun) -> str:
-    """The line that names what a revert takes out: a failure, or a violation (no failure)."""
-    return undo_line(run.key) if run.undo else f"Promote-Rollback-Of: {run.key}\n"
 
 
 def _entry(tree: list[dict[str, Any]], path: str) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
 
+from promote_tasks import ledger
 from promote_tasks.config import Settings
 from promote_tasks.hookspecs import hookimpl
 from promote_tasks.machine import FEATURE_PREFIX
@@ -202,15 +203,12 @@ class ManualApproval:
         env, sha = run.environment.name, run.sha
         template = str(run.options.get("template", run.settings.checklist_template))
         text = github.run(github.read_file(template, sha)) or DEFAULT_CHECKLIST
-        body = (
-            f"{text.rstrip()}\n\n---\nManual test of `{env}` at {sha}.\n"
-            f"A designated reviewer who did not write the change records the result with\n"
-            f'`promote approve --env {env}` or `promote reject --env {env} --reason "..."`.\n\n'
-            f"Promote-Key: {env}@{sha}\n"
-        )
         github.run(
             github.checklist_issue(
-                f"{env}@{sha}", f"Manual test: {env} at {sha[:7]}", body, reviewers(run)
+                ledger.key(env, sha),
+                ledger.checklist_title(env, sha),
+                ledger.checklist_body(text, env, sha),
+                reviewers(run),
             )
         )
 
