@@ -427,7 +427,7 @@ def rollback(
         return
     with run.locked(snapshot, "rollback"):
         did = failures.perform_request(run, request, snapshot)
-    text = f"rolled back {request.environment} ({request.reason})\n" + "\n".join(
+    text = f"rolled back {request.environment} ({render.inert(request.reason)})\n" + "\n".join(
         f"  - {render.inert(d)}" for d in did
     )
     _emit({**request.data(), "did": list(did)}, text, json_)
@@ -475,7 +475,8 @@ def gate(c: Context, pr: str | None = None, json_: bool = False) -> None:
         ],
     }
     lines = [
-        f"#{g.pull} at {g.sha[:7]}: {g.state} ({g.description})" + ("" if changed else ", already")
+        f"#{g.pull} at {g.sha[:7]}: {g.state} ({render.inert(g.description)})"
+        + ("" if changed else ", already")
         for g, changed in written
     ]
     _emit(data, "\n".join(lines) or "no open pull requests into environment branches", json_)
