@@ -552,6 +552,19 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+def selected(request: pytest.FixtureRequest) -> list[Case]:
+    """The cases of this module's tests that this session (or xdist worker) runs."""
+    ids = {
+        str(getattr(item.callspec.params["case"], "id", ""))
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+        and item.module is request.module
+        and hasattr(item, "callspec")
+        and "case" in item.callspec.params
+    }
+    return [c for c in CASES if c.id in ids]
+
+
 @dataclasses.dataclass
 class Catalogue:
     outcomes: dict[str, Outcome]
@@ -560,13 +573,18 @@ class Catalogue:
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
+def catalogue(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Catalogue]:
+    """Every selected case run (``-k`` runs only those, with only the sandboxes they need)."""
+    chosen = selected(request)
+    needed = {c.box for c in chosen}
     html = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HtmlServer)
     threading.Thread(target=html.serve_forever, daemon=True).start()
     common = {"html": f"http://127.0.0.1:{html.server_port}", "closed": str(closed_port())}
     boxes: dict[str, Started] = {}
     try:
-        for box in BOXES:
+        for box in (b for b in BOXES if b.name in needed):
             sandbox = start(tmp_path_factory.mktemp(f"box-{box.name}"), scenario=box.scenario, step_ms=0)  # fmt: skip
             api = Api(sandbox, sandbox.author_token)
             boxes[box.name] = Started(sandbox, api, {}, Counter())
@@ -584,7 +602,7 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
             boxes[box.name].before = api.writes()
         by_box = {box.name: box for box in BOXES}
         # The slow ones first: they wait for a lock (15 s) or write.
-        order = sorted(CASES, key=lambda c: (c.box == "seeded", c.id))
+        order = sorted(chosen, key=lambda c: (c.box == "seeded", c.id))
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             futures = {
                 c.id: pool.submit(
@@ -595,7 +613,7 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
             outcomes = {name: future.result() for name, future in futures.items()}
         for started in boxes.values():
             started.after = started.api.writes()
-        yield Catalogue(outcomes, boxes, {c.id: boxes[c.box].context for c in CASES})
+        yield Catalogue(outcomes, boxes, {c.id: boxes[c.box].context for c in chosen})
     finally:
         html.shutdown()
         html.server_close()
