@@ -52,7 +52,9 @@ def make_plugin_manager(
             pm.load_setuptools_entrypoints(hookspecs.NAME)
         except pluggy.PluginValidationError as e:
             raise PluginError(f"plugin {pm.get_name(e.plugin) or '?'}: {_one_line(e)}") from None
-        except Exception as e:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
             raise PluginError(
                 f"an entry-point plugin of group {hookspecs.NAME} failed to load: "
                 f"{type(e).__name__}: {_one_line(e)}"
@@ -88,8 +90,12 @@ def load_directory(directory: Path) -> list[ModuleType]:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as e:
-            raise PluginError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from e
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
+            raise PluginError(
+                f"plugin {path} failed to load: {type(e).__name__}: {_one_line(e)}"
+            ) from e
         sys.modules[module_name] = module
         modules.append(module)
     return modules
@@ -110,9 +116,9 @@ def _guarded(impl: Any, hook_name: str, **kwargs: Any) -> None:
     """Call one hook implementation; what it raises becomes one line naming the plugin."""
     try:
         impl.function(**kwargs)
-    except PromoteError:
+    except (PromoteError, KeyboardInterrupt):
         raise
-    except Exception as e:
+    except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
         raise PluginError(
             f"plugin {impl.plugin_name} failed in {hook_name}: {type(e).__name__}: {_one_line(e)}"
         ) from e
