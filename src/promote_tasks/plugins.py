@@ -23,6 +23,7 @@ from promote_tasks.config import Settings
 from promote_tasks.errors import ConfigError
 from promote_tasks.errors import PluginError
 from promote_tasks.errors import PromoteError
+from promote_tasks.model import Action
 from promote_tasks.model import Environment
 from promote_tasks.model import Pipeline
 from promote_tasks.registry import PlanStore
@@ -124,15 +125,22 @@ def _guarded(impl: Any, hook_name: str, **kwargs: Any) -> None:
         ) from e
 
 
-def notify(pm: pluggy.PluginManager, **kwargs: Any) -> None:
+def notify(
+    pm: pluggy.PluginManager, *, action: Action, did: tuple[str, ...], repository: str
+) -> None:
     """Tell every plugin about a transition (``promote_transition``), one at a time: all are
-    told even when one fails, and the first failure is reported naming its plugin."""
+    told even when one fails, and the first failure is reported naming its plugin and the
+    transition, which was taken all the same (the run's own report of it is not printed)."""
+    told = {"action": action, "did": did, "repository": repository}
+    taken = " ".join(part for part in (action.transition, action.environment) if part)
     failed: PluginError | None = None
     for impl in pm.hook.promote_transition.get_hookimpls():
         try:
-            _guarded(impl, "promote_transition", **{n: kwargs[n] for n in impl.argnames})
+            _guarded(impl, "promote_transition", **{n: told[n] for n in impl.argnames})
         except PromoteError as e:
-            failed = failed or PluginError(f"{e} (the transition itself was taken)")
+            failed = failed or PluginError(
+                f"{e} ({taken or 'a transition'} was taken all the same)"
+            )
     if failed is not None:
         raise failed
 
