@@ -202,6 +202,9 @@ def _check_settings(registry: Registry, settings: Settings) -> None:
                 )
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise fail(f"validators.{name}.{option}", f"bad value {value!r}")
+            problem = _option_problem(registry, config.use, validator, option, value)
+            if problem:
+                raise fail(f"validators.{name}.{option}", f"bad value {value!r} ({problem})")
     strategies = ", ".join(sorted(registry.rollback_strategies))
     if settings.rollback not in registry.rollback_strategies:
         raise fail("rollback", f"no rollback strategy {settings.rollback!r} (known: {strategies})")
@@ -219,6 +222,23 @@ def _check_settings(registry: Registry, settings: Settings) -> None:
         known = ", ".join(sorted(registry.plan_stores))
         raise fail("plan_store", f"no plan store {settings.plan_store!r} (known: {known})")
     _check_reviewers(registry, settings)
+
+
+def _option_problem(
+    registry: Registry, use: str, validator: Validator, option: str, value: Any
+) -> str | None:
+    """The validator's own word on a configured value (``option_problem``, if it has one)."""
+    judge = getattr(validator, "option_problem", None)
+    if judge is None:
+        return None
+    try:
+        problem = judge(option, value)
+    except Exception as e:
+        owner = registry.owners.get(f"validator:{use}", "?")
+        raise PluginError(
+            f"plugin {owner} failed in option_problem of {use}: {type(e).__name__}: {_one_line(e)}"
+        ) from e
+    return str(problem) if problem else None
 
 
 def _environment_key(registry: Registry, settings: Settings, name: str) -> str:
