@@ -10,8 +10,9 @@ GitHub (each sandbox's write counter) and nothing in git (the clone's refs and s
 cases write by design (a transition whose notifying plugin fails, a validator that raises):
 they say exactly what they write.
 
-Every case's process is started in one module fixture, many at a time (each pays ~0.7 s of
-imports); the tests then judge one result each. Cases that write have a sandbox of their own.
+Every case's process is started in one module fixture, ten at a time (most of a run is Python
+importing the tool); the tests then judge one result each. Cases that write have a sandbox of
+their own.
 """
 
 from __future__ import annotations
@@ -235,9 +236,9 @@ def error(text: str) -> str:
     return f"promote: error: {text}"
 
 
-def settings(name: str, text: str | bytes, stderr: str, **kw: Any) -> Case:
-    """A configuration refused before anything is read: ``status`` in a clone holding ``text``."""
-    return case("config", name, "status", error(stderr), files={"promote.toml": text}, **kw)
+def settings(name: str, text: str | bytes, stderr: str, command: str = "status") -> Case:
+    """A configuration refused before anything is read: ``command`` in a clone holding ``text``."""
+    return case("config", name, command, error(stderr), files={"promote.toml": text})
 
 
 def plugin(name: str, module: str, stderr: str) -> Case:
@@ -260,15 +261,15 @@ CONFIG = [
     case("config", "tool-promote-not-a-table", "status", error("{dir}/pyproject.toml: [tool.promote] must be a table, got 5"), files={"promote.toml": None, "pyproject.toml": "[tool]\npromote = 5\n"}),
     settings("unknown-validator-plugin", REVIEWERS + '[validators.smoke]\nuse = "smok"\n', "{dir}/promote.toml: validators.smoke.use: no validator plugin 'smok' (known: http-health, manual-approval, monitor, workflow)"),
     settings("unknown-validator", REVIEWERS + ENVS.replace('"dev"\n', '"dev"\nvalidators = ["helth"]\n'), "{dir}/promote.toml: environments[0].validators: unknown validator 'helth'"),
-    settings("unknown-strategy", REVIEWERS + 'rollback = "undo"\n', "{dir}/promote.toml: rollback: no rollback strategy 'undo' (known: redeploy, reset, revert)"),
-    settings("unknown-plan-store", REVIEWERS + 'plan_store = "jira"\n', "{dir}/promote.toml: plan_store: no plan store 'jira' (known: files, issues)"),
+    settings("unknown-strategy", REVIEWERS + 'rollback = "undo"\n', "{dir}/promote.toml: rollback: no rollback strategy 'undo' (known: redeploy, reset, revert)", "rollback --env test"),
+    settings("unknown-plan-store", REVIEWERS + 'plan_store = "jira"\n', "{dir}/promote.toml: plan_store: no plan store 'jira' (known: files, issues)", "config"),
     settings("manual-test-without-reviewers", 'plans_dir = "plans"\n', "{dir}/promote.toml: reviewers: the manual test in test (validator manual, manual-approval) has no designated reviewers"),
     case("config", "no-configuration-at-all", "status", error("no promote.toml or [tool.promote] in pyproject.toml: reviewers: the manual test in test"), files={"promote.toml": None}),
-    settings("partial-environment-list", REVIEWERS + '[[environments]]\nname = "test"\n', "{dir}/promote.toml: environments: lists only test, but a [[environments]] list is the whole pipeline"),
+    settings("partial-environment-list", REVIEWERS + '[[environments]]\nname = "test"\n', "{dir}/promote.toml: environments: lists only test, but a [[environments]] list is the whole pipeline", "gate"),
     settings("timeout-zero", REVIEWERS + "deploy_timeout_seconds = 0\n", "{dir}/promote.toml: deploy_timeout_seconds: expected a positive number of seconds, got 0"),
     settings("timeout-negative", REVIEWERS + ENVS.replace('"test"\n', '"test"\nvalidation_timeout_seconds = -5\n'), "{dir}/promote.toml: environments[1].validation_timeout_seconds: expected a positive number of seconds, got -5"),
-    settings("timeout-a-string", REVIEWERS + 'approval_timeout_seconds = "a week"\n', "{dir}/promote.toml: approval_timeout_seconds: expected a number of seconds, got 'a week'"),
-    settings("health-timeout-negative", REVIEWERS + "[validators.health]\ntimeout = -5\n", "{dir}/promote.toml: validators.health.timeout: bad value -5 (expected a positive number of seconds)"),
+    settings("timeout-a-string", REVIEWERS + 'approval_timeout_seconds = "a week"\n', "{dir}/promote.toml: approval_timeout_seconds: expected a number of seconds, got 'a week'", "next"),
+    settings("health-timeout-negative", REVIEWERS + "[validators.health]\ntimeout = -5\n", "{dir}/promote.toml: validators.health.timeout: bad value -5 (expected a positive number of seconds)", "next"),
     settings("health-retries-negative", REVIEWERS + "[validators.health]\nretries = -1\n", "{dir}/promote.toml: validators.health.retries: bad value -1 (expected a whole number, 0 or more)"),
     settings("soak-negative", REVIEWERS + "[validators.monitor]\nsoak_seconds = -300\n", "{dir}/promote.toml: validators.monitor.soak_seconds: bad value -300 (expected a whole number of seconds, 0 or more)"),
     settings("manual-backend-misspelt", REVIEWERS + '[validators.manual]\nbackend = "enviroment"\n', "{dir}/promote.toml: validators.manual.backend: bad value 'enviroment' (expected \"issue\" or \"environment\")"),
