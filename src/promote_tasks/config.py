@@ -162,12 +162,13 @@ def load_settings(start: Path | None = None, *, path: Path | None = None) -> Set
         return settings_from({}, source="defaults", root=start)
     table = _read(path)
     if path.name == "pyproject.toml":
-        promote = _tool_promote(path, table) or {}
+        promote = _tool_promote(path, table)
+        promote = {} if promote is None else promote
         prefix = "tool.promote."
     else:
         promote, prefix = table, ""
-    if not isinstance(promote, dict):
-        raise ConfigError(f"{path}: {prefix or 'promote'} must be a table")
+    if not isinstance(promote, dict):  # only [tool.promote] can be: TOML's top is a table
+        raise ConfigError(f"{path}: [tool.promote] must be a table, got {promote!r}")
     return settings_from(promote, source=str(path), root=path.parent, prefix=prefix)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from promote_tasks import git
 from promote_tasks import ledger
+from promote_tasks import render
 from promote_tasks.errors import GitError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
@@ -419,10 +420,11 @@ class RollbackRequest:
         }
 
     def text(self) -> str:
+        """For a terminal: the reason quotes GitHub (a status's description), shown inertly."""
         return (
             f"would roll back {self.environment} from {self.failed_sha[:7]} to "
             f"{self.target.sha[:7]} ({self.target.how}) with {self.strategy}\n"
-            f"  reason: {self.reason}"
+            f"  reason: {render.inert(self.reason)}"
         )
 
 

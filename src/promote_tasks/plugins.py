@@ -23,6 +23,7 @@ from promote_tasks.config import Settings
 from promote_tasks.errors import ConfigError
 from promote_tasks.errors import PluginError
 from promote_tasks.errors import PromoteError
+from promote_tasks.model import Action
 from promote_tasks.model import Environment
 from promote_tasks.model import Pipeline
 from promote_tasks.registry import PlanStore
@@ -52,7 +53,9 @@ def make_plugin_manager(
             pm.load_setuptools_entrypoints(hookspecs.NAME)
         except pluggy.PluginValidationError as e:
             raise PluginError(f"plugin {pm.get_name(e.plugin) or '?'}: {_one_line(e)}") from None
-        except Exception as e:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
             raise PluginError(
                 f"an entry-point plugin of group {hookspecs.NAME} failed to load: "
                 f"{type(e).__name__}: {_one_line(e)}"
@@ -88,8 +91,12 @@ def load_directory(directory: Path) -> list[ModuleType]:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as e:
-            raise PluginError(f"plugin {path} failed to load: {type(e).__name__}: {e}") from e
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
+            raise PluginError(
+                f"plugin {path} failed to load: {type(e).__name__}: {_one_line(e)}"
+            ) from e
         sys.modules[module_name] = module
         modules.append(module)
     return modules
@@ -110,23 +117,30 @@ def _guarded(impl: Any, hook_name: str, **kwargs: Any) -> None:
     """Call one hook implementation; what it raises becomes one line naming the plugin."""
     try:
         impl.function(**kwargs)
-    except PromoteError:
+    except (PromoteError, KeyboardInterrupt):
         raise
-    except Exception as e:
+    except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
         raise PluginError(
             f"plugin {impl.plugin_name} failed in {hook_name}: {type(e).__name__}: {_one_line(e)}"
         ) from e
 
 
-def notify(pm: pluggy.PluginManager, **kwargs: Any) -> None:
+def notify(
+    pm: pluggy.PluginManager, *, action: Action, did: tuple[str, ...], repository: str
+) -> None:
     """Tell every plugin about a transition (``promote_transition``), one at a time: all are
-    told even when one fails, and the first failure is reported naming its plugin."""
+    told even when one fails, and the first failure is reported naming its plugin and the
+    transition, which was taken all the same (the run's own report of it is not printed)."""
+    told = {"action": action, "did": did, "repository": repository}
+    taken = " ".join(part for part in (action.transition, action.environment) if part)
     failed: PluginError | None = None
     for impl in pm.hook.promote_transition.get_hookimpls():
         try:
-            _guarded(impl, "promote_transition", **{n: kwargs[n] for n in impl.argnames})
+            _guarded(impl, "promote_transition", **{n: told[n] for n in impl.argnames})
         except PromoteError as e:
-            failed = failed or PluginError(f"{e} (the transition itself was taken)")
+            failed = failed or PluginError(
+                f"{e} ({taken or 'a transition'} was taken all the same)"
+            )
     if failed is not None:
         raise failed
 
@@ -188,6 +202,9 @@ def _check_settings(registry: Registry, settings: Settings) -> None:
                 )
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise fail(f"validators.{name}.{option}", f"bad value {value!r}")
+            problem = _option_problem(registry, config.use, validator, option, value)
+            if problem:
+                raise fail(f"validators.{name}.{option}", f"bad value {value!r} ({problem})")
     strategies = ", ".join(sorted(registry.rollback_strategies))
     if settings.rollback not in registry.rollback_strategies:
         raise fail("rollback", f"no rollback strategy {settings.rollback!r} (known: {strategies})")
@@ -205,6 +222,23 @@ def _check_settings(registry: Registry, settings: Settings) -> None:
         known = ", ".join(sorted(registry.plan_stores))
         raise fail("plan_store", f"no plan store {settings.plan_store!r} (known: {known})")
     _check_reviewers(registry, settings)
+
+
+def _option_problem(
+    registry: Registry, use: str, validator: Validator, option: str, value: Any
+) -> str | None:
+    """The validator's own word on a configured value (``option_problem``, if it has one)."""
+    judge = getattr(validator, "option_problem", None)
+    if judge is None:
+        return None
+    try:
+        problem = judge(option, value)
+    except Exception as e:
+        owner = registry.owners.get(f"validator:{use}", "?")
+        raise PluginError(
+            f"plugin {owner} failed in option_problem of {use}: {type(e).__name__}: {_one_line(e)}"
+        ) from e
+    return str(problem) if problem else None
 
 
 def _environment_key(registry: Registry, settings: Settings, name: str) -> str:

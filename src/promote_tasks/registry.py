@@ -47,7 +47,13 @@ class ValidationRun:
 
 @runtime_checkable
 class Validator(Protocol):
-    """Checks one instance after its deployment. ``check`` must not block."""
+    """Checks one instance after its deployment. ``check`` must not block.
+
+    Optionally also ``option_problem(option, value) -> str | None``: what is wrong with a
+    configured value of the right type ("expected a positive number of seconds"), or None.
+    The settings are refused naming the key, before anything is read or written: a value
+    that can only fail the check (a negative timeout) would turn a typo into an incident.
+    """
 
     name: str  # the name configuration refers to with ``use = "<name>"``
     #: option name -> expected type; configured options are checked against it

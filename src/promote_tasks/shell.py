@@ -190,7 +190,9 @@ class Run:
         instance like any failure, and the other environments are read all the same."""
         try:
             verdict = self._validator(name).check(run)
-        except Exception as e:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
             return Verdict(name, Result.ERROR, None, f"{name} raised {type(e).__name__}: {e}"[:140])
         if not isinstance(verdict, Verdict):
             return Verdict(
@@ -358,9 +360,9 @@ class Run:
             name, env = args["validator"], args["environment"]
             try:
                 self._validator(name).start(self.validation_run(snapshot, env, name))
-            except PromoteError:
+            except (PromoteError, KeyboardInterrupt):
                 raise  # GitHub's own trouble: the run stops here and the next one starts again
-            except Exception as e:
+            except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
                 why = f"{name} raised {type(e).__name__} when started: {e}"[:140]
                 context = verdict_context(env, name)
                 github.run(github.set_status(args["sha"], context, "error", why))

@@ -98,6 +98,19 @@ def seconds(option: str, value: object, default: float) -> float:
     return number
 
 
+def milliseconds(option: str, value: object, default: int) -> int:
+    """A positive whole number of milliseconds from a command-line option (default when not
+    given): the sandbox's CI clock would never tick (0) or spin (negative) otherwise."""
+    if value is None:
+        return default
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise PromoteError(
+            f"{option} expects a positive whole number of milliseconds, got {value!r}"
+        )
+    return int(text)
+
+
 def one_line(error: object) -> str:
     """An error as one printable line, with any token from the environment masked."""
     text = " ".join(str(error).split())
@@ -431,7 +444,7 @@ def rollback(
         return
     with run.locked(snapshot, "rollback"):
         did = failures.perform_request(run, request, snapshot)
-    text = f"rolled back {request.environment} ({request.reason})\n" + "\n".join(
+    text = f"rolled back {request.environment} ({render.inert(request.reason)})\n" + "\n".join(
         f"  - {render.inert(d)}" for d in did
     )
     _emit({**request.data(), "did": list(did)}, text, json_)
@@ -479,7 +492,8 @@ def gate(c: Context, pr: str | None = None, json_: bool = False) -> None:
         ],
     }
     lines = [
-        f"#{g.pull} at {g.sha[:7]}: {g.state} ({g.description})" + ("" if changed else ", already")
+        f"#{g.pull} at {g.sha[:7]}: {g.state} ({render.inert(g.description)})"
+        + ("" if changed else ", already")
         for g, changed in written
     ]
     _emit(data, "\n".join(lines) or "no open pull requests into environment branches", json_)
@@ -553,7 +567,7 @@ def demo(c: Context, step_ms: int | None = None) -> None:
     """Run the whole journey on a built-in sandbox: no token, no network."""
     from promote_tasks.demo import run_demo
 
-    raise Exit(code=run_demo(step_ms=30 if step_ms is None else int(step_ms)))
+    raise Exit(code=run_demo(step_ms=milliseconds("--step-ms", step_ms, 30)))
 
 
 promote = Collection(

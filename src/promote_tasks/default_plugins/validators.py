@@ -30,6 +30,18 @@ from promote_tasks.registry import ValidationRun
 from promote_tasks.registry import Validator
 
 OK_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
+BACKENDS = ("issue", "environment")
+
+
+def _names(value: Any) -> bool:
+    return all(isinstance(item, str) and item.strip() for item in value)
+
+
+def _seconds(value: float, *, zero: bool = False) -> bool:
+    """A finite number of seconds, above 0 (or 0 or more)."""
+    return (value >= 0 if zero else value > 0) and value != float("inf")
+
+
 DEFAULT_CHECKLIST = "- [ ] The change works as the plan describes\n- [ ] Nothing else broke\n"
 
 
@@ -44,6 +56,17 @@ class HttpHealth:
         "retries": int,
         "timeout": (int, float),
     }
+
+    def option_problem(self, option: str, value: Any) -> str | None:
+        if option == "url" and not value.startswith(("http://", "https://")):
+            return "expected an http(s) URL"
+        if option == "expect_status" and not 100 <= value <= 599:
+            return "expected an HTTP status, 100 to 599"
+        if option == "retries" and value < 0:
+            return "expected a whole number, 0 or more"
+        if option == "timeout" and not _seconds(value):
+            return "expected a positive number of seconds"
+        return None
 
     def start(self, run: ValidationRun) -> None:
         return None
@@ -105,6 +128,9 @@ class Workflow:
         "checks": list,
     }
 
+    def option_problem(self, option: str, value: Any) -> str | None:
+        return None if _names(value) else "expected a list of names"
+
     def start(self, run: ValidationRun) -> None:
         return None
 
@@ -150,6 +176,13 @@ class Monitor:
         "soak_seconds": int,
     }
 
+    def option_problem(self, option: str, value: Any) -> str | None:
+        if option == "checks" and not _names(value):
+            return "expected a list of check names"
+        if option == "soak_seconds" and not _seconds(value, zero=True):
+            return "expected a whole number of seconds, 0 or more"
+        return None
+
     def start(self, run: ValidationRun) -> None:
         return None
 
@@ -194,6 +227,15 @@ class ManualApproval:
         "template": str,
         "backend": str,
     }
+
+    def option_problem(self, option: str, value: Any) -> str | None:
+        if option == "reviewers" and not _names(value):  # an empty list: _check_reviewers
+            return "expected a list of GitHub logins"
+        if option == "template" and not value.strip():
+            return "expected a path in the repository"
+        if option == "backend" and value not in BACKENDS:
+            return 'expected "issue" or "environment"'
+        return None
 
     def start(self, run: ValidationRun) -> None:
         """Open the checklist issue for this exact sha, assigned to the reviewers (once)."""
