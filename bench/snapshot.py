@@ -38,7 +38,7 @@ from typing import Protocol
 
 from promote_tasks.sandbox import Scenario
 from promote_tasks.sandbox import start
-from promote_tasks.shell import Run
+from promote_tasks.session import Run
 
 LATENCY_MS = 100
 SLOW_MS = 500  # the second latency, for the slope

@@ -40,8 +40,7 @@ from promote_tasks.ledger import lock_message
 from promote_tasks.sandbox import Sandbox
 from promote_tasks.sandbox import Scenario
 from promote_tasks.sandbox import start
-from promote_tasks.shell import Run
-from promote_tasks.tasks import step
+from promote_tasks.session import Run
 from tests import console
 from tests.e2e.conftest import BOOKKEEPING
 from tests.e2e.conftest import LOCK_WRITES
@@ -75,6 +74,13 @@ NOTIFY = HOOK + (
     "    raise ConnectionError('chat is down')\n"
 )
 GOOD_PLAN = "---\nid: x\ntitle: A plan\npriority: 1\n---\n\nWork.\n"
+# next goes on past a broken plan file: here it gates the open PR #1, under the lock.
+GATE_WRITES = {
+    "POST /repos/{owner}/{repo}/statuses/{sha}": 1,
+    "POST /repos/{owner}/{repo}/git/commits": 1,
+    "POST /repos/{owner}/{repo}/git/refs": 1,
+    "DELETE /repos/{owner}/{repo}/git/refs/{ref}": 1,
+}
 BAD_PLANS = {
     "yaml": GOOD_PLAN.replace("A plan", "Fix dev: it failed"),
     "type": GOOD_PLAN.replace("priority: 1", "priority: high"),
@@ -119,7 +125,7 @@ def _settled(sandbox: Sandbox, api: Api) -> None:
 def _one_next(sandbox: Sandbox, api: Api) -> None:
     """One ``next`` in-process, as its settings say (R4 on dev: validation starts)."""
     sandbox.settle()
-    step(Run.load(sandbox.clone_path, environ=sandbox.env()))
+    Run.load(sandbox.clone_path, environ=sandbox.env()).step()
 
 
 def _hold_lock(sandbox: Sandbox, api: Api) -> None:
@@ -153,7 +159,7 @@ def _evil_pull_requests(sandbox: Sandbox, api: Api) -> None:
     api.commit("feature/evil", f"evil {EVIL}", {"app.txt": f"{EVIL}\n"})
     api.post("/pulls", {"title": EVIL, "head": "feature/evil", "base": "dev", "body": EVIL})
     run = Run.load(sandbox.clone_path, environ=sandbox.env())
-    run.write_gates(run.facts())
+    run.gate(run.facts())
 
 
 def _plan_file(text: str) -> Callable[[Sandbox, Api], None]:
@@ -195,6 +201,7 @@ BOXES = [
         _settled,
     ),
     *(Box(f"plan-{name}", setup=_plan_file(text)) for name, text in BAD_PLANS.items()),
+    Box("plan-yaml-next", setup=_plan_file(BAD_PLANS["yaml"])),
 ]
 
 
@@ -357,16 +364,12 @@ OUTPUT = [
     case("output", "summary-a-directory-for-next", "next --dry-run", "promote: warning: cannot write the job summary to {dir}/summary: Is a directory", code=0, files=SUMMARY_DIR, env={"GITHUB_STEP_SUMMARY": "{dir}/summary"}, stdout=("nothing to do",)),
 ]  # fmt: skip
 
-ONE_LINE_LINT = (
-    "promote-plan-lint prints a header, the problem and an 8-line guide to the front-matter "
-    "(pinned by tests/test_hooks.py: 'it says what a plan file looks like'), where README's "
-    "Plan files promises the same one-line error as status: a decision for the project"
-)
 PLANS = [
-    *(case("plans", f"status-{name}", "status", error(PLAN_PROBLEMS[name]), box=f"plan-{name}") for name in BAD_PLANS),
-    case("plans", "next-yaml", "next", error(PLAN_PROBLEMS["yaml"]), box="plan-yaml"),
+    # One broken plan file stops nothing: status names it and exits 0, next goes on.
+    *(case("plans", f"status-{name}", "status", None, code=0, box=f"plan-{name}", stdout=(f"  plan x: {PLAN_PROBLEMS[name]}",)) for name in BAD_PLANS),
+    case("plans", "next-yaml", "next", None, code=0, box="plan-yaml-next", writes=GATE_WRITES),
     *(
-        case("plans", f"lint-{name}", "plans/doing/x.md", PLAN_PROBLEMS[name], script="promote-plan-lint", files={"plans/doing/x.md": text}, known=ONE_LINE_LINT)
+        case("plans", f"lint-{name}", "plans/doing/x.md", PLAN_PROBLEMS[name], script="promote-plan-lint", files={"plans/doing/x.md": text})
         for name, text in BAD_PLANS.items()
     ),
 ]  # fmt: skip

@@ -141,8 +141,9 @@ def test_plugins_lists_contributions(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["plugins", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    validators = next(p for p in data["plugins"] if p["name"] == "validators")
-    assert "validator:manual-approval" in validators["contributes"]
+    contributed = {p["name"]: p["contributes"] for p in data["plugins"]}
+    assert "validator:http-health" in contributed["validators"]
+    assert contributed["manual_approval"] == ["validator:manual-approval"]
 
 
 def test_save_snapshot_round_trips(tmp_path):

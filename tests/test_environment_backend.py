@@ -7,15 +7,13 @@ import pytest
 from promote_tasks.errors import PromoteError
 from promote_tasks.model import State
 from promote_tasks.sandbox import Scenario
-from promote_tasks.shell import Run
-from promote_tasks.tasks import decide_manually
-from promote_tasks.tasks import step
+from promote_tasks.session import Run
 
 
 def drive_until(run, sandbox, done, limit=200):
     for _ in range(limit):
-        snapshot, action, did = step(run)
-        state, _ = run.decide(snapshot)
+        taken = run.step()
+        state, action, did = taken.state, taken.action, taken.did
         if done(state):
             return state
         if not (action.transition or did):
@@ -50,8 +48,8 @@ def test_the_reviewer_approves_the_held_deploy_and_the_validator_reads_it(protec
     with pytest.raises(
         PromoteError, match="alice wrote this change and cannot approve or reject it"
     ):
-        decide_manually(author, "test", None, True, "")
-    assert "approved test at" in decide_manually(reviewer, "test", None, True, "")
+        author.record_decision("test", None, True, "")
+    assert "approved test at" in reviewer.record_decision("test", None, True, "")
     state = drive_until(author, sandbox, lambda s: s.env("test").state is State.PROMOTED)
     manual = next(v for v in state.env("test").verdicts if v.validator == "manual")
     assert (manual.result.value, manual.summary) == ("passed", "approved by rita")
@@ -64,6 +62,6 @@ def test_a_rejected_review_never_deploys(protected):
     )
     for _ in range(5):
         sandbox.advance()
-    decide_manually(reviewer, "test", None, False, "checkout is broken")
+    reviewer.record_decision("test", None, False, "checkout is broken")
     state = drive_until(author, sandbox, lambda s: s.env("test").state is State.FAILED, limit=60)
     assert state.env("test").state is State.FAILED

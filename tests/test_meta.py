@@ -99,3 +99,90 @@ def test_manifest_hook_ids_are_console_scripts_and_documented():
         assert callable(getattr(importlib.import_module(module), function))
         modules.add(module)
     assert len(modules) == len(hooks), "one module per hook"
+
+
+def _imports(root: Path) -> dict[str, set[str]]:
+    """Which src modules each module imports (package re-exports aside)."""
+    modules, packages = {}, set()
+    for path in root.rglob("*.py"):
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        if path.name == "__init__.py":
+            packages.add(name)
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m in modules and m != name and m not in packages}
+    return graph
+
+
+def test_no_import_circle_among_src_modules():
+    """The flow runs one way (DESIGN §4): a circle is control climbing back up."""
+    graph = _imports(Path(__file__).parent.parent / "src")
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            raise AssertionError(" -> ".join([*path[path.index(name) :], name]))
+        if name in done:
+            return
+        for target in sorted(graph[name]):
+            visit(target, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+def test_tasks_holds_only_tasks():
+    import invoke
+
+    from promote_tasks import tasks
+
+    source = ast.parse(Path(tasks.__file__).read_text(encoding="utf-8"))
+    functions = [n.name for n in source.body if isinstance(n, ast.FunctionDef)]
+    assert functions
+    for name in functions:
+        assert isinstance(getattr(tasks, name), invoke.Task), f"tasks.{name} is not a task"
+
+
+def test_one_next_derives_once_per_read(monkeypatch, make_sandbox):
+    """The state is derived from each read once (an idle next reads once; a next that
+    writes reads again under the lock), never again to act or to gate."""
+    from promote_tasks import machine
+    from promote_tasks import session
+    from promote_tasks.sandbox import Scenario
+
+    sandbox = make_sandbox(scenario=Scenario(merge_bot=True))
+    sandbox.settle()
+    run = session.Run.load(sandbox.clone_path, environ=sandbox.env())
+    calls: list[int] = []
+    real = machine.derive
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    reads: list[int] = []
+    real_snapshot = run.snapshot
+
+    def read():
+        reads.append(1)
+        return real_snapshot()
+
+    monkeypatch.setattr(session, "derive", counted)
+    monkeypatch.setattr(run, "snapshot", read)
+    seen = []
+    for _ in range(6):
+        sandbox.settle()
+        calls.clear()
+        reads.clear()
+        taken = run.step()
+        seen.append((taken.action.transition, len(reads), len(calls)))
+    assert all(derived == read for _, read, derived in seen), seen
+    assert {(t is not None, r) for t, r, _ in seen} >= {(True, 2)}, seen  # a transition rereads

@@ -42,7 +42,8 @@ def test_defaults_register_through_the_hooks():
     assert sorted(registry.plan_stores) == ["files", "issues"]
     assert registry.owners["validator:http-health"] == "validators"
     names = [name for name, _ in describe(pm)]
-    assert names[:4] == ["environments", "validators", "rollback", "plan_stores"]
+    assert names[:5] == ["environments", "validators", "manual_approval", "rollback", "plan_stores"]
+    assert registry.owners["validator:manual-approval"] == "manual_approval"
 
 
 def test_pipeline_orders_environments_and_makes_the_last_production():

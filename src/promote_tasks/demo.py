@@ -16,14 +16,12 @@ import time
 from pathlib import Path
 
 from promote_tasks import render
+from promote_tasks.machine import needs_person
 from promote_tasks.model import State
 from promote_tasks.sandbox import FailRule
 from promote_tasks.sandbox import Scenario
 from promote_tasks.sandbox import start
-from promote_tasks.shell import Run
-from promote_tasks.tasks import decide_manually
-from promote_tasks.tasks import needs_person
-from promote_tasks.tasks import step
+from promote_tasks.session import Run
 
 SCENARIO = Scenario(merge_bot=True, fail=(FailRule("test", "deploy", times=1),))
 
@@ -53,7 +51,8 @@ def run_demo(*, step_ms: int = 30, limit_seconds: float = 180.0) -> int:
             waited = None
             fixes_opened: set[str] = set()
             while time.monotonic() < deadline:
-                snapshot, action, did = step(run)
+                taken = run.step()
+                snapshot, state, action, did = taken.snapshot, taken.state, taken.action, taken.did
                 if action.stop:
                     say(f"STOP: {render.inert(action.stop)}")
                     return 1
@@ -61,7 +60,6 @@ def run_demo(*, step_ms: int = 30, limit_seconds: float = 180.0) -> int:
                     say(render.next_text(action, did))
                     waited = None
                     continue
-                state, _ = run.decide(snapshot)
                 fix = state.fix_plan
                 if fix and fix not in fixes_opened:
                     say(f"code machine: a fix on feature/{fix}, " + open_fix(run, clone, fix))
@@ -77,9 +75,9 @@ def run_demo(*, step_ms: int = 30, limit_seconds: float = 180.0) -> int:
                 ):
                     say(f"fix plan {main.plan} is complete in main; the halt is lifted")
                     return 0
-                person = needs_person(run, snapshot, action)
+                person = needs_person(state, action, run.pipeline)
                 if person and "manual" in person:
-                    say("reviewer rita: " + decide_manually(reviewer, None, None, True, ""))
+                    say("reviewer rita: " + reviewer.record_decision(None, None, True, ""))
                     continue
                 if action.waiting_for != waited:
                     say(f"waiting for {render.inert(action.waiting_for)}")

@@ -124,6 +124,13 @@ def _entering(
 def unknown_candidates(snapshot: Snapshot, pipeline: Pipeline) -> tuple[tuple[str, str], ...]:
     """(plan, PR head) for PRs the gate must choose among whose plan the store does not know:
     the shell reads their plan files from the PR (``Snapshot.proposed``)."""
+    first = pipeline.environments[0].branch
+    known = {p.id for p in snapshot.plans}
+    unknown = [
+        p for p in snapshot.open_pulls if p.base_ref == first and plan_of(p) not in known | {None}
+    ]
+    if not unknown or len([p for p in snapshot.open_pulls if p.base_ref == first]) < 2:
+        return ()  # nobody to rank: no need to derive the state to find out who may enter
     entering = _entering(derive(snapshot, pipeline), snapshot, pipeline)
     if len(entering) < 2:
         return ()

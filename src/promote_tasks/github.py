@@ -1199,6 +1199,30 @@ class GitHub:
         )
         return sorted((dict(p) for p in found or []), key=lambda p: -p["number"])
 
+    async def pull_commits(self, number: int) -> list[dict[str, Any]]:
+        """The commits of PR ``number``, oldest first."""
+        return [dict(c) for c in await self.pages("pulls.list_commits", pull_number=number)]
+
+    async def pending_deployments(self, run_id: int) -> list[dict[str, Any]]:
+        """The deployments a workflow run waits on (environment protection rules)."""
+        found = await self._fresh("actions.get_pending_deployments_for_run", run_id=run_id)
+        return [dict(p) for p in found or []]
+
+    async def review_deployments(
+        self, run_id: int, environment_ids: list[int], state: str, comment: str
+    ) -> None:
+        """Approve or reject a run's pending deployments (as a required reviewer)."""
+        await self.call(
+            "actions.review_pending_deployments_for_run", run_id=run_id,
+            environment_ids=environment_ids, state=state, comment=comment,
+        )  # fmt: skip
+
+    async def reviews_for_run(self, run_id: int) -> list[dict[str, Any]]:
+        """The environment reviews given on a workflow run."""
+        return [
+            dict(r) for r in await self.call("actions.get_reviews_for_run", run_id=run_id) or []
+        ]
+
     async def merged_pull_of(self, sha: str, base: str) -> dict[str, Any] | None:
         """The PR merged into ``base`` that produced ``sha``, if any."""
         pulls = await self.call(

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from promote_tasks.model import Commit
+
+class Commit(Protocol):
+    """What the bookkeeping rule reads of a commit (``model.Commit`` has it)."""
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def parents(self) -> tuple[str, ...]: ...
+
+    @property
+    def files(self) -> tuple[str, ...] | None: ...
+
 
 # -- the instance key ---------------------------------------------------------------------------
 

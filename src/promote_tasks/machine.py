@@ -25,26 +25,33 @@ from promote_tasks.model import DEPLOY_SUCCESS
 from promote_tasks.model import DEPLOY_SUPERSEDED
 from promote_tasks.model import RUN_FAILED
 from promote_tasks.model import Action
+from promote_tasks.model import CloseChecklist
 from promote_tasks.model import Commit
 from promote_tasks.model import CommitStatus
+from promote_tasks.model import CompletePlans
 from promote_tasks.model import Deployment
+from promote_tasks.model import DispatchDeploy
 from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
 from promote_tasks.model import Environment
 from promote_tasks.model import EnvState
 from promote_tasks.model import Evidence
+from promote_tasks.model import FileFixPlan
+from promote_tasks.model import OpenPromotion
 from promote_tasks.model import Pipeline
 from promote_tasks.model import PipelineState
 from promote_tasks.model import Plan
 from promote_tasks.model import PullRequest
 from promote_tasks.model import Result
+from promote_tasks.model import RollBack
 from promote_tasks.model import Rollback
+from promote_tasks.model import SetStatus
 from promote_tasks.model import Snapshot
+from promote_tasks.model import StartValidator
 from promote_tasks.model import State
 from promote_tasks.model import Verdict
 from promote_tasks.model import WorkflowRun
 from promote_tasks.model import duration
-from promote_tasks.model import effect
 from promote_tasks.model import seconds_between
 
 
@@ -812,19 +819,18 @@ def _close_checklist(env: EnvState, facts: EnvFacts, pipeline: Pipeline) -> Effe
     )
     if not decided:
         return None
-    return effect("close-checklist", number=str(checklist.number), environment=env.name)
+    return CloseChecklist(checklist.number, env.name)
 
 
 def _fates(
     env: EnvState, failed: tuple[str, ...], pipeline: Pipeline, restored: bool
-) -> dict[str, str]:
-    """What becomes of the plans a failed instance carried: they travel on with the fix plan
-    (``failed_plans``), unless a rollback that moved the first environment's branch back took
-    their code out of every environment (``returned`` to the inbox)."""
-    first = pipeline.before(env.name) is None
-    if restored and first:
-        return {"failed_plans": "", "returned": ",".join(failed)}
-    return {"failed_plans": ",".join(failed), "returned": ""}
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What becomes of the plans a failed instance carried, (travel on, returned): they
+    travel on with the fix plan, unless a rollback that moved the first environment's branch
+    back took their code out of every environment (back to the inbox)."""
+    if restored and pipeline.before(env.name) is None:
+        return (), failed
+    return failed, ()
 
 
 def _after_restore(
@@ -852,15 +858,14 @@ def _after_restore(
     failed = env.taken_out or next(
         (d.carries for d in facts.deployments if failed_sha in (d.rollback_of, d.reset_of)), ()
     )
-    return _take(
-        "R9", env,
-        effect("file-fix-plan", id=fix_plan_id(env.restores), key=env.restores, environment=env.name,
-               failed_sha=failed_sha, culprit=str(culprit or ""),
-               rollback_target=env.sha, rollback_state=latest,
-               parent=_parent_fix(failed, plans),
-               **_fates(env, failed, pipeline, restored=True)),
-        instance=State.FAILED,
+    travel, returned = _fates(env, failed, pipeline, restored=True)
+    fix = FileFixPlan(
+        fix_plan_id(env.restores), env.restores, env.name, failed_sha, env.sha, latest,
+        rollback_detail=f"(restored by moving {env.branch} to {env.sha[:7]})",
+        culprit=culprit, parent=_parent_fix(failed, plans) or None,
+        failed_plans=travel, returned=returned,
     )  # fmt: skip
+    return _take("R9", env, fix, instance=State.FAILED)
 
 
 def _parent_fix(carried: tuple[str, ...], plans: tuple[Plan, ...]) -> str:
@@ -880,16 +885,13 @@ def _on_failure(
         reason = next(
             (e.summary for e in env.evidence if e.kind != "pull_request"), "deploy failed"
         )
-        status = effect("set-status", sha=env.sha, context=verdict_context(env.name),
+        status = SetStatus(sha=env.sha, context=verdict_context(env.name),
                         state="failure", description=reason[:140])  # fmt: skip
         return _take("R3", env, status, observed=True)
     key = env.key
     if env.rollback is None:
-        return _take(
-            "R9", env,
-            effect("rollback", environment=env.name, failed_sha=env.sha, strategy=spec.rollback,
-                   plan=fix_plan_id(key), carries=",".join(env.plans)),
-        )  # fmt: skip
+        back = RollBack(env.name, env.sha, spec.rollback, fix_plan_id(key), env.plans)
+        return _take("R9", env, back)
     if not env.rollback.succeeded:
         waiting = f"rollback of {env.name} to {env.rollback.target[:7]} ({env.rollback.state or 'created'})"
         waits.append(waiting)
@@ -903,22 +905,39 @@ def _on_failure(
             return None
         # Only the record exists and no deploy was dispatched: a run died inside the strategy.
         # Its steps are idempotent, so run it again: it finishes what is missing, once.
-        again = effect("rollback", environment=env.name, failed_sha=env.sha, strategy=spec.rollback,
-                       plan=fix_plan_id(key), carries=",".join(env.plans))  # fmt: skip
+        again = RollBack(env.name, env.sha, spec.rollback, fix_plan_id(key), env.plans)
         return Action(
             None, env.name, env.state, env.state, (again,), waiting_for=waiting, plan=env.plan
         )
     if env.fix_plan is None:
-        culprit = next((e for e in env.evidence if e.kind == "pull_request"), None)
-        return _take(
-            "R9", env,
-            effect("file-fix-plan", id=fix_plan_id(key), key=key, environment=env.name,
-                   failed_sha=env.sha, culprit=str(culprit.id) if culprit else "",
-                   rollback_target=env.rollback.target, rollback_state=env.rollback.state,
-                   parent=_parent_fix(env.plans, plans),
-                   **_fates(env, env.plans, pipeline, restored=False)),
+        pull = facts.merged_pull
+        record = next((d for d in facts.deployments if d.id == env.rollback.deployment_id), None)
+        url = f", {record.url}" if record is not None and record.url else ""
+        travel, returned = _fates(env, env.plans, pipeline, restored=False)
+        fix = FileFixPlan(
+            fix_plan_id(key), key, env.name, env.sha, env.rollback.target, env.rollback.state,
+            rollback_detail=f"(deployment {env.rollback.deployment_id}{url})",
+            culprit=pull.number if pull else None,
+            culprit_text=f"#{pull.number} {pull.title} ({pull.url})".replace("  ", " ") if pull else None,
+            parent=_parent_fix(env.plans, plans) or None,
+            failed_plans=travel, returned=returned, failing=_failing(env),
         )  # fmt: skip
+        return _take("R9", env, fix)
     return None
+
+
+def _failing(env: EnvState) -> tuple[tuple[str, str | None], ...]:
+    """Each failing check of a failed head, with its link, for the fix plan."""
+    found: list[tuple[str, str | None]] = [
+        (f"{v.validator}: {v.summary or 'failed'}", v.url) for v in env.verdicts if v.result.bad
+    ]
+    found += [
+        (e.summary, e.url)
+        for e in env.evidence
+        if e.kind in ("deployment", "workflow_run", "commit_status", "timeout")
+        and not e.summary.startswith("rollback")
+    ]
+    return tuple(found)
 
 
 def _progress(
@@ -936,7 +955,7 @@ def _progress(
             and merged_at
             and seconds_between(merged_at, snapshot.taken_at) >= pipeline.deploy_grace_seconds
         ):
-            dispatch = effect("dispatch-deploy", environment=env.name, branch=env.branch,
+            dispatch = DispatchDeploy(environment=env.name, branch=env.branch,
                               sha=env.sha, workflow=pipeline.deploy_workflow)  # fmt: skip
             return _take("R1", env, dispatch, observed=True)
         waits.append(f"deployment of {env.name} at {env.sha[:7]}")
@@ -944,15 +963,13 @@ def _progress(
     if env.state is State.DEPLOYED:
         # The instance turns "validating" with its last write, so a run that dies half-way
         # leaves it "deployed" and the next run starts every validator again (idempotently).
-        effects = []
+        effects: list[Effect] = []
         for name in spec.validators:
             # Pending first: a validator that breaks when started records its error after.
-            effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name, name),
+            effects.append(SetStatus(sha=env.sha, context=verdict_context(env.name, name),
                                   state="pending", description="started"))  # fmt: skip
-            effects.append(
-                effect("start-validator", environment=env.name, sha=env.sha, validator=name)
-            )
-        effects.append(effect("set-status", sha=env.sha, context=verdict_context(env.name),
+            effects.append(StartValidator(environment=env.name, sha=env.sha, validator=name))
+        effects.append(SetStatus(sha=env.sha, context=verdict_context(env.name),
                               state="pending", description="validating"))  # fmt: skip
         return _take("R4", env, *effects)
     if env.state is State.VALIDATING:
@@ -968,15 +985,22 @@ def _progress(
             return None
         return _take(
             "R7", env,
-            effect("open-pr", head=env.branch, base=following.branch, sha=env.sha,
-                   plans=",".join(env.plans), environment=env.name),
+            OpenPromotion(
+                env.name, env.branch, following.branch, env.sha, env.plans,
+                checks=tuple(
+                    f"{v.validator}: {v.result.value}" + (f" ({v.url})" if v.url else "")
+                    for v in env.verdicts
+                ),
+                evidence=tuple(e.summary + (f" ({e.url})" if e.url else "") for e in env.evidence),
+                authors=facts.change_authors
+                or ((facts.merged_pull.author,) if facts.merged_pull else ()),
+            ),
         )  # fmt: skip
     if env.state is State.PROMOTED and env.production:
         pending, notes = completing(env, snapshot.plans)
         return _take(
             "R8", env,
-            effect("complete-plans", plans=",".join(pending),
-                   completed_with=",".join(f"{k}={v}" for k, v in notes.items())),
+            CompletePlans(pending, tuple(notes.items())),
         )  # fmt: skip
     return None
 
@@ -1011,7 +1035,7 @@ def _validate(
         Result.PENDING: "pending",
     }
     updates = [
-        effect("set-status", sha=env.sha, context=verdict_context(env.name, v.validator),
+        SetStatus(sha=env.sha, context=verdict_context(env.name, v.validator),
                state=state_of[v.result], description=(v.summary or v.result.value)[:140],
                target_url=v.url or "")
         for v in env.verdicts
@@ -1023,16 +1047,32 @@ def _validate(
     after = (close,) if close is not None else ()
     if failed:
         names = ", ".join(v.validator for v in failed)
-        verdict = effect("set-status", sha=env.sha, context=verdict_context(env.name),
+        verdict = SetStatus(sha=env.sha, context=verdict_context(env.name),
                          state="failure", description=f"failed: {names}"[:140])  # fmt: skip
         return _take("R6", env, *updates, verdict, *after)
     pending = [v.validator for v in env.verdicts if v.result is Result.PENDING]
     if not pending:
-        verdict = effect("set-status", sha=env.sha, context=verdict_context(env.name),
+        verdict = SetStatus(sha=env.sha, context=verdict_context(env.name),
                          state="success", description="all validators passed")  # fmt: skip
         return _take("R5", env, *updates, verdict, *after)
     waits.append(f"validation of {env.name} at {env.sha[:7]}: {', '.join(pending)}")
     if updates:
         return Action(None, env.name, env.state, env.state, tuple(updates),
                       waiting_for=waits[-1], plan=env.plan)  # fmt: skip
+    return None
+
+
+def needs_person(state: PipelineState, action: Action, pipeline: Pipeline) -> str | None:
+    """What a person must do before the pipeline can move, if anything: a stop, a violation,
+    or a manual test waiting for its reviewer."""
+    if action.stop:
+        return action.stop
+    for env in state.environments:
+        if env.violation and env.state is not State.COMPLETE:
+            return env.violation
+        if env.state is State.VALIDATING:
+            manual = pipeline.get(env.name).manual
+            for verdict in env.verdicts:
+                if verdict.result is Result.PENDING and verdict.validator in manual:
+                    return f"{verdict.validator} in {env.name}: {verdict.summary}"
     return None

@@ -409,23 +409,130 @@ class PipelineState:
 # -- what to do next -------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Effect:
-    """One write for the shell to perform, in order. ``kind`` names it; ``args`` are data."""
+class _Describes:
+    """What every effect shares: a ``kind`` for people and a one-line description."""
 
-    kind: str  # set-status | start-validator | dispatch-deploy | open-pr | complete-plan | rollback | file-fix-plan
-    args: tuple[tuple[str, str], ...] = ()
-
-    def arg(self, name: str) -> str:
-        return dict(self.args)[name]
+    kind: typing.ClassVar[str]
 
     def describe(self) -> str:
-        return self.kind + " " + " ".join(f"{k}={v}" for k, v in self.args)
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]
+        shown = (f"{f.name}={_shown(getattr(self, f.name))}" for f in fields if f.repr)
+        return " ".join((self.kind, *shown))
 
 
-def split(text: str) -> tuple[str, ...]:
-    """An effect's comma-joined list argument (plans, notes)."""
-    return tuple(part for part in text.split(",") if part)
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_shown(v) for v in value)
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class SetStatus(_Describes):
+    """A commit status: a verdict ``promote/<env>[/<validator>]`` (or a gate)."""
+
+    kind: typing.ClassVar[str] = "set-status"
+    sha: str
+    context: str
+    state: str
+    description: str = ""
+    target_url: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class StartValidator(_Describes):
+    kind: typing.ClassVar[str] = "start-validator"
+    environment: str
+    sha: str
+    validator: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchDeploy(_Describes):
+    """R1 when nothing started: dispatch the deploy workflow on the branch for the sha."""
+
+    kind: typing.ClassVar[str] = "dispatch-deploy"
+    environment: str
+    branch: str
+    sha: str
+    workflow: str
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenPromotion(_Describes):
+    """R7: the PR ``head → base``, with what was validated and what it carries."""
+
+    kind: typing.ClassVar[str] = "open-pr"
+    environment: str
+    head: str
+    base: str
+    sha: str
+    plans: tuple[str, ...] = ()
+    checks: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    evidence: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    authors: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompletePlans(_Describes):
+    """R8: the plans a validated production head carries, recorded done."""
+
+    kind: typing.ClassVar[str] = "complete-plans"
+    plans: tuple[str, ...]
+    completed_with: tuple[tuple[str, str], ...] = ()  # (failed plan, the fix it completed with)
+
+
+@dataclasses.dataclass(frozen=True)
+class RollBack(_Describes):
+    """R9's first half: roll the environment back from the failed sha."""
+
+    kind: typing.ClassVar[str] = "rollback"
+    environment: str
+    failed_sha: str
+    strategy: str
+    plan: str  # the fix plan's id, recorded with the rollback
+    carries: tuple[str, ...] = ()  # the plans the failed head carried
+
+
+@dataclasses.dataclass(frozen=True)
+class FileFixPlan(_Describes):
+    """R9's second half: file the fix plan, with everything a person needs to start."""
+
+    kind: typing.ClassVar[str] = "file-fix-plan"
+    plan_id: str
+    failure: str  # env@sha
+    environment: str
+    failed_sha: str
+    rollback_target: str
+    rollback_state: str
+    rollback_detail: str = dataclasses.field(default="", repr=False)
+    culprit: int | None = None
+    culprit_text: str | None = dataclasses.field(default=None, repr=False)
+    parent: str | None = None
+    failed_plans: tuple[str, ...] = ()  # they travel on with the fix
+    returned: tuple[str, ...] = ()  # a rollback took their code out of every environment
+    # The failing checks, where the facts hold them; None: read them from the failed sha.
+    failing: tuple[tuple[str, str | None], ...] | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class CloseChecklist(_Describes):
+    """The checklist issue of a decided instance, closed (a run may have died before)."""
+
+    kind: typing.ClassVar[str] = "close-checklist"
+    number: int
+    environment: str
+
+
+Effect = (
+    SetStatus
+    | StartValidator
+    | DispatchDeploy
+    | OpenPromotion
+    | CompletePlans
+    | RollBack
+    | FileFixPlan
+    | CloseChecklist
+)
 
 
 def duration(seconds: float) -> str:
@@ -449,10 +556,6 @@ def seconds_between(earlier: str, later: str) -> float:
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
     return (parse(later) - parse(earlier)).total_seconds()
-
-
-def effect(kind: str, **args: str) -> Effect:
-    return Effect(kind, tuple(args.items()))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -35,6 +35,7 @@ from promote_tasks.registry import Validator
 DEFAULT_PLUGINS = (
     "promote_tasks.default_plugins.environments",
     "promote_tasks.default_plugins.validators",
+    "promote_tasks.default_plugins.manual_approval",
     "promote_tasks.default_plugins.rollback",
     "promote_tasks.default_plugins.plan_stores",
 )

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from promote_tasks.config import Settings
     from promote_tasks.model import EnvFacts
     from promote_tasks.model import Environment
+    from promote_tasks.model import Pipeline
     from promote_tasks.model import Plan
     from promote_tasks.model import Snapshot
     from promote_tasks.model import Verdict
@@ -39,10 +40,18 @@ class ValidationRun:
     settings: Settings
     snapshot: Snapshot
     github: Any = None  # the GitHub adapter, for validators that read or write GitHub
+    pipeline: Pipeline | None = None  # the environments the plugins built
 
     @property
     def facts(self) -> EnvFacts:
         return self.snapshot.env(self.environment.name)
+
+    @property
+    def first_branch(self) -> str:
+        """The first environment's branch, where plans' feature PRs merge."""
+        if self.pipeline is not None:
+            return self.pipeline.environments[0].branch
+        return self.settings.environments[0].branch
 
 
 @runtime_checkable
@@ -168,3 +177,25 @@ class Registry:
     rollback_strategies: Mapping[str, RollbackStrategy]
     plan_stores: Mapping[str, PlanStore]
     owners: Mapping[str, str]  # "validator:http-health" -> plugin name
+
+
+class Runner(Protocol):
+    """What acting on a decision needs of one invocation (``session.Run`` is one): settings,
+    plugins, the pipeline and GitHub. Typed structurally, so ``act`` needs no ``session``."""
+
+    settings: Settings
+    registry: Registry
+    pipeline: Pipeline
+    pm: Any  # the pluggy PluginManager
+
+    @property
+    def github(self) -> Any: ...
+
+    @property
+    def plan_store(self) -> PlanStore: ...
+
+    def validator(self, name: str) -> Validator: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def validation_run(self, snapshot: Snapshot, env: str, name: str) -> ValidationRun: ...

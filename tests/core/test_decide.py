@@ -48,8 +48,8 @@ def test_dispatches_the_deploy_when_nothing_started_after_the_grace_period():
     action = next_action(facts("dev", H, merged_pull=merged))
     assert (action.transition, action.source, action.target) == ("R1", None, State.DEPLOYING)
     assert kinds(action) == ["dispatch-deploy"]
-    assert action.effects[0].arg("sha") == H
-    assert action.effects[0].arg("branch") == "dev"
+    assert action.effects[0].sha == H
+    assert action.effects[0].branch == "dev"
 
 
 def test_waits_for_ci_within_the_grace_period():
@@ -71,8 +71,7 @@ def test_deployed_starts_validation():
     )
     assert action.plan == "add-greeting"
     assert [
-        (e.kind, e.arg("context") if e.kind == "set-status" else e.arg("validator"))
-        for e in action.effects
+        (e.kind, e.context if e.kind == "set-status" else e.validator) for e in action.effects
     ] == [
         ("set-status", "promote/dev/health"),  # pending before it starts: an error after
         ("start-validator", "health"),
@@ -80,7 +79,7 @@ def test_deployed_starts_validation():
         ("start-validator", "smoke"),
         ("set-status", "promote/dev"),  # last: a run dying half-way leaves it deployed
     ]
-    assert all(e.arg("state") == "pending" for e in action.effects if e.kind == "set-status")
+    assert all(e.state == "pending" for e in action.effects if e.kind == "set-status")
 
 
 def validating(*verdicts, statuses=()):
@@ -107,10 +106,8 @@ def test_all_validators_passed_promotes():
         State.PROMOTED,
     )
     final = action.effects[-1]
-    assert (final.arg("context"), final.arg("state")) == ("promote/dev", "success")
-    recorded = {
-        e.arg("context"): (e.arg("state"), e.arg("target_url")) for e in action.effects[:-1]
-    }
+    assert (final.context, final.state) == ("promote/dev", "success")
+    recorded = {e.context: (e.state, e.target_url) for e in action.effects[:-1]}
     assert recorded == {
         "promote/dev/health": ("success", ""),
         "promote/dev/smoke": ("success", "https://ci/1"),
@@ -129,18 +126,18 @@ def test_a_failed_validator_fails_the_instance():
         State.VALIDATING,
         State.FAILED,
     )
-    assert (action.effects[-1].arg("context"), action.effects[-1].arg("state")) == (
+    assert (action.effects[-1].context, action.effects[-1].state) == (
         "promote/dev",
         "failure",
     )
-    assert "health" in action.effects[-1].arg("description")
+    assert "health" in action.effects[-1].description
 
 
 def test_pending_validators_wait_and_record_interim_verdicts_once():
     env = validating(Verdict("health", Result.PASSED), Verdict("smoke", Result.PENDING))
     action = next_action(env)
     assert action.transition is None
-    assert [(e.arg("context"), e.arg("state")) for e in action.effects] == [
+    assert [(e.context, e.state) for e in action.effects] == [
         ("promote/dev/health", "success"),
         ("promote/dev/smoke", "pending"),
     ]
@@ -171,11 +168,11 @@ def test_promoted_opens_the_pr_to_the_next_environment():
     action = next_action(promoted_dev(next_contains_head=False))
     assert (action.transition, action.source, action.target) == ("R7", State.PROMOTED, None)
     effect = action.effects[0]
-    assert (effect.kind, effect.arg("head"), effect.arg("base"), effect.arg("plans")) == (
+    assert (effect.kind, effect.head, effect.base, effect.plans) == (
         "open-pr",
         "dev",
         "test",
-        "add-greeting",
+        ("add-greeting",),
     )
 
 
@@ -207,9 +204,7 @@ def test_complete_in_production_moves_the_plan_to_done():
         State.PROMOTED,
         State.COMPLETE,
     )
-    assert [(e.kind, e.arg("plans")) for e in action.effects] == [
-        ("complete-plans", "add-greeting")
-    ]
+    assert [(e.kind, e.plans) for e in action.effects] == [("complete-plans", ("add-greeting",))]
     done = Plan("add-greeting", status="done")
     assert complete_main((done,)).transition is None
 
@@ -229,12 +224,12 @@ def test_a_failed_deployment_is_recorded_as_the_verdict():
         State.FAILED,
     )
     effect = action.effects[0]
-    assert (effect.arg("context"), effect.arg("state"), effect.arg("sha")) == (
+    assert (effect.context, effect.state, effect.sha) == (
         "promote/test",
         "failure",
         H,
     )
-    assert "deployment 5 failure" in effect.arg("description")
+    assert "deployment 5 failure" in effect.description
 
 
 @pytest.mark.transition("R9")
@@ -242,7 +237,7 @@ def test_failure_rolls_back_first_then_files_the_fix_plan():
     recorded = (st(1, "promote/test", "failure"),)
     first = failed_test(statuses=recorded)
     assert (first.transition, first.source, first.target) == ("R9", State.FAILED, None)
-    assert [(e.kind, e.arg("strategy"), e.arg("failed_sha")) for e in first.effects] == [
+    assert [(e.kind, e.strategy, e.failed_sha) for e in first.effects] == [
         ("rollback", "redeploy", H)
     ]
     key = f"test@{H}"
@@ -256,13 +251,13 @@ def test_failure_rolls_back_first_then_files_the_fix_plan():
     third = failed_test(dep(5, "test", H, "failure"), rolled, statuses=recorded)
     assert third.transition == "R9"
     filed = third.effects[0]
-    assert (filed.kind, filed.arg("id"), filed.arg("key"), filed.arg("culprit")) == (
+    assert (filed.kind, filed.plan_id, filed.failure, filed.culprit) == (
         "file-fix-plan",
         fix_plan_id(key),
         key,
-        "8",
+        8,
     )
-    assert filed.arg("rollback_target") == sha("h0")
+    assert filed.rollback_target == sha("h0")
     fix = Plan(fix_plan_id(key), status="inbox", priority=0, fix_key=key)
     fourth = failed_test(dep(5, "test", H, "failure"), rolled, statuses=recorded, plans=(fix,))
     assert (fourth.transition, fourth.effects) == (None, ())
@@ -342,8 +337,8 @@ def test_after_a_revert_the_fix_plan_follows_the_reverted_head():
     state, action = at("queued", "in_progress", "success")
     assert (action.transition, action.environment, action.source) == ("R9", "test", State.FAILED)
     filed = action.effects[0]
-    assert (filed.kind, filed.arg("key"), filed.arg("culprit"), filed.arg("rollback_target")) == (
-        "file-fix-plan", key, "8", revert_head)  # fmt: skip
+    assert (filed.kind, filed.failure, filed.culprit, filed.rollback_target) == (
+        "file-fix-plan", key, 8, revert_head)  # fmt: skip
 
 
 def test_after_a_reset_the_marker_on_the_target_remembers_the_failure():
@@ -360,7 +355,7 @@ def test_after_a_reset_the_marker_on_the_target_remembers_the_failure():
         None,
     )
     action = decide(state, snapshot, PIPELINE)
-    assert (action.transition, action.effects[0].arg("key")) == ("R9", key)
+    assert (action.transition, action.effects[0].failure) == ("R9", key)
     fix = Plan(fix_plan_id(key), status="inbox", priority=0, fix_key=key)
     settled = snap(reset, plans=(fix,))
     assert decide(derive(settled, PIPELINE), settled, PIPELINE).transition is None
@@ -419,7 +414,7 @@ def test_a_deploy_unfinished_past_its_timeout_fails():
     assert state.state is State.FAILED
     assert state.evidence[1].summary == "deploy timed out after 1800 s"
     action = next_action(env)
-    assert (action.transition, action.effects[0].arg("description")) == (
+    assert (action.transition, action.effects[0].description) == (
         "R3",
         "deploy timed out after 1800 s",
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
 from promote_tasks.machine import TRANSITIONS
+from promote_tasks.model import CompletePlans
 from promote_tasks.model import State
 from tests.builders import PIPELINE
 from tests.core.world import World
@@ -41,7 +44,7 @@ def check_invariants(before, action):
         assert action.plan == before.fix_plan, action
     env = before.env(action.environment) if action.environment else None
     for effect in action.effects:
-        args = dict(effect.args)
+        args = {f.name: getattr(effect, f.name) for f in dataclasses.fields(effect)}
         if "sha" in args or "failed_sha" in args:
             assert env is not None, action
             assert args.get("sha", args.get("failed_sha")) == env.sha, action
@@ -83,9 +86,9 @@ def test_a_failure_halts_rolls_back_files_a_fix_plan_and_the_fix_flows_through()
     assert world.plans[0].done
     r8 = world.actions[-1]
     assert r8.transition == "R8"
-    assert (r8.plan, dict(r8.effects[0].args)) == (
+    assert (r8.plan, r8.effects) == (
         fix[0].id,
-        {"plans": f"{fix[0].id},add-greeting", "completed_with": f"add-greeting={fix[0].id}"},
+        (CompletePlans((fix[0].id, "add-greeting"), (("add-greeting", fix[0].id),)),),
     )
 
 

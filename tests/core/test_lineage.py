@@ -11,6 +11,7 @@ from promote_tasks.ledger import claims_bookkeeping
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.model import Commit
+from promote_tasks.model import CompletePlans
 from promote_tasks.model import Plan
 from promote_tasks.model import PullRequest
 from promote_tasks.model import State
@@ -277,10 +278,7 @@ def test_production_is_promoted_until_r8_records_the_plans_done():
     state, snapshot = state_of(main, plans=doing)
     assert state.env("main").state is State.PROMOTED
     action = decide(state, snapshot, PIPELINE)
-    assert (action.transition, dict(action.effects[0].args)) == (
-        "R8",
-        {"plans": "x,y", "completed_with": ""},
-    )
+    assert (action.transition, action.effects) == ("R8", (CompletePlans(("x", "y")),))
     done = tuple(dataclasses.replace(p, status="done") for p in doing)
     assert state_of(main, plans=done)[0].env("main").state is State.COMPLETE
 
@@ -292,6 +290,6 @@ def test_r8_skips_a_plan_the_store_does_not_know():
         statuses=(st(8, "promote/main", "success"),),
     )  # fmt: skip
     state, snapshot = state_of(main, plans=(Plan("x", status="doing"),))
-    assert decide(state, snapshot, PIPELINE).effects[0].arg("plans") == "x"
+    assert decide(state, snapshot, PIPELINE).effects[0] == CompletePlans(("x",))
     state, _ = state_of(main, plans=(Plan("x", status="done"),))
     assert state.env("main").state is State.COMPLETE

@@ -13,16 +13,22 @@ from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.model import Action
 from promote_tasks.model import CommitStatus
+from promote_tasks.model import CompletePlans
 from promote_tasks.model import Deployment
 from promote_tasks.model import DeploymentStatus
+from promote_tasks.model import DispatchDeploy
+from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
+from promote_tasks.model import FileFixPlan
+from promote_tasks.model import OpenPromotion
 from promote_tasks.model import PipelineState
 from promote_tasks.model import Plan
 from promote_tasks.model import PullRequest
 from promote_tasks.model import Result
+from promote_tasks.model import RollBack
+from promote_tasks.model import SetStatus
 from promote_tasks.model import Snapshot
 from promote_tasks.model import Verdict
-from promote_tasks.model import split
 from promote_tasks.plans import completion
 from tests.builders import PIPELINE
 from tests.builders import sha
@@ -100,7 +106,7 @@ class World:
         snapshot = self.snapshot()
         action = decide(derive(snapshot, PIPELINE), snapshot, PIPELINE)
         for effect in action.effects:
-            getattr(self, "do_" + effect.kind.replace("-", "_"))(**dict(effect.args))
+            self.apply(effect)
         if action.transition:
             self.actions.append(action)
         if action.transition == "R6":  # a scripted validator failure fails once
@@ -110,37 +116,34 @@ class World:
         self.clock += 1
         return action
 
-    def do_set_status(self, sha: str, context: str, state: str, **_: str) -> None:
-        self.statuses.setdefault(sha, []).append(CommitStatus(next(self.ids), context, state))
-
-    def do_start_validator(self, **_: str) -> None:
-        pass
-
-    def do_dispatch_deploy(self, environment: str, sha: str, **_: str) -> None:
-        self.envs[environment].deployments.append(self._deployment(environment, sha, "queued"))
-
-    def do_open_pr(self, head: str, base: str, sha: str, plans: str, **_: str) -> None:
-        body = "".join(f"Promote-Plan: {plan}\n" for plan in split(plans))
-        self.envs[head].promotions.append(PullRequest(next(self.ids), head, sha, base, body=body))
-
-    def do_complete_plans(self, plans: str, completed_with: str) -> None:
-        moved = completion(tuple(self.plans), split(plans))
-        self.plans = [
-            dataclasses.replace(p, status="done") if p.id in moved else p for p in self.plans
-        ]
-
-    def do_rollback(self, environment: str, failed_sha: str, plan: str, **_: str) -> None:
-        good = sha("h0")
-        self.envs[environment].deployments.append(self._deployment(
-            environment, good, "queued", task="deploy:rollback", rollback_of=failed_sha, plan=plan))  # fmt: skip
-
-    def do_file_fix_plan(
-        self, id: str, key: str, parent: str = "", failed_plans: str = "", **_: str
-    ) -> None:
-        self.plans.append(
-            Plan(id, "Fix", "doing", 0, parent or None, key, failed_plans=split(failed_plans))
-        )
-        self.pulls.append(PullRequest(next(self.ids), f"feature/{id}", sha(id), "dev"))
+    def apply(self, effect: Effect) -> None:
+        """What GitHub and CI would make of one effect."""
+        match effect:
+            case SetStatus(sha=at, context=context, state=state):
+                self.statuses.setdefault(at, []).append(
+                    CommitStatus(next(self.ids), context, state)
+                )
+            case DispatchDeploy(environment=env, sha=at):
+                self.envs[env].deployments.append(self._deployment(env, at, "queued"))
+            case OpenPromotion(head=head, base=base, sha=at, plans=plans):
+                body = "".join(f"Promote-Plan: {plan}\n" for plan in plans)
+                self.envs[head].promotions.append(
+                    PullRequest(next(self.ids), head, at, base, body=body)
+                )
+            case CompletePlans(plans=plans):
+                moved = completion(tuple(self.plans), plans)
+                self.plans = [
+                    dataclasses.replace(p, status="done") if p.id in moved else p
+                    for p in self.plans
+                ]
+            case RollBack(environment=env, failed_sha=failed, plan=plan):
+                self.envs[env].deployments.append(self._deployment(
+                    env, sha("h0"), "queued", task="deploy:rollback", rollback_of=failed, plan=plan))  # fmt: skip
+            case FileFixPlan(plan_id=fix, failure=key, parent=parent, failed_plans=failed):
+                self.plans.append(Plan(fix, "Fix", "doing", 0, parent, key, failed_plans=failed))
+                self.pulls.append(PullRequest(next(self.ids), f"feature/{fix}", sha(fix), "dev"))
+            case _:
+                pass  # starting a validator, closing a checklist: nothing the world models
 
     # -- CI and the Merge machine ----------------------------------------------------------
 

@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+from promote_tasks.act import act
+from promote_tasks.machine import needs_person
 from promote_tasks.model import Action
 from promote_tasks.model import PipelineState
 from promote_tasks.model import Snapshot
@@ -32,10 +34,7 @@ from promote_tasks.model import State
 from promote_tasks.sandbox import Sandbox
 from promote_tasks.sandbox import Scenario
 from promote_tasks.sandbox import start
-from promote_tasks.shell import Run
-from promote_tasks.tasks import decide_manually
-from promote_tasks.tasks import needs_person
-from promote_tasks.tasks import step
+from promote_tasks.session import Run
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # What taking and dropping the repository's free lock writes (its commit, its ref, deleting it).
@@ -175,6 +174,7 @@ class Step:
     action: Action
     did: tuple[str, ...]
     writes: Counter[str]
+    state: PipelineState
 
     @property
     def acted(self) -> bool:
@@ -207,18 +207,18 @@ class Driver:
 
     def next(self) -> Step:
         before = self.api.writes()
-        snapshot, action, did = step(self.run)
+        done = self.run.step()
         wrote = self.api.writes() - before
         if wrote[LOCK_WRITES[-1]]:
             wrote -= Counter(LOCK_WRITES)  # the lock's own writes are not the transition's
-        taken = Step(snapshot, action, did, wrote)
+        taken = Step(done.snapshot, done.action, done.did, wrote, done.state)
         self.steps.append(taken)
         return taken
 
     def replay(self, taken: Step) -> Counter[str]:
         """Perform a step's effects again from the same facts (a re-run after a crash)."""
         before = self.api.writes()
-        self.run.act(taken.action, taken.snapshot)
+        act(self.run, taken.action, taken.snapshot, taken.state)
         wrote = self.api.writes() - before
         self.replays.append((taken, wrote))
         return wrote
@@ -246,7 +246,7 @@ class Driver:
 
     def approve(self, login: str, env: str | None = None) -> str:
         self.approvals += 1
-        return decide_manually(self.as_user(login), env, None, True, "")
+        return self.as_user(login).record_decision(env, None, True, "")
 
     def drive(
         self,
@@ -269,7 +269,7 @@ class Driver:
                 again = self.next()
                 assert not again.acted, f"an idle next acted: {again.label} {again.did}"
                 assert not again.writes, f"an idle next wrote {dict(again.writes)}"
-            person = needs_person(self.run, rest.snapshot, rest.action)
+            person = needs_person(rest.state, rest.action, self.run.pipeline)
             if person and reviewer and "manual" in person:
                 self.approve(reviewer)
                 continue

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
+from promote_tasks.act import act
 from promote_tasks.sandbox import Scenario
-from promote_tasks.tasks import step
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import duplicate_statuses
 from tests.e2e.conftest import one_env
@@ -21,10 +21,16 @@ TEST_ONLY = Scenario(merge_bot=True, environments=("test",))
 
 def die_after(driver: Driver, transition: str, effects: int) -> None:
     """Decide the next step and perform only its first ``effects`` effects."""
-    snapshot, action, _ = step(driver.run, dry_run=True)
+    dry = driver.run.step(dry_run=True)
+    action = dry.action
     assert action.transition == transition
     assert len(action.effects) > effects
-    driver.run.act(dataclasses.replace(action, effects=action.effects[:effects]), snapshot)
+    act(
+        driver.run,
+        dataclasses.replace(action, effects=action.effects[:effects]),
+        dry.snapshot,
+        dry.state,
+    )
 
 
 @pytest.mark.transition("R5")
@@ -49,9 +55,9 @@ def test_dying_inside_r4_still_opens_the_checklist_issue(
 ) -> None:
     driver = make_driver(TEST_ONLY, one_env("test", ("health", "manual")))
     driver.sandbox.settle()
-    _, action, _ = step(driver.run, dry_run=True)
+    action = driver.run.step(dry_run=True).action
     manual = next(
-        i for i, e in enumerate(action.effects) if dict(e.args).get("validator") == "manual"
+        i for i, e in enumerate(action.effects) if getattr(e, "validator", None) == "manual"
     )
     die_after(driver, "R4", manual)  # everything R4 writes before the manual test starts
     assert [s.action.transition for s in driver.until_rest()][-1] is None

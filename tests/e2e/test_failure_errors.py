@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from promote_tasks import failures
+from promote_tasks import targets as failures
 from promote_tasks.default_plugins.rollback import Redeploy
 from promote_tasks.default_plugins.rollback import Reset
 from promote_tasks.default_plugins.rollback import Revert

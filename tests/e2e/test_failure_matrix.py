@@ -12,7 +12,6 @@ from promote_tasks.ledger import fix_plan_id
 from promote_tasks.model import PipelineState
 from promote_tasks.model import Result
 from promote_tasks.model import State
-from promote_tasks.tasks import decide_manually
 from tests.e2e.conftest import Driver
 from tests.e2e.test_failures import deployments
 from tests.e2e.test_failures import drive_until
@@ -36,7 +35,7 @@ def manual_pending(state: PipelineState) -> bool:
 def reach_failure(driver: Driver, env: str, stage: str) -> PipelineState:
     if stage == "manual":
         drive_until(driver, manual_pending, reviewer=None)
-        decide_manually(driver.as_user("rita"), "test", None, False, "checkout is broken")
+        driver.as_user("rita").record_decision("test", None, False, "checkout is broken")
     return drive_until(driver, filed(env))
 
 

@@ -15,7 +15,6 @@ from promote_tasks.model import Result
 from promote_tasks.model import State
 from promote_tasks.sandbox import FailRule
 from promote_tasks.sandbox import Scenario
-from promote_tasks.tasks import decide_manually
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import config
 from tests.e2e.test_failures import dispatches
@@ -187,7 +186,7 @@ def test_two_failures_in_a_row_skip_the_first_and_chain_the_fix_plans(
         )
 
     drive_until(driver, manual_pending, reviewer=None)
-    decide_manually(driver.as_user("rita"), "test", None, False, "still broken")
+    driver.as_user("rita").record_decision("test", None, False, "still broken")
     state = drive_until(driver, filed("test"))
     second = state.env("test")
     assert second.sha != first.sha

@@ -40,8 +40,7 @@ from promote_tasks.sandbox import Scenario
 from promote_tasks.sandbox import start
 from promote_tasks.sandbox import testing
 from promote_tasks.sandbox.server import FaultPlan
-from promote_tasks.shell import Run
-from promote_tasks.tasks import step
+from promote_tasks.session import Run
 
 # The shared sandbox fixture, bound here so this module does not depend on a conftest.
 make_sandbox = testing.make_sandbox
@@ -631,7 +630,7 @@ def test_next_through_faults_makes_no_duplicates(make_sandbox: Callable[..., San
     transitions = []
     for _ in range(8):
         sandbox.settle()
-        _, action, _ = step(run)
+        action = run.step().action
         transitions.append((action.transition, action.environment))
     assert ("R7", "dev") in transitions  # the promotion PR was opened
     assert run.github.stats.retries > 0  # (a failed write is not retried: it is looked for)

@@ -39,7 +39,6 @@ from promote_tasks.cli import main as cli_main
 from promote_tasks.sandbox import Sandbox
 from promote_tasks.sandbox import Scenario
 from promote_tasks.sandbox.seed import APP_AFTER
-from promote_tasks.tasks import decide_manually
 from tests.console import clean_environ
 from tests.console import promote
 from tests.e2e.conftest import Api
@@ -340,7 +339,7 @@ class Scene:
                 assert done.returncode == 0, done.stderr
             else:
                 run = self.clock.run_as(reviewer)
-                decide_manually(run, env, sha, not reject, "checkout is broken" if reject else "")
+                run.record_decision(env, sha, not reject, "checkout is broken" if reject else "")
             self.rejections[env] += reject
             return True  # one decision at a time: it changes what the tool does next
         return False

@@ -1,4 +1,4 @@
-"""Built-in validators: http-health, workflow, monitor, manual-approval.
+"""Built-in validators: http-health, workflow, monitor (manual-approval has its own module).
 
 Each ``check`` answers from facts already in the snapshot where it can, so ``next`` never
 blocks; only ``http-health`` makes a request of its own (bounded retries and timeout).
@@ -13,14 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
 
-from promote_tasks import ledger
 from promote_tasks.config import Settings
 from promote_tasks.hookspecs import hookimpl
-from promote_tasks.machine import FEATURE_PREFIX
-from promote_tasks.machine import plan_of
-from promote_tasks.model import Approval
 from promote_tasks.model import CheckRun
-from promote_tasks.model import EnvFacts
 from promote_tasks.model import Result
 from promote_tasks.model import Verdict
 from promote_tasks.model import WorkflowRun
@@ -210,140 +205,8 @@ class Monitor:
         return Verdict(run.name, Result.PENDING, None, f"green for {int(elapsed)}s of {soak}s")
 
 
-class ManualApproval:
-    """A designated reviewer, not an author of the change, approves this exact sha.
-
-    Two backends. ``issue`` (default): a checklist issue from the repository's template,
-    assigned to the reviewers; ``promote approve`` / ``reject`` post the decision there.
-    ``environment``: GitHub's own required reviewers on the environment hold the deploy job
-    (a ``waiting`` run); ``promote approve`` reviews the run's pending deployment, and the
-    verdict reads the run's approvals.
-    """
-
-    name = "manual-approval"
-    manual = True  # waits for a person: the approval timeout applies, not the validation one
-    option_types: ClassVar[Mapping[str, type | tuple[type, ...]]] = {
-        "reviewers": list,
-        "template": str,
-        "backend": str,
-    }
-
-    def option_problem(self, option: str, value: Any) -> str | None:
-        if option == "reviewers" and not _names(value):  # an empty list: _check_reviewers
-            return "expected a list of GitHub logins"
-        if option == "template" and not value.strip():
-            return "expected a path in the repository"
-        if option == "backend" and value not in BACKENDS:
-            return 'expected "issue" or "environment"'
-        return None
-
-    def start(self, run: ValidationRun) -> None:
-        """Open the checklist issue for this exact sha, assigned to the reviewers (once)."""
-        github = run.github
-        if github is None or run.options.get("backend", "issue") == "environment":
-            return
-        env, sha = run.environment.name, run.sha
-        template = str(run.options.get("template", run.settings.checklist_template))
-        text = github.run(github.read_file(template, sha)) or DEFAULT_CHECKLIST
-        github.run(
-            github.checklist_issue(
-                ledger.key(env, sha),
-                ledger.checklist_title(env, sha),
-                ledger.checklist_body(text, env, sha),
-                reviewers(run),
-            )
-        )
-
-    def check(self, run: ValidationRun) -> Verdict:
-        allowed = {r.lower() for r in reviewers(run)}
-        if not allowed:
-            return Verdict(run.name, Result.FAILED, None, "no designated reviewers are configured")
-        authors = change_authors(run.github, run.settings, run.facts)
-        recorded = run.facts.approvals
-        if run.options.get("backend", "issue") == "environment":
-            recorded = environment_decisions(run)
-        decisions = [
-            a
-            for a in recorded
-            if a.sha == run.sha and a.user.lower() in allowed and a.user.lower() not in authors
-        ]
-        if not decisions:
-            deciders = sorted(allowed - authors)  # an author never decides on their own change
-            if not deciders:
-                return Verdict(
-                    run.name, Result.PENDING, None,
-                    "waiting for a designated reviewer who did not write the change",
-                )  # fmt: skip
-            return Verdict(run.name, Result.PENDING, None, "waiting for " + " or ".join(deciders))
-        # A rejection stands: a later approval of the same sha does not undo it.
-        rejected = next((a for a in decisions if a.state != "approved"), None)
-        if rejected is not None:
-            return Verdict(
-                run.name,
-                Result.FAILED,
-                rejected.url or None,
-                f"rejected by {rejected.user}: {rejected.reason}",
-            )
-        last = decisions[-1]
-        return Verdict(run.name, Result.PASSED, last.url or None, f"approved by {last.user}")
-
-
-def change_authors(github: Any, settings: Settings, facts: EnvFacts) -> set[str]:
-    """Who wrote the change at this head: the PR authors carried along, and, when GitHub can be
-    asked, everyone who authored or committed a commit of the plan's merged feature PR."""
-    authors = {a.lower() for a in facts.change_authors}
-    plan = plan_of(facts.merged_pull)
-    if github is None or plan is None:
-        return authors
-    first = settings.environments[0].branch
-    pulls = github.run(
-        github.pages(
-            "pulls.list", state="closed", base=first, head=f"{github.owner}:{FEATURE_PREFIX}{plan}"
-        )
-    )
-    for pull in pulls:
-        if not pull.get("merged_at"):
-            continue
-        authors.add(pull["user"]["login"].lower())
-        for commit in github.run(github.pages("pulls.list_commits", pull_number=pull["number"])):
-            for who in (commit.get("author"), commit.get("committer")):
-                login = (who or {}).get("login") or ""
-                if login and login != "web-flow" and not login.endswith("[bot]"):
-                    authors.add(login.lower())
-    return authors
-
-
-def reviewers(run: ValidationRun) -> list[str]:
-    return [str(r) for r in run.options.get("reviewers", run.settings.reviewers)]
-
-
-def environment_decisions(run: ValidationRun) -> tuple[Approval, ...]:
-    """Reviews of this environment on the deploy runs of this sha (GitHub's required reviewers)."""
-    github = run.github
-    if github is None:
-        return ()
-    workflow = run.settings.deploy_workflow
-    runs = [
-        r for r in run.facts.runs if r.head_sha == run.sha and r.path.rsplit("/", 1)[-1] == workflow
-    ]
-    out: list[Approval] = []
-    for deploy in sorted(runs, key=lambda r: r.id):
-        for review in (
-            github.run(github.call("actions.get_reviews_for_run", run_id=deploy.id)) or []
-        ):
-            if any(e.get("name") == run.environment.name for e in review.get("environments", [])):
-                login = (review.get("user") or {}).get("login", "")
-                out.append(
-                    Approval(
-                        login, run.sha, review["state"], deploy.url, review.get("comment") or ""
-                    )
-                )
-    return tuple(out)
-
-
 @hookimpl
 def register_validators(register: Register[Validator], settings: Settings) -> None:
     register(HttpHealth())
     register(Workflow())
     register(Monitor())
-    register(ManualApproval())

@@ -31,7 +31,7 @@ def halted_by(settings: Settings, environ: Mapping[str, str], timeout: float) ->
     One snapshot read (one attempt per request, the whole read bounded by ``timeout``); a
     ``PromoteError`` when GitHub cannot be asked or does not answer in time.
     """
-    from promote_tasks.shell import Run  # pluggy and ghapi: only when GitHub is asked
+    from promote_tasks.session import Run  # pluggy and ghapi: only when GitHub is asked
 
     options = {"timeout": timeout, "attempts": 1, "deadline": timeout}
     run = Run.load(environ=environ, settings=settings, client_options=options)

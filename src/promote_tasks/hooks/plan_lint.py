@@ -19,8 +19,6 @@ from promote_tasks.hooks import fail
 from promote_tasks.hooks import parser
 from promote_tasks.hooks import repository_settings
 from promote_tasks.hooks import say
-from promote_tasks.plans import KNOWN
-from promote_tasks.plans import REQUIRED
 from promote_tasks.plans import STATUS_DIRS
 from promote_tasks.plans import PlanFile
 from promote_tasks.plans import parse_plan
@@ -69,18 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems += _against_the_others(checked, Path(plans_dir))
     if not problems:
         return 0
-    say(HOOK, f"{len(problems)} problem(s) in plan files:", *problems)
-    say(
-        HOOK,
-        "a plan file starts with a front-matter block:",
-        "---",
-        "id: <the file name without .md>",
-        "title: <one line>",
-        "priority: <a whole number>",
-        f"--- (required: {', '.join(REQUIRED)}; also allowed: {', '.join(KNOWN[len(REQUIRED) :])})",
-        "The block is YAML: quote a value that holds ': ' or ' #' or starts with a sign",
-        "YAML reserves (title: 'Fix test: the deploy failed', title: '#12 and more').",
-    )
+    for problem in problems:  # one line each, as every promote error: the file, the line, why
+        say(HOOK, problem)
     return 1
 
 

@@ -1,11 +1,10 @@
-"""The shell side of failures: known-good commits, the rollback target, the ``rollback`` and
-``file-fix-plan`` effects of R9, ``promote rollback``, and the fix plan's text.
+"""Where a rollback goes and how: known-good commits, the target, the strategy, and what
+``promote rollback`` is asked to do. Reads only.
 
-The rollback target is computed locally with git, in the checkout the tool runs in (fetched
-from ``origin`` first): the newest known-good commit on the first-parent chain before the
-failed sha, else the commit the branch pointed to before the failed PR landed. Without a
-usable clone the same two questions are answered from the API, one commit at a time; never
-guessed. The strategy that performs the rollback is a plugin (``default_plugins/rollback.py``).
+The target is computed locally with git, in the checkout the tool runs in (fetched from
+``origin`` first): the newest known-good commit on the first-parent chain before the failed
+sha, else the commit the branch pointed to before the failed PR landed. Without a usable
+clone the same questions are answered from the API; never guessed.
 """
 
 from __future__ import annotations
@@ -18,34 +17,23 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from promote_tasks import git
-from promote_tasks import ledger
 from promote_tasks import render
 from promote_tasks.errors import GitError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
-from promote_tasks.ledger import fix_plan_id
-from promote_tasks.ledger import rollback_marker_context
 from promote_tasks.ledger import verdict_context
 from promote_tasks.machine import derive
 from promote_tasks.model import DEPLOY_FAILED
-from promote_tasks.model import Action
-from promote_tasks.model import Effect
 from promote_tasks.model import Environment
 from promote_tasks.model import EnvState
-from promote_tasks.model import Plan
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
-from promote_tasks.model import effect
-from promote_tasks.model import split
-from promote_tasks.plugins import notify
-from promote_tasks.registry import RollbackRun
 from promote_tasks.registry import RollbackStrategy
+from promote_tasks.registry import Runner as Run
 
 if TYPE_CHECKING:
     from promote_tasks.github import GitHub
-    from promote_tasks.shell import Run
 
-FIX_PRIORITY = 0  #: fix plans go before everything else
 KNOWN_GOOD_CANDIDATES = 30  #: newest distinct shas deployed in the environment that are looked at
 API_WALK_LIMIT = 200  #: first-parent commits walked through the API when there is no clone
 
@@ -146,7 +134,10 @@ def culprit_pull(
         pr = facts.merged_pull
         return {"number": pr.number, "html_url": pr.url, "title": pr.title}
     github = run.github
-    return github.run(github.merged_pull_of(failed_sha, run.pipeline.get(environment).branch))
+    found: dict[str, Any] | None = github.run(
+        github.merged_pull_of(failed_sha, run.pipeline.get(environment).branch)
+    )
+    return found
 
 
 async def _api_known_good(github: GitHub, failed_sha: str, good: frozenset[str]) -> str | None:
@@ -193,9 +184,6 @@ async def _api_pre_merge(github: GitHub, merged_sha: str, commits: int, head_sha
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-# -- performing the rollback ------------------------------------------------------------------
-
-
 def strategy_for(run: Run, env: Environment, name: str | None) -> RollbackStrategy:
     """The strategy named (default: the environment's); an opt-in one only where configured."""
     name = name or env.rollback
@@ -210,189 +198,6 @@ def strategy_for(run: Run, env: Environment, name: str | None) -> RollbackStrate
             f'{env.rollback}: set rollback = "{name}" for {env.name} to allow it'
         )
     return strategy
-
-
-def roll_back(
-    run: Run,
-    snapshot: Snapshot,
-    environment: str,
-    failed_sha: str,
-    strategy_name: str | None,
-    plan: str,
-    target: Target | None = None,
-    *,
-    carries: tuple[str, ...] = (),
-    undo: bool = False,
-) -> str:
-    """Roll ``environment`` back from ``failed_sha`` (the R9 ``rollback`` effect); one line.
-    ``carries``: the plans the failed head carried; ``undo``: a violation taken back out."""
-    env = run.pipeline.get(environment)
-    strategy = strategy_for(run, env, strategy_name)
-    target = target or rollback_target(run, snapshot, environment, failed_sha)
-    done = strategy.rollback(
-        RollbackRun(
-            environment=env,
-            failed_sha=failed_sha,
-            target=target.sha,
-            plan=plan,
-            settings=run.settings,
-            github=run.github,
-            repo_path=local_clone(run, env.branch, failed_sha),
-            plans=carries,
-            undo=undo,
-        )
-    )
-    return (
-        f"rolled back {environment} from {failed_sha[:7]} to {target.sha[:7]} "
-        f"({target.how}) with {strategy.name}: {done}"
-    )
-
-
-def perform(run: Run, done: Effect, snapshot: Snapshot) -> str:
-    """Perform a ``rollback`` or ``file-fix-plan`` effect."""
-    args = dict(done.args)
-    if done.kind == "rollback":
-        return roll_back(
-            run, snapshot, args["environment"], args["failed_sha"], args["strategy"], args["plan"],
-            carries=split(args.get("carries", "")),
-        )  # fmt: skip
-    if done.kind == "file-fix-plan":
-        return file_fix_plan(run, snapshot, args)
-    raise PromoteError(f"not a failure effect: {done.kind}")  # pragma: no cover - a bug
-
-
-# -- the fix plan -----------------------------------------------------------------------------
-
-
-def file_fix_plan(run: Run, snapshot: Snapshot, args: Mapping[str, str]) -> str:
-    """File the fix plan through the plan store, once (found by id on a re-run)."""
-    github = run.github
-    store = run.plan_store
-    plan = Plan(
-        id=args["id"],
-        title=fix_plan_title(args),
-        status="inbox",
-        priority=FIX_PRIORITY,
-        parent=args.get("parent") or None,
-        fix_key=args["key"],
-        failed_plans=split(args.get("failed_plans", "")),
-    )
-    did = []
-    # Plans a rollback took out of every environment go back to the inbox first: a run that
-    # dies between the two writes finds the fix plan missing and does both again.
-    returned = split(args.get("returned", ""))
-    if returned:
-        reason = (
-            f"its code was rolled back out of {args['environment']} after the failure of "
-            f"{args['failed_sha'][:7]} (fix plan {plan.id})"
-        )
-        moved = github.run(store.reopen(run.settings, github, returned, reason))
-        if moved:
-            did.append(f"returned plan {', '.join(moved)} to the inbox")
-    known = {p.id for p in github.run(store.plans(run.settings, github))}
-    if plan.id in known:
-        return "; ".join([*did, f"fix plan {plan.id} already filed"])
-    github.run(store.create(run.settings, github, plan, fix_plan_body(run, snapshot, args)))
-    did.append(
-        f"filed fix plan {plan.id} (priority {plan.priority}) for the failure of "
-        f"{args['failed_sha'][:7]} in {args['environment']}"
-    )
-    return "; ".join(did)
-
-
-def fix_plan_title(args: Mapping[str, str]) -> str:
-    failed = split(args.get("failed_plans", "")) or split(args.get("returned", ""))
-    return ledger.fix_plan_title(args["environment"], args["failed_sha"], failed)
-
-
-def fix_plan_body(run: Run, snapshot: Snapshot, args: Mapping[str, str]) -> str:
-    """What a person needs to start fixing: where, which change, which checks, the rollback."""
-    env, failed = args["environment"], args["failed_sha"]
-    culprit = _culprit_line(run, snapshot, env, failed, args.get("culprit", ""))
-    lines = [
-        f"`{env}` failed at {failed} and promote rolled it back. Until this plan is done,",
-        "promote holds all other work: fix the cause on `feature/" + args["id"] + "` and bring the",
-        "fix through the environments as this plan.",
-        "",
-        f"- Environment: {env}",
-        f"- Failed sha: {failed}",
-        f"- Culprit: {culprit}",
-    ]
-    if args.get("failed_plans"):
-        lines.append(f"- Failed plans (they travel on with this fix): {args['failed_plans']}")
-    if args.get("returned"):
-        lines.append(f"- Returned to the inbox (their code was rolled back): {args['returned']}")
-    lines.append(f"- Rollback: {_rollback_line(run, snapshot, args)}")
-    lines += ["", "## Failing checks", ""]
-    checks = failing_checks(run, snapshot, env, failed)
-    lines += [f"- {text}" + (f" ({url})" if url else "") for text, url in checks] or [
-        "- (none recorded)"
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _culprit_line(run: Run, snapshot: Snapshot, env: str, failed: str, number: str) -> str:
-    if not number:
-        return f"unknown (no merged pull request produced {failed[:7]})"
-    facts = snapshot.env(env)
-    if facts.merged_pull is not None and str(facts.merged_pull.number) == number:
-        pr = facts.merged_pull
-        return f"#{pr.number} {pr.title} ({pr.url})".replace("  ", " ")
-    try:
-        pull = run.github.run(run.github.pull(int(number)))
-    except GitHubError:
-        return f"#{number}"
-    return f"#{number} {pull.get('title') or ''} ({pull.get('html_url') or ''})".replace("  ", " ")
-
-
-def _rollback_line(run: Run, snapshot: Snapshot, args: Mapping[str, str]) -> str:
-    target, state = args["rollback_target"], args["rollback_state"] or "pending"
-    line = f"to {target} — {state}"
-    derived = derive(snapshot, run.pipeline).env(args["environment"])
-    if derived.sha == args["failed_sha"] and derived.rollback is not None:
-        record = next(
-            (d for d in snapshot.env(derived.name).deployments
-             if d.id == derived.rollback.deployment_id),
-            None,
-        )  # fmt: skip
-        line += f" (deployment {derived.rollback.deployment_id}" + (
-            f", {record.url})" if record is not None and record.url else ")"
-        )
-    elif derived.restores == args["key"]:
-        line += f" (restored by moving {derived.branch} to {target[:7]})"
-    return line
-
-
-def failing_checks(
-    run: Run, snapshot: Snapshot, env: str, failed: str
-) -> list[tuple[str, str | None]]:
-    """Each failing check with its link: the derived evidence and verdicts while the failed sha
-    is the head, else the verdicts recorded on it (after a revert or reset moved the branch)."""
-    state = derive(snapshot, run.pipeline).env(env)
-    found: list[tuple[str, str | None]] = []
-    if state.sha == failed:
-        for verdict in state.verdicts:
-            if verdict.result.bad:
-                found.append((f"{verdict.validator}: {verdict.summary or 'failed'}", verdict.url))
-        for evidence in state.evidence:
-            if evidence.kind in ("deployment", "workflow_run", "commit_status") and not (
-                evidence.summary.startswith("rollback")
-            ):
-                found.append((evidence.summary, evidence.url))
-        return found
-    statuses = run.github.run(run.github.statuses_of(failed))
-    latest: dict[str, dict[str, Any]] = {}
-    for status in sorted(statuses, key=lambda s: s["id"]):
-        latest[status["context"]] = status
-    prefix = verdict_context(env)
-    for context, status in sorted(latest.items()):
-        mine = context == prefix or context.startswith(prefix + "/")
-        if mine and context != rollback_marker_context(env) and status["state"] in DEPLOY_FAILED:
-            text = f"{context} {status['state']}" + (
-                f": {status['description']}" if status.get("description") else ""
-            )
-            found.append((text, status.get("target_url")))
-    return found
 
 
 # -- promote rollback -------------------------------------------------------------------------
@@ -491,42 +296,3 @@ def _ancestor(run: Run, env: Environment, to: str, head: str) -> str:
     if github.run(github.compare(sha, head)).get("status") != "ahead":
         raise PromoteError(f"--to {to} is not an ancestor of {env.branch}'s head {head[:7]}")
     return sha
-
-
-def perform_request(run: Run, request: RollbackRequest, snapshot: Snapshot) -> tuple[str, ...]:
-    """Roll back as asked (the same code path as R9): first make the failure the sticky verdict
-    on the head, so the machine halts, never promotes that sha and files the fix plan."""
-    github = run.github
-    env, failed = request.environment, request.failed_sha
-    if request.undo:
-        return (
-            roll_back(run, snapshot, env, failed, request.strategy, "", request.target, undo=True),
-        )
-    did = []
-    recorded = [
-        s for s in snapshot.env(env).statuses
-        if s.context == verdict_context(env) and s.state in DEPLOY_FAILED
-    ]  # fmt: skip
-    if not recorded:
-        why = request.reason if request.state.state is State.FAILED else "rolled back by hand"
-        did.append(
-            github.run(github.set_status(failed, verdict_context(env), "failure", why[:140]))
-        )
-    plan = fix_plan_id(f"{env}@{failed}")
-    did.append(
-        roll_back(
-            run, snapshot, env, failed, request.strategy, plan, request.target,
-            carries=request.state.plans,
-        )
-    )  # fmt: skip
-    action = Action(
-        "R9",
-        env,
-        request.state.state,
-        None,
-        (effect("rollback", environment=env, failed_sha=failed, strategy=request.strategy,
-                plan=plan),),
-        plan=request.state.plan,
-    )  # fmt: skip
-    notify(run.pm, action=action, did=tuple(did), repository=snapshot.repository)
-    return tuple(did)

@@ -1,9 +1,5 @@
-"""The imperative shell: settings → plugins → snapshot (+ verdicts) → act → tell plugins.
-
-Tasks call this; it is the one place that turns a decided ``Action`` into writes. Every
-write it performs looks first for what it would create (see ``github.py``), so running
-``next`` again after a crash between two writes converges without duplicates.
-"""
+"""One invocation: settings → plugins → snapshot (+ verdicts) → derive → decide, and the
+step that then acts (``act.py``) under the repository's lock. Reads only, but for the lock."""
 
 from __future__ import annotations
 
@@ -21,15 +17,15 @@ from typing import Any
 
 import pluggy
 
-from promote_tasks import failures
-from promote_tasks import ledger
+from promote_tasks.act import act
+from promote_tasks.act import write_gates
 from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
 from promote_tasks.errors import ConfigError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
+from promote_tasks.errors import SnapshotError
 from promote_tasks.gate import Gate
-from promote_tasks.gate import gate_for
 from promote_tasks.gate import gates
 from promote_tasks.gate import unknown_candidates
 from promote_tasks.git import remote_repository
@@ -40,25 +36,23 @@ from promote_tasks.ledger import verdict_context
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.model import Action
-from promote_tasks.model import Effect
 from promote_tasks.model import EnvFacts
 from promote_tasks.model import Pipeline
 from promote_tasks.model import PipelineState
 from promote_tasks.model import Plan
-from promote_tasks.model import PullRequest
 from promote_tasks.model import Result
 from promote_tasks.model import Snapshot
-from promote_tasks.model import State
 from promote_tasks.model import Verdict
-from promote_tasks.model import split
+from promote_tasks.model import dump_snapshot
+from promote_tasks.model import load_snapshot
 from promote_tasks.plans import parse_plan
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import make_plugin_manager
-from promote_tasks.plugins import notify
 from promote_tasks.plugins import pipeline_from
 from promote_tasks.registry import PlanStore
 from promote_tasks.registry import Registry
 from promote_tasks.registry import ValidationRun
+from promote_tasks.registry import Validator
 
 LOCK_REF_NAME = "refs/promote/lock"
 LOCK_SECONDS = 300  #: a lock not dropped by then (its run crashed) may be taken over
@@ -173,10 +167,11 @@ class Run:
         return dataclasses.replace(snapshot, proposed=proposed) if proposed else snapshot
 
     def with_verdicts(self, snapshot: Snapshot) -> Snapshot:
-        state = derive(snapshot, self.pipeline)
+        """The snapshot with each validator's fresh verdict where an instance is validating
+        (``promote/<env>`` pending on its head); the machine derives from it once."""
         envs = []
-        for facts, env_state in zip(snapshot.environments, state.environments, strict=True):
-            if env_state.state is State.VALIDATING and env_state.sha:
+        for facts in snapshot.environments:
+            if facts.head and validating(facts):
                 verdicts = tuple(
                     self._check(name, self.validation_run(snapshot, facts.name, name))
                     for name in self.pipeline.get(facts.name).validators
@@ -189,18 +184,19 @@ class Run:
         """A validator's verdict; one that raises gets the verdict *error*, which fails the
         instance like any failure, and the other environments are read all the same."""
         try:
-            verdict = self._validator(name).check(run)
+            verdict: object = self.validator(name).check(run)
         except KeyboardInterrupt:
             raise
         except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
             return Verdict(name, Result.ERROR, None, f"{name} raised {type(e).__name__}: {e}"[:140])
-        if not isinstance(verdict, Verdict):
+        if not isinstance(verdict, Verdict):  # a plugin's mistake, not ours
             return Verdict(
                 name, Result.ERROR, None, f"{name} returned {type(verdict).__name__}, not a Verdict"
             )
         return verdict
 
-    def _validator(self, name: str) -> Any:
+    def validator(self, name: str) -> Validator:
+        """The validator plugin a configured validator name uses."""
         return self.registry.validators[self.settings.validators[name].use]
 
     def validation_run(self, snapshot: Snapshot, env: str, name: str) -> ValidationRun:
@@ -214,38 +210,17 @@ class Run:
             settings=self.settings,
             snapshot=snapshot,
             github=self._github,
+            pipeline=self.pipeline,
         )
 
     def decide(self, snapshot: Snapshot) -> tuple[PipelineState, Action]:
         state = derive(snapshot, self.pipeline)
         return state, decide(state, snapshot, self.pipeline)
 
-    # -- acting --------------------------------------------------------------------------
-
-    def act(self, action: Action, snapshot: Snapshot) -> tuple[str, ...]:
-        """Perform the action's effects in order; the lines say what was done."""
-        did = tuple(self._perform(effect, snapshot) for effect in action.effects)
-        did += self.refresh_gates(snapshot)
-        if action.transition:
-            notify(self.pm, action=action, did=did, repository=snapshot.repository)
-        return did
-
-    def refresh_gates(self, snapshot: Snapshot) -> tuple[str, ...]:
-        """Write ``promote/gate`` on every open PR into an environment branch, where it changed."""
-        return tuple(
-            f"gate of #{gate.pull}: {gate.state} ({gate.description})"
-            for gate, written in self.write_gates(snapshot)
-            if written
-        )
-
-    def gates_to_write(self, snapshot: Snapshot) -> tuple[Gate, ...]:
+    def gates_to_write(self, snapshot: Snapshot, state: PipelineState) -> tuple[Gate, ...]:
         """The gates whose ``promote/gate`` on GitHub is not what it should be (reads only)."""
         github = self.github
-        wanted = list(
-            {
-                g.sha: g for g in gates(derive(snapshot, self.pipeline), snapshot, self.pipeline)
-            }.values()
-        )
+        wanted = list({g.sha: g for g in gates(state, snapshot, self.pipeline)}.values())
 
         async def latest() -> list[dict[str, Any] | None]:
             return list(
@@ -321,116 +296,141 @@ class Run:
         github = self.github
         return str(github.run(github.git_commit(head))["tree"]["sha"])
 
-    def write_gates(
-        self, snapshot: Snapshot, only: int | None = None
-    ) -> tuple[tuple[Gate, bool], ...]:
-        """Each gate (of PR ``only``, or of every open PR into an environment branch) and
-        whether it had to be written; statuses already right are left alone."""
-        github = self.github
-        chosen = [
-            gate
-            for gate in gates(derive(snapshot, self.pipeline), snapshot, self.pipeline)
-            if only is None or gate.pull == only
-        ]
+    # -- one next --------------------------------------------------------------------------
 
-        unique = list({gate.sha: gate for gate in chosen}.values())  # a status is per commit
-
-        async def write_all() -> list[str]:
-            return list(
-                await asyncio.gather(
-                    *(
-                        github.set_status(gate.sha, GATE_CONTEXT, gate.state, gate.description)
-                        for gate in unique
-                    )
-                )
+    def step(self, *, dry_run: bool = False, snapshot_file: str | None = None) -> Step:
+        """One ``next``: read, derive, decide, and act (unless dry) under the lock; a run with
+        nothing to write takes no lock. Raises :class:`LockBusy` when another run holds it."""
+        self.new_deadline()  # each next of a watch has the whole budget for talking to GitHub
+        facts = self.snapshot() if not snapshot_file else self.snapshot_from(snapshot_file)
+        state, action = self.decide(facts)
+        if dry_run or snapshot_file:
+            return Step(
+                facts, state, action, tuple(f"would {e.describe()}" for e in action.effects)
             )
+        if not action.effects and not self.gates_to_write(facts, state):
+            return Step(facts, state, action, ())
+        with self.locked(facts, "next") as note:
+            # Read again as the only writer: another run may have acted since the first read.
+            facts = self.snapshot()
+            state, action = self.decide(facts)
+            did = act(self, action, facts, state)
+        return Step(facts, state, action, ((note,) if note else ()) + did)
 
-        lines = github.run(write_all()) if unique else []
-        written = {
-            gate.sha: "already" not in line for gate, line in zip(unique, lines, strict=True)
+    # -- a person's decision, a PR's gate ----------------------------------------------------
+
+    def record_decision(
+        self, env_name: str | None, sha: str | None, approve: bool, reason: str
+    ) -> str:
+        """Record a designated reviewer's decision on the exact sha under test, through the
+        environment's manual validator (any validator with ``waiting`` and ``record``)."""
+        deciders = {
+            e.name: [v for v in e.validators if hasattr(self.validator(v), "record")]
+            for e in self.pipeline.environments
         }
-        return tuple((gate, written[gate.sha]) for gate in chosen)
-
-    def _perform(self, effect: Effect, snapshot: Snapshot) -> str:
-        github = self.github
-        args = dict(effect.args)
-        if effect.kind == "set-status":
-            return github.run(github.set_status(**args))
-        if effect.kind == "start-validator":
-            name, env = args["validator"], args["environment"]
-            try:
-                self._validator(name).start(self.validation_run(snapshot, env, name))
-            except (PromoteError, KeyboardInterrupt):
-                raise  # GitHub's own trouble: the run stops here and the next one starts again
-            except BaseException as e:  # SystemExit too: a plugin does not end the run unheard
-                why = f"{name} raised {type(e).__name__} when started: {e}"[:140]
-                context = verdict_context(env, name)
-                github.run(github.set_status(args["sha"], context, "error", why))
-                return f"{context} = error on {args['sha'][:7]} ({why})"
-            return f"started {name} in {env}"
-        if effect.kind == "dispatch-deploy":
-            url = github.run(
-                github.dispatch(
-                    args["workflow"],
-                    args["branch"],
-                    {"environment": args["environment"], "sha": args["sha"]},
-                )
+        if not env_name:
+            manual = [name for name, found in deciders.items() if found]
+            if len(manual) != 1:
+                raise PromoteError("say which environment: --env NAME")
+            env_name = manual[0]
+        env = self.pipeline.get(env_name)
+        if not deciders[env.name]:
+            raise PromoteError(f"{env.name} has no manual-approval validator")
+        name = deciders[env.name][0]
+        plugin: Any = self.validator(name)
+        snapshot = self.facts()  # the state is enough: the validators' own checks are not needed
+        state = derive(snapshot, self.pipeline).env(env.name)
+        if state.sha is None or not plugin.waiting(
+            self.validation_run(snapshot, env.name, name), state.state
+        ):
+            label = state.state.value if state.state else "not deployed"
+            raise PromoteError(f"{env.name} is not waiting for a manual test (it is {label})")
+        if sha and len(sha) < 7:
+            raise PromoteError(
+                f"--sha {sha} is too short: give at least 7 characters of the sha you tested"
             )
-            return f"dispatched {args['workflow']} for {args['environment']} at {args['sha'][:7]}: {url}"
-        if effect.kind == "close-checklist":
-            try:
-                github.run(github.close_issue(int(args["number"])))
-            except GitHubError as e:  # tidying up: the decision itself is on record
-                return f"could not close checklist issue #{args['number']}: {e}"
-            return f"closed checklist issue #{args['number']} ({args['environment']} is decided)"
-        if effect.kind == "open-pr":
-            return self._open_promotion(args, snapshot)
-        if effect.kind == "complete-plans":
-            plans = split(args["plans"])
-            notes = dict(pair.split("=", 1) for pair in split(args["completed_with"]))
-            moved = github.run(self.plan_store.complete(self.settings, github, plans, notes))
-            if not plans:
-                return "no plan to complete"
-            return (
-                "completed plan " + ", ".join(moved)
-                if moved
-                else f"plan {', '.join(plans)} already done"
+        if sha and not state.sha.startswith(sha.lower()):
+            raise PromoteError(
+                f"{env.name} is at {state.sha[:7]}, not {sha}: decisions are bound to the exact sha"
             )
-        if effect.kind in ("rollback", "file-fix-plan"):
-            return failures.perform(self, effect, snapshot)
-        raise PromoteError(f"unknown effect {effect.kind!r}")  # a bug in decide
+        run = self.validation_run(snapshot, env.name, name)
+        user = plugin.decider(run)  # refused before anything is written, the lock included
+        with self.locked(snapshot, "approve" if approve else "reject", required=False):
+            return str(plugin.record(run, user, approve, reason))
 
-    def _open_promotion(self, args: Mapping[str, str], snapshot: Snapshot) -> str:
-        facts = snapshot.env(args["environment"])
-        state = derive(snapshot, self.pipeline).env(args["environment"])
-        authors = facts.change_authors or ((facts.merged_pull.author,) if facts.merged_pull else ())
-        plans = split(args["plans"])
-        body = ledger.promotion_body(
-            args["head"], args["base"], args["sha"], args["environment"],
-            checks=(
-                f"{v.validator}: {v.result.value}" + (f" ({v.url})" if v.url else "")
-                for v in state.verdicts
-            ),
-            evidence=(f"{e.summary}" + (f" ({e.url})" if e.url else "") for e in state.evidence),
-            plans=plans,
-            authors=authors,
-        )  # fmt: skip
-        title = ledger.promotion_title(args["head"], args["base"], plans, args["sha"])
-        github = self.github
-        number, url, created = github.run(
-            github.open_pull(args["head"], args["base"], title, body, args["sha"])
-        )
-        if number is None:  # the base already holds the head: it was promoted
-            gate = gate_for(
-                PullRequest(0, args["head"], args["sha"], args["base"], body=body),
-                derive(snapshot, self.pipeline), self.pipeline,
-            )  # fmt: skip
-            github.run(github.set_status(args["sha"], GATE_CONTEXT, gate.state, gate.description))
-            return f"{args['base']} already holds {args['head']} at {args['sha'][:7]}: promoted"
-        # Gate the new PR now, not at the next run: where promote/gate is a required check,
-        # the Merge machine can merge it at once (and a PR merged before a lost answer came
-        # back gets the gate it was merged under).
-        pull = PullRequest(number, args["head"], args["sha"], args["base"], body=body)
-        opened = dataclasses.replace(snapshot, open_pulls=(*snapshot.open_pulls, pull))
-        self.write_gates(opened, only=number)
-        return f"{'opened' if created else 'found'} PR #{number} ({args['head']} → {args['base']}): {url}"
+    def gate(self, facts: Snapshot, number: int | None = None) -> tuple[tuple[Gate, bool], ...]:
+        """Write the gates (of PR ``number``, or of every open PR into an environment
+        branch) that are not what they should be, under the lock when there are any; each
+        gate and whether it was written."""
+        state = derive(facts, self.pipeline)
+        heads = {p.head_sha for p in facts.open_pulls if number is None or p.number == number}
+        pending = [g for g in self.gates_to_write(facts, state) if g.sha in heads]
+        locked = self.locked(facts, "gate", required=False) if pending else contextlib.nullcontext()
+        with locked:
+            return write_gates(self, facts, state, only=number)
+
+    def gateable(self, facts: Snapshot, number: int) -> None:
+        """PR ``number`` is open and targets an environment branch; else a one-line error."""
+        found = next((p for p in facts.open_pulls if p.number == number), None)
+        if found is not None:
+            base = found.base_ref
+        else:
+            github = self.github
+            try:
+                pull = github.run(github.pull(number))
+            except GitHubError as e:
+                if e.status == 404:
+                    raise PromoteError(f"no pull request #{number} in {facts.repository}") from None
+                raise
+            if pull.get("merged_at") or pull.get("state") != "open":
+                state = "merged" if pull.get("merged_at") else "closed"
+                raise PromoteError(f"pull request #{number} is {state}: only open PRs are gated")
+            base = pull["base"]["ref"]
+        branches = [e.branch for e in self.pipeline.environments]
+        if base not in branches:
+            raise PromoteError(
+                f"pull request #{number} targets {base!r}, not an environment branch "
+                f"({', '.join(branches)}): the gate does not apply"
+            )
+
+    def snapshot_from(self, path: str) -> Snapshot:
+        """A saved snapshot, which must cover this pipeline's environments."""
+        snapshot = read_snapshot_file(path)
+        have = {e.name for e in snapshot.environments}
+        missing = [n for n in self.pipeline.names if n not in have]
+        if missing:
+            raise SnapshotError(f"{path}: no facts for environment {missing[0]!r} of this pipeline")
+        return snapshot
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What one ``next`` read, derived, decided and did."""
+
+    snapshot: Snapshot
+    state: PipelineState
+    action: Action
+    did: tuple[str, ...]
+
+
+def validating(facts: EnvFacts) -> bool:
+    """Is the head's ``promote/<env>`` verdict pending (its validators are asked then)?"""
+    mine = [s for s in facts.statuses if s.context == verdict_context(facts.name)]
+    return bool(mine) and max(mine, key=lambda s: s.id).state == "pending"
+
+
+def read_snapshot_file(path: str) -> Snapshot:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise SnapshotError(f"cannot read snapshot {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise SnapshotError(f"cannot read snapshot {path}: not UTF-8 text") from None
+    return load_snapshot(text, path)
+
+
+def write_snapshot_file(path: str, snapshot: Snapshot) -> None:
+    try:
+        Path(path).write_text(dump_snapshot(snapshot), encoding="utf-8")
+    except OSError as e:
+        raise SnapshotError(f"cannot write snapshot {path}: {e.strerror}") from None
