@@ -23,17 +23,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-from typing import Literal
 
+from promote_tasks import graph
 from promote_tasks.errors import GitError
 
 if TYPE_CHECKING:
     import git
 
-MergeMethod = Literal["merge", "squash", "rebase"]
-"""How a PR landed on its base branch, in GitHub's words (the ``merge_method`` of a merge)."""
-
-MERGE_METHODS: tuple[MergeMethod, ...] = ("merge", "squash", "rebase")
+MergeMethod = graph.MergeMethod
+MERGE_METHODS = graph.MERGE_METHODS
 
 DEFAULT_REMOTE = "origin"
 _FIRST_DEEPEN = 32  # commits fetched by the first deepening of a shallow clone; then it doubles
@@ -157,7 +155,7 @@ def rollback_target(
     failed_sha: str,
     known_good: Iterable[str],
     *,
-    limit: int = 1000,
+    limit: int | None = None,
     remote: str = DEFAULT_REMOTE,
 ) -> str:
     """The newest known-good commit on the first-parent chain before ``failed_sha``.
@@ -168,12 +166,13 @@ def rollback_target(
     ones of 7 or more characters match by prefix). The commits of the failed PR and of earlier
     failed merges are skipped because they are not known-good.
 
-    At most ``limit`` first-parent commits are looked at. A shallow clone is deepened from
-    ``remote`` as the walk reaches its boundary. :class:`GitError` (one line, naming the sha
-    and the repository) when nothing is found, ``failed_sha`` is unknown, the path is not a
-    repository, or a shallow clone cannot be deepened.
+    One streamed ``git rev-list --first-parent``, stopped at the first match: git's own speed,
+    and no limit unless ``limit`` is given. A shallow clone is deepened from ``remote`` as the
+    walk reaches its boundary. :class:`GitError` (one line, naming the sha and the repository)
+    when nothing is found, ``failed_sha`` is unknown, the path is not a repository, or a
+    shallow clone cannot be deepened.
     """
-    if limit < 1:
+    if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     is_good = _sha_matcher(known_good)
     path = os.fspath(repo_path)
@@ -182,19 +181,44 @@ def rollback_target(
         short = _short(failed.hexsha)
         if not is_good:  # walking (and deepening) would be for nothing
             raise GitError(f"no known-good commit before {short} in {path}: none was given")
-        walked = 0
-        for commit in _first_parents(repo, failed, limit, remote=remote, path=path):
-            walked += 1
-            if is_good(commit.hexsha):
-                return commit.hexsha
-    if walked < limit:
-        raise GitError(
-            f"no known-good commit before {short} in {path}: "
-            f"reached the first commit after {walked} first-parent commits"
-        )
+        walked, start = 0, failed.hexsha
+        while True:
+            last = start
+            for sha in _rev_list_first_parent(repo, start):
+                if sha == start:
+                    continue  # the walk's own start: failed_sha, or a boundary walked already
+                walked += 1
+                if is_good(sha):
+                    return sha
+                if limit is not None and walked >= limit:
+                    raise GitError(
+                        f"no known-good commit within {limit} first-parent commits before "
+                        f"{short} in {path}"
+                    )
+                last = sha
+            if last not in _shallow_commits(repo):
+                break  # the root: nothing further back
+            # The boundary's own object still names its parent: often that is the answer.
+            named = _resolve(repo, last, path).parents
+            if named and is_good(named[0].hexsha):
+                return named[0].hexsha
+            _deepen(repo, failed, last, max(_FIRST_DEEPEN, walked), remote=remote, path=path)
+            start = last
     raise GitError(
-        f"no known-good commit within {limit} first-parent commits before {short} in {path}"
+        f"no known-good commit before {short} in {path}: "
+        f"reached the first commit after {walked} first-parent commits"
     )
+
+
+def _rev_list_first_parent(repo: git.Repo, start: str) -> Iterator[str]:
+    """``git rev-list --first-parent start``, line by line as git prints it."""
+    process = repo.git.rev_list("--first-parent", start, as_process=True)
+    try:
+        for line in process.proc.stdout:
+            yield line.decode("ascii").strip()
+    finally:
+        process.proc.kill()
+        process.proc.wait()
 
 
 def pre_merge_commit(
@@ -228,23 +252,10 @@ def pre_merge_commit(
     path = os.fspath(repo_path)
     with _opened(repo_path) as repo:
         merged = _resolve(repo, merged_sha, path)
-        short = _short(merged.hexsha)
-        if method is None:
-            method = _merge_method(repo, merged, pr_commits, pr_head_sha, path)
-        parents = merged.parents
-        if not parents:
-            raise GitError(f"{short} in {path} is a root commit: nothing came before it")
-        if method == "merge":
-            if len(parents) < 2:
-                raise GitError(f"{short} in {path} has one parent, so it is not a merge commit")
-            return parents[0].hexsha
-        if len(parents) > 1:
-            raise GitError(
-                f"{short} in {path} has {len(parents)} parents, so it is not a {method} merge"
-            )
-        if method == "squash":
-            return parents[0].hexsha
-        return _rebase_base(repo, merged, pr_commits, remote=remote, path=path)
+        return graph.pre_merge_commit(
+            GitGraph(repo, path, remote), merged.hexsha,
+            pr_commits=pr_commits, pr_head=pr_head_sha, method=method,
+        )  # fmt: skip
 
 
 def merge_method(
@@ -271,7 +282,45 @@ def merge_method(
     path = os.fspath(repo_path)
     with _opened(repo_path) as repo:
         merged = _resolve(repo, merged_sha, path)
-        return _merge_method(repo, merged, pr_commits, pr_head_sha, path)
+        return graph.merge_method(GitGraph(repo, path), merged.hexsha, pr_commits, pr_head_sha)
+
+
+class GitGraph:
+    """The local clone as a :class:`graph.CommitGraph`; a shallow clone is deepened from
+    ``remote`` when a walk reaches its boundary."""
+
+    def __init__(self, repo: git.Repo, where: str, remote: str = DEFAULT_REMOTE) -> None:
+        self.repo = repo
+        self.where = where
+        self.remote = remote
+
+    def parents(self, sha: str) -> tuple[str, ...]:
+        return tuple(p.hexsha for p in self._commit(sha).parents)
+
+    def _commit(self, sha: str) -> git.Commit:
+        """A commit object; past a shallow clone's boundary, after deepening it."""
+        try:
+            return _resolve(self.repo, sha, self.where)
+        except GitError:
+            boundary = next(
+                (b for b in _shallow_commits(self.repo)
+                 if sha in (p.hexsha for p in _resolve(self.repo, b, self.where).parents)),
+                None,
+            )  # fmt: skip
+            if boundary is None:
+                raise
+            child = _resolve(self.repo, boundary, self.where)
+            _deepen(self.repo, child, boundary, _FIRST_DEEPEN, remote=self.remote, path=self.where)
+            return _resolve(self.repo, sha, self.where)
+
+    def authorship(self, sha: str) -> tuple[object, ...]:
+        commit = self._commit(sha)
+        return (
+            commit.author.name,
+            commit.author.email,
+            commit.authored_date,
+            commit.author_tz_offset,
+        )
 
 
 # --- internals -------------------------------------------------------------------------------
@@ -336,31 +385,6 @@ def _shallow_commits(repo: git.Repo) -> frozenset[str]:
     return frozenset(text.split())
 
 
-def _first_parents(
-    repo: git.Repo, start: git.Commit, steps: int, *, remote: str, path: str
-) -> Iterator[git.Commit]:
-    """Yield ``start^1``, ``start^1^1``, ... — at most ``steps`` commits, fewer at the root.
-
-    A commit's parent shas are written in the commit itself, so each commit is yielded as soon
-    as its child has been read; its own object is read only if the caller asks for more. At the
-    boundary of a shallow clone that is when the clone is deepened.
-    """
-    shallow = _shallow_commits(repo)
-    current, child = start, ""
-    for taken in range(steps):
-        if child in shallow:
-            depth = max(_FIRST_DEEPEN, taken)
-            shallow = _deepen(repo, start, child, depth, remote=remote, path=path)
-        try:
-            parents = current.parents
-        except ValueError:
-            raise GitError(f"commit {_short(current.hexsha)} is missing from {path}") from None
-        if not parents:
-            return
-        child, current = current.hexsha, parents[0]
-        yield current
-
-
 def _deepen(
     repo: git.Repo, start: git.Commit, boundary: str, depth: int, *, remote: str, path: str
 ) -> frozenset[str]:
@@ -403,56 +427,3 @@ def _first_line(text: object) -> str:
         if line:
             return line
     return ""
-
-
-def _rebase_base(repo: git.Repo, merged: git.Commit, count: int, *, remote: str, path: str) -> str:
-    short = _short(merged.hexsha)
-    landed = merged  # read by the walk before it yields the next commit
-    walk = _first_parents(repo, merged, count, remote=remote, path=path)
-    for steps, commit in enumerate(walk, 1):
-        if len(landed.parents) != 1:
-            raise GitError(
-                f"{short}~{steps - 1} in {path} is a merge commit, so {short} is not "
-                f"a rebase merge of {count} commits"
-            )
-        if steps == count:
-            return commit.hexsha
-        landed = commit
-    raise GitError(
-        f"{short} in {path} has fewer than {count} commits before it, so it is not "
-        f"a rebase merge of {count} commits"
-    )
-
-
-def _merge_method(
-    repo: git.Repo, merged: git.Commit, pr_commits: int, pr_head_sha: str | None, path: str
-) -> MergeMethod:
-    if len(merged.parents) >= 2:
-        return "merge"
-    if pr_commits == 1:
-        return "squash"
-    short = _short(merged.hexsha)
-    if pr_head_sha is None:
-        raise GitError(
-            f"cannot tell a squash from a rebase merge of {pr_commits} commits at {short} "
-            f"in {path}: give the PR's head sha or the merge method"
-        )
-    try:
-        head = _resolve(repo, pr_head_sha, path)
-    except GitError:
-        raise GitError(
-            f"PR head {_short(pr_head_sha)} is not in {path}, so a squash cannot be told from a "
-            f"rebase merge at {short}: fetch the PR's head (pull/<N>/head) or give the method"
-        ) from None
-    if head.hexsha == merged.hexsha or _authorship(head) == _authorship(merged):
-        return "rebase"
-    return "squash"
-
-
-def _authorship(commit: git.Commit) -> tuple[str | None, str | None, int, float]:
-    return (
-        commit.author.name,
-        commit.author.email,
-        commit.authored_date,
-        commit.author_tz_offset,
-    )

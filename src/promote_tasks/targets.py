@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -21,6 +20,8 @@ from promote_tasks import render
 from promote_tasks.errors import GitError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
+from promote_tasks.graph import newest_known_good
+from promote_tasks.graph import pre_merge_commit
 from promote_tasks.ledger import verdict_context
 from promote_tasks.machine import derive
 from promote_tasks.model import DEPLOY_FAILED
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from promote_tasks.github import GitHub
 
 KNOWN_GOOD_CANDIDATES = 30  #: newest distinct shas deployed in the environment that are looked at
-API_WALK_LIMIT = 200  #: first-parent commits walked through the API when there is no clone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,8 @@ def rollback_target(run: Run, snapshot: Snapshot, environment: str, failed_sha: 
             except GitError:
                 pass  # none on the first-parent chain: fall back to the PR's facts
         else:
-            found = github.run(_api_known_good(github, failed_sha, frozenset(good)))
+            api = ApiGraph(github)
+            found = newest_known_good(api, failed_sha, frozenset(good).__contains__)
             if found is not None:
                 return Target(found, "newest known-good (from the API: no usable clone)")
     pull = culprit_pull(run, snapshot, environment, failed_sha)
@@ -115,7 +116,7 @@ def rollback_target(run: Run, snapshot: Snapshot, environment: str, failed_sha: 
     head = str(details["head"]["sha"])
     how = f"before #{number} landed (no known-good commit)"
     if clone is None:
-        sha = github.run(_api_pre_merge(github, failed_sha, commits, head))
+        sha = pre_merge_commit(ApiGraph(github), failed_sha, pr_commits=commits, pr_head=head)
         return Target(sha, how + " (from the API: no usable clone)")
     if commits > 1 and not git.has_commit(clone, head):
         with contextlib.suppress(GitError):  # merge_method says what is missing if it matters
@@ -140,48 +141,32 @@ def culprit_pull(
     return found
 
 
-async def _api_known_good(github: GitHub, failed_sha: str, good: frozenset[str]) -> str | None:
-    current = await github.git_commit(failed_sha)
-    for _ in range(API_WALK_LIMIT):
-        parents = current.get("parents") or []
-        if not parents:
-            return None
-        sha = str(parents[0]["sha"])
-        if sha in good:
-            return sha
-        current = await github.git_commit(sha)
-    return None
+class ApiGraph:
+    """GitHub's git data API as a :class:`graph.CommitGraph`, for a run with no usable clone:
+    one request per commit walked (content-addressed, so each is asked once per process)."""
+
+    where = "the repository on GitHub"
+
+    def __init__(self, github: GitHub) -> None:
+        self.github = github
+
+    def _commit(self, sha: str) -> dict[str, Any]:
+        try:
+            return dict(self.github.run(self.github.git_commit(sha)))
+        except GitHubError as e:
+            if e.status in (404, 422):
+                raise GitError(f"unknown commit {sha[:7]} in {self.where}") from None
+            raise
+
+    def parents(self, sha: str) -> tuple[str, ...]:
+        return tuple(str(p["sha"]) for p in self._commit(sha).get("parents") or ())
+
+    def authorship(self, sha: str) -> tuple[object, ...]:
+        author = self._commit(sha).get("author") or {}
+        return author.get("name"), author.get("email"), author.get("date")
 
 
-def _who(commit: Mapping[str, Any]) -> tuple[Any, ...]:
-    author = commit.get("author") or {}
-    return author.get("name"), author.get("email"), author.get("date")
-
-
-async def _api_pre_merge(github: GitHub, merged_sha: str, commits: int, head_sha: str) -> str:
-    """``git.pre_merge_commit`` over the API: the same topology and PR facts, read remotely."""
-    short = merged_sha[:7]
-    merged = await github.git_commit(merged_sha)
-    parents = [str(p["sha"]) for p in merged.get("parents") or []]
-    if not parents:
-        raise GitError(f"{short} is a root commit: nothing came before it")
-    if len(parents) >= 2 or commits == 1:
-        return parents[0]  # a merge commit, or a squash (a rebase of one commit is the same)
-    head = await github.git_commit(head_sha)
-    if head_sha != merged_sha and _who(head) != _who(merged):
-        return parents[0]  # a squash: a new commit authored at merge time
-    current = merged
-    for step in range(commits):
-        above = current.get("parents") or []
-        if len(above) != 1:
-            raise GitError(
-                f"{short}~{step} is a merge commit, so {short} is not a rebase merge of "
-                f"{commits} commits"
-            )
-        if step == commits - 1:
-            return str(above[0]["sha"])
-        current = await github.git_commit(str(above[0]["sha"]))
-    raise AssertionError("unreachable")  # pragma: no cover
+# -- the strategy ------------------------------------------------------------------------------
 
 
 def strategy_for(run: Run, env: Environment, name: str | None) -> RollbackStrategy:

@@ -15,6 +15,7 @@ from promote_tasks.default_plugins.rollback import Reset
 from promote_tasks.default_plugins.rollback import Revert
 from promote_tasks.errors import GitError
 from promote_tasks.errors import PromoteError
+from promote_tasks.graph import pre_merge_commit
 from promote_tasks.ledger import fix_plan_id
 from promote_tasks.ledger import revert_branch
 from promote_tasks.registry import RollbackRun
@@ -136,8 +137,8 @@ def test_a_failure_already_rolled_back_elsewhere_is_not_rolled_back_again(merged
 
 
 def api_pre_merge(driver: Driver, merged: str, commits: int, head: str) -> str:
-    github = driver.run.github
-    return str(github.run(failures._api_pre_merge(github, merged, commits, head)))
+    graph = failures.ApiGraph(driver.run.github)
+    return pre_merge_commit(graph, merged, pr_commits=commits, pr_head=head)
 
 
 def commit_on(
@@ -154,14 +155,17 @@ def test_pre_merge_from_the_api_refuses_what_topology_contradicts(merged: Driver
     api = merged.api
     failed = api.head("dev")
     root, feature = parents(api, failed)
-    with pytest.raises(GitError, match=f"^{root[:7]} is a root commit: nothing came before it$"):
+    with pytest.raises(
+        GitError,
+        match=f"^{root[:7]} in the repository on GitHub is a root commit: nothing came before it$",
+    ):
         api_pre_merge(merged, root, 1, root)
     # A "rebase of two commits" whose first parent is a merge commit is no rebase merge.
     ada = {"name": "Ada", "email": "ada@example.com", "date": "2020-01-01T00:00:00Z"}
     on_merge = commit_on(api, [failed], "Rebased\n", ada)
     with pytest.raises(
         GitError,
-        match=f"^{on_merge[:7]}~1 is a merge commit, so {on_merge[:7]} is not a rebase merge of 2 commits$",
+        match=f"^{on_merge[:7]}~1 in the repository on GitHub is a merge commit, so {on_merge[:7]} is not a rebase merge of 2 commits$",
     ):
         api_pre_merge(merged, on_merge, 2, on_merge)
     # The same shapes that git.pre_merge_commit answers: merge, squash, rebase.
