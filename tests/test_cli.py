@@ -60,7 +60,7 @@ def test_status_json_from_a_saved_snapshot(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {
-        "repository", "halted", "fix_plan", "active_plan", "active_plans", "in_flight",
+        "schema", "repository", "halted", "fix_plan", "active_plan", "active_plans", "in_flight",
         "plan_problems", "environments",
     }  # fmt: skip
     assert (data["repository"], data["halted"], data["active_plan"]) == (

@@ -14,7 +14,18 @@ from promote_tasks import hookspecs
 from promote_tasks.machine import TRANSITIONS
 
 ROOT = Path(__file__).parent.parent
-CORE = ("model", "machine", "gate", "ledger", "graph", "config", "errors", "plans", "render", "registry")
+CORE = (
+    "model",
+    "machine",
+    "gate",
+    "ledger",
+    "graph",
+    "config",
+    "errors",
+    "plans",
+    "render",
+    "registry",
+)
 FORBIDDEN = ("invoke", "pluggy", "ghapi", "git", "fastcore", "fasttransport", "httpx", "httpx2")
 
 

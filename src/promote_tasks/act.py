@@ -26,6 +26,7 @@ from promote_tasks.model import DEPLOY_FAILED
 from promote_tasks.model import Action
 from promote_tasks.model import CloseChecklist
 from promote_tasks.model import CompletePlans
+from promote_tasks.model import Did
 from promote_tasks.model import DispatchDeploy
 from promote_tasks.model import Effect
 from promote_tasks.model import FileFixPlan
@@ -50,7 +51,7 @@ from promote_tasks.targets import strategy_for
 FIX_PRIORITY = 0  #: fix plans go before everything else
 
 
-def act(run: Runner, action: Action, snapshot: Snapshot, state: PipelineState) -> tuple[str, ...]:
+def act(run: Runner, action: Action, snapshot: Snapshot, state: PipelineState) -> tuple[Did, ...]:
     """Perform the action's effects in order, then the gates; the lines say what was done.
     ``state`` is what ``snapshot`` derived to (the gates are written from it)."""
     did = tuple(perform(run, effect, snapshot, state) for effect in action.effects)
@@ -60,8 +61,32 @@ def act(run: Runner, action: Action, snapshot: Snapshot, state: PipelineState) -
     return did
 
 
-def perform(run: Runner, effect: Effect, snapshot: Snapshot, state: PipelineState) -> str:
-    """One effect, one line."""
+def perform(run: Runner, effect: Effect, snapshot: Snapshot, state: PipelineState) -> Did:
+    """One effect, one line (saying what kind of write it was and what it was about)."""
+    return Did(_perform(run, effect, snapshot, state), effect.kind, _target(effect))
+
+
+def _target(effect: Effect) -> str:
+    match effect:
+        case SetStatus(sha, context):
+            return f"{context}@{sha}"
+        case StartValidator(environment, _, validator):
+            return f"{environment}/{validator}"
+        case DispatchDeploy(environment, _, sha):
+            return ledger.key(environment, sha)
+        case OpenPromotion(_, head, base):
+            return f"{head}→{base}"
+        case CompletePlans(plans):
+            return ",".join(plans)
+        case RollBack(environment, failed_sha):
+            return ledger.key(environment, failed_sha)
+        case FileFixPlan(plan_id):
+            return plan_id
+        case CloseChecklist(number):
+            return f"#{number}"
+
+
+def _perform(run: Runner, effect: Effect, snapshot: Snapshot, state: PipelineState) -> str:
     github = run.github
     match effect:
         case SetStatus(sha, context, status, description, target_url):
@@ -115,10 +140,10 @@ def _start(run: Runner, snapshot: Snapshot, env: str, sha: str, name: str) -> st
 # -- the pre-merge gate ---------------------------------------------------------------------
 
 
-def refresh_gates(run: Runner, snapshot: Snapshot, state: PipelineState) -> tuple[str, ...]:
+def refresh_gates(run: Runner, snapshot: Snapshot, state: PipelineState) -> tuple[Did, ...]:
     """Write ``promote/gate`` on every open PR into an environment branch, where it changed."""
     return tuple(
-        f"gate of #{gate.pull}: {gate.state} ({gate.description})"
+        Did(f"gate of #{gate.pull}: {gate.state} ({gate.description})", "gate", f"#{gate.pull}")
         for gate, written in write_gates(run, snapshot, state)
         if written
     )

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable
@@ -161,6 +162,7 @@ class GitHub:
         self.timeout = connection.timeout if timeout is None else timeout
         self.deadline = connection.deadline if deadline is None else deadline
         self._started: float | None = None  # the first request: the deadline runs from it
+        self.debug = os.environ.get("PROMOTE_DEBUG", "") in ("api", "all")
         self.attempts = attempts
         self.max_wait = max_wait
         self.sleep = sleep
@@ -256,12 +258,14 @@ class GitHub:
             if left <= 0:
                 raise self._out_of_time(attempt - 1)
             self.stats.requests += 1
+            began = time.monotonic()
             try:
                 response = await asyncio.wait_for(
                     op(**params, raw_=True, headers_=headers), min(self.timeout, left)
                 )
             except Exception as e:  # ghapi raises APIError; httpx2 errors may leak through
                 status = getattr(e, "status_code", None)
+                self._log(operation, getattr(e, "response", None), status or _kind(e), began)
                 if status == 304 and cached:
                     self.stats.not_modified += 1
                     return cached[1], getattr(e, "response", None)
@@ -281,6 +285,7 @@ class GitHub:
                 self.stats.retries += 1
                 await self.sleep(wait)
                 continue
+            self._log(operation, response, response.status_code, began)
             foreign = _not_github(response, self.connection.api_url)
             if foreign is not None:
                 raise GitHubError(foreign, response.status_code)
@@ -290,6 +295,21 @@ class GitHub:
                 self._etags[key] = (etag, data)
             return data, response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _log(self, operation: str, response: Any, status: object, began: float) -> None:
+        """``PROMOTE_DEBUG=api``: one stderr line per request (method, path, status, the rate
+        limit left, time). The token is in a header, never in the path: nothing to hide."""
+        if not self.debug:
+            return
+        request = getattr(response, "request", None)
+        method = getattr(request, "method", "?")
+        url = getattr(request, "url", None)
+        path = getattr(url, "raw_path", b"").decode("ascii", "replace") if url else operation
+        headers = getattr(response, "headers", {}) or {}
+        left = headers.get("x-ratelimit-remaining", "?")
+        took = (time.monotonic() - began) * 1000
+        line = f"promote: api: {method} {path} {status} ({left} left, {took:.0f} ms)"
+        print(line.replace(self.connection.token, "***"), file=sys.stderr, flush=True)
 
     def new_deadline(self) -> None:
         """Start the deadline again: one ``next`` of a ``watch`` is one command's worth."""

@@ -558,6 +558,30 @@ def seconds_between(earlier: str, later: str) -> float:
     return (parse(later) - parse(earlier)).total_seconds()
 
 
+class Did(str):
+    """One line of what a run did (the text people read) and, for scripts, what kind of
+    write it was, what it was about, and where GitHub shows it (``--json``'s ``did``)."""
+
+    kind: str
+    target: str
+    url: str | None
+
+    def __new__(
+        cls, text: str, kind: str = "note", target: str = "", url: str | None = None
+    ) -> Did:
+        made = super().__new__(cls, text)
+        made.kind, made.target = kind, target
+        made.url = url if url is not None else _first_url(text)
+        return made
+
+
+def _first_url(text: str) -> str | None:
+    for word in text.replace("(", " ").replace(")", " ").split():
+        if word.startswith(("http://", "https://")):
+            return word.rstrip(".,;:")
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Action:
     """Exactly one next step for the whole pipeline: a transition with its effects, or a wait."""

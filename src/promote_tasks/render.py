@@ -7,6 +7,7 @@ it reaches a terminal, so nobody can smuggle escape sequences into someone's scr
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from promote_tasks.model import Action
@@ -107,6 +108,19 @@ def status_data(state: PipelineState, action: Action) -> dict[str, Any]:
     }
 
 
+def did_data(did: Iterable[str]) -> list[dict[str, Any]]:
+    """What a run did, for scripts: each write's kind, what it was about, its link, the text."""
+    return [
+        {
+            "kind": getattr(line, "kind", "note"),
+            "target": getattr(line, "target", ""),
+            "url": getattr(line, "url", None),
+            "text": str(line),
+        }
+        for line in did
+    ]
+
+
 def next_data(action: Action, did: tuple[str, ...]) -> dict[str, Any]:
     """The ``next --json`` object."""
     return {
@@ -114,7 +128,7 @@ def next_data(action: Action, did: tuple[str, ...]) -> dict[str, Any]:
         "environment": action.environment,
         "from": action.source.value if action.source else None,
         "to": action.target.value if action.target else None,
-        "did": list(did),
+        "did": did_data(did),
         "waiting_for": action.waiting_for,
         "stop": action.stop,
     }

@@ -32,10 +32,12 @@ from promote_tasks.git import remote_repository
 from promote_tasks.github import Connection
 from promote_tasks.github import GitHub
 from promote_tasks.ledger import GATE_CONTEXT
+from promote_tasks.ledger import LOCK_REF
 from promote_tasks.ledger import verdict_context
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.model import Action
+from promote_tasks.model import Did
 from promote_tasks.model import EnvFacts
 from promote_tasks.model import Pipeline
 from promote_tasks.model import PipelineState
@@ -315,7 +317,8 @@ class Run:
             facts = self.snapshot()
             state, action = self.decide(facts)
             did = act(self, action, facts, state)
-        return Step(facts, state, action, ((note,) if note else ()) + did)
+        took = (Did(note, "lock", f"refs/{LOCK_REF}"),) if note else ()
+        return Step(facts, state, action, took + did)
 
     # -- a person's decision, a PR's gate ----------------------------------------------------
 

@@ -90,13 +90,14 @@ def test_status_and_next_from_the_console_script(
         "validating",
     )
     assert planned["did"]
-    assert all(line.startswith("would ") for line in planned["did"])
+    assert all(line["text"].startswith("would ") for line in planned["did"])
     assert api.writes() == before
     assert api.statuses(dev) == []
 
     taken = ok_json(promote(driver, summary, "next", "--json"))
     assert (taken["transition"], taken["environment"], taken["waiting_for"]) == ("R4", "dev", None)
-    assert f"promote/dev = pending on {dev[:7]}" in taken["did"]
+    wrote = {(d["kind"], d["target"], d["text"]) for d in taken["did"]}
+    assert ("set-status", f"promote/dev@{dev}", f"promote/dev = pending on {dev[:7]}") in wrote
     assert api.latest(dev, "promote/dev")["state"] == "pending"
     assert api.writes() != before
 

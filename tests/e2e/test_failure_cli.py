@@ -87,6 +87,7 @@ def test_dry_run_json_says_exactly_what_would_happen_and_writes_nothing(
     code, out, err = run("rollback", "--env", "dev", "--dry-run", "--json")
     assert (code, err) == (0, "")
     assert json.loads(out) == {
+        "schema": 1,
         "environment": "dev",
         "failed_sha": head,
         "target": before,
@@ -142,8 +143,8 @@ def test_rollback_by_hand_records_the_failure_rolls_back_and_next_files_the_fix_
     assert (code, err) == (0, "")
     data = json.loads(out)
     assert (data["failed_sha"], data["target"], data["strategy"]) == (head, before, "redeploy")
-    assert data["did"][0] == f"promote/dev = failure on {head[:7]}"
-    assert data["did"][1].startswith(
+    assert data["did"][0]["text"] == f"promote/dev = failure on {head[:7]}"
+    assert data["did"][1]["text"].startswith(
         f"rolled back dev from {head[:7]} to {before[:7]} (newest known-good) with redeploy: created rollback deployment "
     )
     assert api.latest(head, "promote/dev")["description"] == "rolled back by hand"

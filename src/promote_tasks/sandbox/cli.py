@@ -46,19 +46,40 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    return serve(
+        port=args.port, directory=args.dir, scenario=args.scenario, latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate, seed=args.seed, step_ms=args.step_ms,
+        retry_after=args.retry_after,
+    )  # fmt: skip
+
+
+def serve(
+    *,
+    port: int = 0,
+    directory: Path | None = None,
+    scenario: Path | None = None,
+    latency_ms: int = 0,
+    fault_rate: float = 0.0,
+    seed: int = 0,
+    step_ms: int = DEFAULT_STEP_MS,
+    retry_after: int = 1,
+) -> int:
+    """Serve a seeded sandbox until interrupted: ``KEY=VALUE`` lines, then ``READY``."""
     try:
-        scenario = Scenario.load(args.scenario) if args.scenario else Scenario()
-        if not 0.0 <= args.fault_rate <= 1.0:
+        if not 0.0 <= fault_rate <= 1.0:
             raise ValueError("--fault-rate must be between 0 and 1")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"--port must be between 0 and 65535, not {port}")
+        loaded = Scenario.load(scenario) if scenario else Scenario()
         sandbox = start(
-            args.dir,
-            scenario=scenario,
-            port=args.port,
-            latency_ms=max(args.latency_ms, 0),
-            fault_rate=args.fault_rate,
-            seed=args.seed,
-            step_ms=max(args.step_ms, 0),
-            retry_after=max(args.retry_after, 0),
+            directory,
+            scenario=loaded,
+            port=port,
+            latency_ms=max(latency_ms, 0),
+            fault_rate=fault_rate,
+            seed=seed,
+            step_ms=max(step_ms, 0),
+            retry_after=max(retry_after, 0),
         )
     except (ScenarioError, ValueError, OSError) as exc:
         print(f"promote sandbox: {exc}", file=sys.stderr)
