@@ -20,7 +20,7 @@ def serve_to_ready() -> float:
             [
                 sys.executable,
                 "-m",
-                "promote_tasks.sandbox",
+                "promote_sandbox",
                 "serve",
                 "--port",
                 "0",
@@ -41,7 +41,7 @@ def serve_to_ready() -> float:
 
 
 def in_process() -> tuple[float, float]:
-    from promote_tasks.sandbox import start
+    from promote_sandbox import start
 
     times = []
     for _ in range(6):
@@ -68,7 +68,7 @@ def concurrency(latency_ms: int = 100, n: int = 20) -> float:
     import concurrent.futures
     import urllib.request
 
-    from promote_tasks.sandbox import start
+    from promote_sandbox import start
 
     with start(step_ms=0, latency_ms=latency_ms) as sandbox:
         url = f"{sandbox.api_url}/repos/{sandbox.repository}/pulls"
@@ -89,7 +89,7 @@ def faults_until_all_kinds(rate: float = 0.3, seed: int = 0) -> int:
     import http.client
     import json
 
-    from promote_tasks.sandbox import start
+    from promote_sandbox import start
 
     with start(step_ms=0, fault_rate=rate, seed=seed) as sandbox:
         port = int(sandbox.api_url.rsplit(":", 1)[1])

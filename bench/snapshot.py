@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 from typing import Protocol
 
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox import start
+from promote_sandbox import Scenario
+from promote_sandbox import start
 from promote_tasks.session import Run
 
 LATENCY_MS = 100
@@ -79,7 +79,7 @@ class OwnProcess:
         directory.mkdir(parents=True)
         scenario_file = directory / "scenario.json"
         scenario_file.write_text(json.dumps(scenario.to_json()), encoding="utf-8")
-        command = [sys.executable, "-m", "promote_tasks.sandbox", "serve"]
+        command = [sys.executable, "-m", "promote_sandbox", "serve"]
         command += ["--scenario", str(scenario_file), "--latency-ms", str(latency_ms)]
         command += ["--step-ms", "0", "--dir", str(directory / "sandbox")]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

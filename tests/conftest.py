@@ -5,7 +5,7 @@ import os
 import pytest
 
 # The sandbox GitHub's fixtures (`sandbox`, `make_sandbox`) for every test that wants one.
-pytest_plugins = ["promote_tasks.sandbox.testing"]
+pytest_plugins = ["promote_sandbox.testing"]
 
 # Git in tests must not depend on the machine's global config.
 os.environ.setdefault("GIT_AUTHOR_NAME", "Test Author")

@@ -36,10 +36,10 @@ from typing import Any
 
 import pytest
 
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
+from promote_sandbox import start
 from promote_tasks.ledger import lock_message
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox import start
 from promote_tasks.session import Run
 from tests import console
 from tests.e2e.conftest import BOOKKEEPING

@@ -14,8 +14,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Scenario
+from promote_sandbox import FailRule
+from promote_sandbox import Scenario
 from promote_tasks.schemas import schema
 from tests.console import SCRIPT
 from tests.console import clean_environ

@@ -4,14 +4,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from promote_sandbox import Sandbox
+from promote_sandbox import start
 from promote_tasks.config import find_config
 from promote_tasks.config import load_settings
 from promote_tasks.config import settings_from
 from promote_tasks.errors import ConfigError
 from promote_tasks.plugins import collect
 from promote_tasks.plugins import make_plugin_manager
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import start
 from tests import console
 from tests.e2e.conftest import Api
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from promote_sandbox import Scenario
 from promote_tasks.errors import PromoteError
 from promote_tasks.model import State
-from promote_tasks.sandbox import Scenario
 from promote_tasks.session import Run
 
 

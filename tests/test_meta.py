@@ -165,9 +165,9 @@ def test_tasks_holds_only_tasks():
 def test_one_next_derives_once_per_read(monkeypatch, make_sandbox):
     """The state is derived from each read once (an idle next reads once; a next that
     writes reads again under the lock), never again to act or to gate."""
+    from promote_sandbox import Scenario
     from promote_tasks import machine
     from promote_tasks import session
-    from promote_tasks.sandbox import Scenario
 
     sandbox = make_sandbox(scenario=Scenario(merge_bot=True))
     sandbox.settle()
@@ -197,3 +197,32 @@ def test_one_next_derives_once_per_read(monkeypatch, make_sandbox):
         seen.append((taken.action.transition, len(reads), len(calls)))
     assert all(derived == read for _, read, derived in seen), seen
     assert {(t is not None, r) for t, r, _ in seen} >= {(True, 2)}, seen  # a transition rereads
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    return imported
+
+
+def test_the_sandbox_never_imports_the_tool():
+    """The sandbox is GitHub: it may not learn anything from the code it stands in for."""
+    offenders = [
+        path.name
+        for path in (ROOT / "src" / "promote_sandbox").rglob("*.py")
+        if "promote_tasks" in _top_level_imports(path)
+    ]
+    assert offenders == []
+
+
+def test_the_tool_reaches_the_sandbox_only_from_its_demo_and_tasks():
+    users = sorted(
+        path.relative_to(ROOT / "src" / "promote_tasks").as_posix()
+        for path in (ROOT / "src" / "promote_tasks").rglob("*.py")
+        if "promote_sandbox" in _top_level_imports(path)
+    )
+    assert set(users) <= {"demo.py", "tasks.py"}, users

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Scenario
+from promote_sandbox import FailRule
+from promote_sandbox import Scenario
 from tests.console import GITHUB_KEYS
 from tests.console import promote
 

@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from promote_sandbox import FailRule
+from promote_sandbox import Scenario
+from promote_sandbox import start
 from promote_tasks import render
 from promote_tasks.machine import needs_person
 from promote_tasks.model import State
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox import start
 from promote_tasks.session import Run
 
 SCENARIO = Scenario(merge_bot=True, fail=(FailRule("test", "deploy", times=1),))

@@ -442,8 +442,8 @@ def sandbox(
     """
     from pathlib import Path
 
-    from promote_tasks.sandbox.cli import serve
-    from promote_tasks.sandbox.core import DEFAULT_STEP_MS
+    from promote_sandbox.cli import serve
+    from promote_sandbox.core import DEFAULT_STEP_MS
 
     if command != "serve":
         raise PromoteError(f"sandbox: say what to do: serve (not {command!r})" if command

@@ -1,6 +1,6 @@
 """End-to-end fixtures: an observer client and a driver that runs ``next`` against a sandbox.
 
-``make_sandbox`` / ``sandbox`` come from ``promote_tasks.sandbox.testing`` (top-level conftest).
+``make_sandbox`` / ``sandbox`` come from ``promote_sandbox.testing`` (top-level conftest).
 
 Everything goes over real HTTP to the sandbox (real ghapi, real git); CI moves only when a
 test says so (``step_ms=0`` and ``advance()`` / ``settle()``), so runs are deterministic.
@@ -25,15 +25,15 @@ from typing import Any
 import pytest
 import yaml
 
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
+from promote_sandbox import start
 from promote_tasks.act import act
 from promote_tasks.machine import needs_person
 from promote_tasks.model import Action
 from promote_tasks.model import PipelineState
 from promote_tasks.model import Snapshot
 from promote_tasks.model import State
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox import start
 from promote_tasks.session import Run
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
+from promote_sandbox import Scenario
 from promote_tasks.act import act
-from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import duplicate_statuses
 from tests.e2e.conftest import one_env

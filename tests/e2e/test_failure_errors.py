@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from promote_sandbox import Scenario
 from promote_tasks import targets as failures
 from promote_tasks.default_plugins.rollback import Redeploy
 from promote_tasks.default_plugins.rollback import Reset
@@ -19,7 +20,6 @@ from promote_tasks.graph import pre_merge_commit
 from promote_tasks.ledger import fix_plan_id
 from promote_tasks.ledger import revert_branch
 from promote_tasks.registry import RollbackRun
-from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Api
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import config

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from promote_sandbox import FailRule
+from promote_sandbox import Scenario
 from promote_tasks.ledger import fix_plan_id
 from promote_tasks.model import Result
 from promote_tasks.model import State
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import config
 from tests.e2e.test_failures import dispatches

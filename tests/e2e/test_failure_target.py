@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from promote_sandbox import Scenario
 from promote_tasks import git
 from promote_tasks import targets as failures
 from promote_tasks.errors import PromoteError
-from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Api
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import config

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from promote_sandbox import FailRule
+from promote_sandbox import Scenario
 from promote_tasks.ledger import fix_plan_id
 from promote_tasks.model import PipelineState
 from promote_tasks.model import State
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Api
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import Step

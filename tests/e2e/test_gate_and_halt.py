@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from promote_sandbox import Scenario
 from promote_tasks.hooks import halt
 from promote_tasks.model import PipelineState
 from promote_tasks.model import State
-from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import Step
 from tests.e2e.conftest import config

@@ -26,6 +26,11 @@ from typing import Any
 
 import pytest
 
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
+from promote_sandbox import start
+from promote_sandbox import testing
+from promote_sandbox.server import FaultPlan
 from promote_tasks.default_plugins.plan_stores import Issues
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
@@ -35,11 +40,6 @@ from promote_tasks.github import UncertainWrite
 from promote_tasks.model import Pipeline
 from promote_tasks.model import Plan
 from promote_tasks.model import Snapshot
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox import start
-from promote_tasks.sandbox import testing
-from promote_tasks.sandbox.server import FaultPlan
 from promote_tasks.session import Run
 
 # The shared sandbox fixture, bound here so this module does not depend on a conftest.

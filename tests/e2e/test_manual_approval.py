@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
 from promote_tasks.cli import main
 from promote_tasks.model import Result
 from promote_tasks.model import State
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import one_env
 

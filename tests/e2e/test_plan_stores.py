@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from promote_sandbox import Scenario
 from promote_tasks.model import Plan
 from promote_tasks.model import State
-from promote_tasks.sandbox import Scenario
 from tests import console
 from tests.e2e.conftest import BOOKKEEPING
 from tests.e2e.conftest import Driver

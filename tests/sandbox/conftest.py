@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import testing
+from promote_sandbox import Sandbox
+from promote_sandbox import testing
 
 # The shared fixtures (pytest_plugins is only allowed in the top-level conftest).
 make_sandbox = testing.make_sandbox

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
+from promote_sandbox import FailRule
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
 from tests.sandbox.conftest import Client
 
 

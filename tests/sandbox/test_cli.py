@@ -1,4 +1,4 @@
-"""``python -m promote_tasks.sandbox serve`` (what ``promote sandbox serve`` runs)."""
+"""``python -m promote_sandbox serve`` (what ``promote sandbox serve`` runs)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from promote_tasks.sandbox.cli import main
+from promote_sandbox.cli import main
 
 
 def _serve(*args: str) -> tuple[subprocess.Popen[str], dict[str, str], float]:
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "promote_tasks.sandbox", "serve", *args],
+        [sys.executable, "-m", "promote_sandbox", "serve", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

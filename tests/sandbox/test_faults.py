@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from promote_tasks.sandbox import Sandbox
+from promote_sandbox import Sandbox
 from tests.sandbox.conftest import Client
 
 

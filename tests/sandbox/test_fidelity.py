@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox import start
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
+from promote_sandbox import start
 from tests.sandbox.conftest import Client
 from tests.sandbox.conftest import Resp
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from promote_tasks.sandbox import Sandbox
+from promote_sandbox import Sandbox
 
 
 def client(sandbox: Sandbox, *, sync: bool, token: str | None = None) -> Any:

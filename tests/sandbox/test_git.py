@@ -6,7 +6,7 @@ import base64
 import subprocess
 from pathlib import Path
 
-from promote_tasks.sandbox import Sandbox
+from promote_sandbox import Sandbox
 from tests.sandbox.conftest import Client
 from tests.sandbox.conftest import bare
 

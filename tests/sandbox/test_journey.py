@@ -8,9 +8,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
+from promote_sandbox import FailRule
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
 from tests.sandbox.conftest import Client
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox import ScenarioError
-from promote_tasks.sandbox.seed import SMOKE_WORKFLOW
-from promote_tasks.sandbox.seed import deploy_workflow
+from promote_sandbox import FailRule
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
+from promote_sandbox import ScenarioError
+from promote_sandbox.seed import SMOKE_WORKFLOW
+from promote_sandbox.seed import deploy_workflow
 
 
 def test_seeded_workflows_pass_the_github_workflow_schema(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from promote_tasks.sandbox import Sandbox
+from promote_sandbox import Sandbox
 from tests.sandbox.conftest import Client
 
 

@@ -35,10 +35,10 @@ from unittest import mock
 
 import pytest
 
+from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
+from promote_sandbox.seed import APP_AFTER
 from promote_tasks.cli import main as cli_main
-from promote_tasks.sandbox import Sandbox
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox.seed import APP_AFTER
 from tests.console import clean_environ
 from tests.console import promote
 from tests.e2e.conftest import Api

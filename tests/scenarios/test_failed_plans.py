@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Scenario
-from promote_tasks.sandbox.seed import APP_BEFORE
+from promote_sandbox import FailRule
+from promote_sandbox import Scenario
+from promote_sandbox.seed import APP_BEFORE
 from tests.e2e.conftest import config
 from tests.scenarios.conftest import GREETING
 from tests.scenarios.conftest import Scene

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from promote_tasks.sandbox import Scenario
+from promote_sandbox import Scenario
 from tests.scenarios.conftest import GREETING
 from tests.scenarios.conftest import Scene
 from tests.scenarios.conftest import plan_file

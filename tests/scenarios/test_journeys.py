@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from promote_tasks.sandbox import FailRule
-from promote_tasks.sandbox import Scenario
+from promote_sandbox import FailRule
+from promote_sandbox import Scenario
 from tests.e2e.conftest import Step
 from tests.e2e.conftest import config
 from tests.scenarios.conftest import GREETING

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from promote_tasks.sandbox import Scenario
+from promote_sandbox import Scenario
 from tests.scenarios.conftest import FOOTER
 from tests.scenarios.conftest import GATE
 from tests.scenarios.conftest import GREETING

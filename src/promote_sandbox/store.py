@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from promote_tasks.sandbox.gitrepo import ZERO_SHA
-from promote_tasks.sandbox.gitrepo import GitRepo
-from promote_tasks.sandbox.gitrepo import Ident
-from promote_tasks.sandbox.scenario import Scenario
+from promote_sandbox.gitrepo import ZERO_SHA
+from promote_sandbox.gitrepo import GitRepo
+from promote_sandbox.gitrepo import Ident
+from promote_sandbox.scenario import Scenario
 
 BOT_LOGIN = "github-actions[bot]"
 BOT_ID = 41898282

@@ -6,17 +6,17 @@ import re
 from typing import TYPE_CHECKING
 from typing import Any
 
-from promote_tasks.sandbox.server import ApiError
-from promote_tasks.sandbox.server import Request
-from promote_tasks.sandbox.server import Router
-from promote_tasks.sandbox.server import invalid
-from promote_tasks.sandbox.server import not_found
-from promote_tasks.sandbox.shapes import Shapes
-from promote_tasks.sandbox.store import Issue
-from promote_tasks.sandbox.store import Store
+from promote_sandbox.server import ApiError
+from promote_sandbox.server import Request
+from promote_sandbox.server import Router
+from promote_sandbox.server import invalid
+from promote_sandbox.server import not_found
+from promote_sandbox.shapes import Shapes
+from promote_sandbox.store import Issue
+from promote_sandbox.store import Store
 
 if TYPE_CHECKING:
-    from promote_tasks.sandbox.ci import CI
+    from promote_sandbox.ci import CI
 
 HEX = re.compile(r"^[0-9a-f]{4,40}$")
 REPO = "/repos/{owner}/{repo}"

@@ -13,30 +13,30 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from promote_tasks.sandbox.api_ci import CiApi
-from promote_tasks.sandbox.api_pulls import PullsApi
-from promote_tasks.sandbox.api_repo import RepoApi
-from promote_tasks.sandbox.ci import CI
-from promote_tasks.sandbox.gitrepo import GitRepo
-from promote_tasks.sandbox.gitrepo import git_env
-from promote_tasks.sandbox.scenario import Scenario
-from promote_tasks.sandbox.seed import History
-from promote_tasks.sandbox.seed import author_ident
-from promote_tasks.sandbox.seed import seed
-from promote_tasks.sandbox.seed import write_history
-from promote_tasks.sandbox.server import ApiError
-from promote_tasks.sandbox.server import App
-from promote_tasks.sandbox.server import FaultPlan
-from promote_tasks.sandbox.server import RateLimiter
-from promote_tasks.sandbox.server import Reply
-from promote_tasks.sandbox.server import Request
-from promote_tasks.sandbox.server import Route
-from promote_tasks.sandbox.server import Router
-from promote_tasks.sandbox.server import SandboxHTTPServer
-from promote_tasks.sandbox.server import Stats
-from promote_tasks.sandbox.server import not_found
-from promote_tasks.sandbox.shapes import Shapes
-from promote_tasks.sandbox.store import Store
+from promote_sandbox.api_ci import CiApi
+from promote_sandbox.api_pulls import PullsApi
+from promote_sandbox.api_repo import RepoApi
+from promote_sandbox.ci import CI
+from promote_sandbox.gitrepo import GitRepo
+from promote_sandbox.gitrepo import git_env
+from promote_sandbox.scenario import Scenario
+from promote_sandbox.seed import History
+from promote_sandbox.seed import author_ident
+from promote_sandbox.seed import seed
+from promote_sandbox.seed import write_history
+from promote_sandbox.server import ApiError
+from promote_sandbox.server import App
+from promote_sandbox.server import FaultPlan
+from promote_sandbox.server import RateLimiter
+from promote_sandbox.server import Reply
+from promote_sandbox.server import Request
+from promote_sandbox.server import Route
+from promote_sandbox.server import Router
+from promote_sandbox.server import SandboxHTTPServer
+from promote_sandbox.server import Stats
+from promote_sandbox.server import not_found
+from promote_sandbox.shapes import Shapes
+from promote_sandbox.store import Store
 
 DEFAULT_STEP_MS = 25
 

@@ -1,12 +1,12 @@
 """Pytest fixtures for a sandbox per test.
 
-Use them with ``pytest_plugins = ["promote_tasks.sandbox.testing"]`` in the top-level
+Use them with ``pytest_plugins = ["promote_sandbox.testing"]`` in the top-level
 ``conftest.py``, or (in a nested conftest, where pytest forbids ``pytest_plugins``) by binding
 them: ``make_sandbox = testing.make_sandbox`` and ``sandbox = testing.sandbox``.
 
 ``sandbox`` is a seeded sandbox whose CI moves only when the test says so (``advance()`` /
 ``settle()``), so assertions about intermediate states are deterministic. ``make_sandbox``
-builds more, with any :func:`promote_tasks.sandbox.start` argument (e.g. ``step_ms=20`` for a
+builds more, with any :func:`promote_sandbox.start` argument (e.g. ``step_ms=20`` for a
 wall clock, ``scenario=Scenario(...)``, ``fault_rate=0.3``).
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from promote_tasks.sandbox.core import Sandbox
-from promote_tasks.sandbox.core import start
+from promote_sandbox.core import Sandbox
+from promote_sandbox.core import start
 
 
 @pytest.fixture

@@ -41,21 +41,21 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from promote_tasks.sandbox.server import ApiError
-from promote_tasks.sandbox.shapes import Shapes
-from promote_tasks.sandbox.store import BOT_LOGIN
-from promote_tasks.sandbox.store import Approval
-from promote_tasks.sandbox.store import BaseMoved
-from promote_tasks.sandbox.store import CheckRun
-from promote_tasks.sandbox.store import CheckSuite
-from promote_tasks.sandbox.store import Deployment
-from promote_tasks.sandbox.store import DeploymentStatus
-from promote_tasks.sandbox.store import Issue
-from promote_tasks.sandbox.store import Job
-from promote_tasks.sandbox.store import Run
-from promote_tasks.sandbox.store import Step
-from promote_tasks.sandbox.store import Store
-from promote_tasks.sandbox.store import Workflow
+from promote_sandbox.server import ApiError
+from promote_sandbox.shapes import Shapes
+from promote_sandbox.store import BOT_LOGIN
+from promote_sandbox.store import Approval
+from promote_sandbox.store import BaseMoved
+from promote_sandbox.store import CheckRun
+from promote_sandbox.store import CheckSuite
+from promote_sandbox.store import Deployment
+from promote_sandbox.store import DeploymentStatus
+from promote_sandbox.store import Issue
+from promote_sandbox.store import Job
+from promote_sandbox.store import Run
+from promote_sandbox.store import Step
+from promote_sandbox.store import Store
+from promote_sandbox.store import Workflow
 
 DEPLOY_PATH = ".github/workflows/deploy.yml"
 SMOKE_PATH = ".github/workflows/smoke.yml"

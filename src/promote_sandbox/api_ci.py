@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from promote_tasks.sandbox.apibase import REPO
-from promote_tasks.sandbox.apibase import Base
-from promote_tasks.sandbox.server import ApiError
-from promote_tasks.sandbox.server import Reply
-from promote_tasks.sandbox.server import Request
-from promote_tasks.sandbox.server import Router
-from promote_tasks.sandbox.server import invalid
-from promote_tasks.sandbox.server import not_found
-from promote_tasks.sandbox.server import paginate
-from promote_tasks.sandbox.store import CheckRun
-from promote_tasks.sandbox.store import Deployment
-from promote_tasks.sandbox.store import Run
-from promote_tasks.sandbox.store import Workflow
-from promote_tasks.sandbox.store import iso
+from promote_sandbox.apibase import REPO
+from promote_sandbox.apibase import Base
+from promote_sandbox.server import ApiError
+from promote_sandbox.server import Reply
+from promote_sandbox.server import Request
+from promote_sandbox.server import Router
+from promote_sandbox.server import invalid
+from promote_sandbox.server import not_found
+from promote_sandbox.server import paginate
+from promote_sandbox.store import CheckRun
+from promote_sandbox.store import Deployment
+from promote_sandbox.store import Run
+from promote_sandbox.store import Workflow
+from promote_sandbox.store import iso
 
 DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 RUN_STATUSES = (

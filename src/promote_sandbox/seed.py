@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promote_tasks.sandbox.ci import CI
-from promote_tasks.sandbox.gitrepo import GitRepo
-from promote_tasks.sandbox.gitrepo import Ident
-from promote_tasks.sandbox.gitrepo import TreeEntry
-from promote_tasks.sandbox.scenario import Scenario
-from promote_tasks.sandbox.store import BOT_LOGIN
-from promote_tasks.sandbox.store import Pull
-from promote_tasks.sandbox.store import Store
+from promote_sandbox.ci import CI
+from promote_sandbox.gitrepo import GitRepo
+from promote_sandbox.gitrepo import Ident
+from promote_sandbox.gitrepo import TreeEntry
+from promote_sandbox.scenario import Scenario
+from promote_sandbox.store import BOT_LOGIN
+from promote_sandbox.store import Pull
+from promote_sandbox.store import Store
 
 README = """# shop
 

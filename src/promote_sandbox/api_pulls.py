@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from promote_tasks.sandbox.apibase import REPO
-from promote_tasks.sandbox.apibase import Base
-from promote_tasks.sandbox.server import ApiError
-from promote_tasks.sandbox.server import Reply
-from promote_tasks.sandbox.server import Request
-from promote_tasks.sandbox.server import Router
-from promote_tasks.sandbox.server import custom_invalid
-from promote_tasks.sandbox.server import invalid
-from promote_tasks.sandbox.server import not_found
-from promote_tasks.sandbox.server import paginate
-from promote_tasks.sandbox.store import BaseMoved
-from promote_tasks.sandbox.store import Comment
-from promote_tasks.sandbox.store import Issue
-from promote_tasks.sandbox.store import Label
-from promote_tasks.sandbox.store import Pull
-from promote_tasks.sandbox.store import Review
+from promote_sandbox.apibase import REPO
+from promote_sandbox.apibase import Base
+from promote_sandbox.server import ApiError
+from promote_sandbox.server import Reply
+from promote_sandbox.server import Request
+from promote_sandbox.server import Router
+from promote_sandbox.server import custom_invalid
+from promote_sandbox.server import invalid
+from promote_sandbox.server import not_found
+from promote_sandbox.server import paginate
+from promote_sandbox.store import BaseMoved
+from promote_sandbox.store import Comment
+from promote_sandbox.store import Issue
+from promote_sandbox.store import Label
+from promote_sandbox.store import Pull
+from promote_sandbox.store import Review
 
 REVIEW_EVENTS = {
     "APPROVE": "APPROVED",

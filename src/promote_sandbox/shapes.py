@@ -9,25 +9,25 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from promote_tasks.sandbox.gitrepo import CommitInfo
-from promote_tasks.sandbox.gitrepo import FileChange
-from promote_tasks.sandbox.gitrepo import Ident
-from promote_tasks.sandbox.store import CheckRun
-from promote_tasks.sandbox.store import CheckSuite
-from promote_tasks.sandbox.store import Comment
-from promote_tasks.sandbox.store import CommitStatus
-from promote_tasks.sandbox.store import Deployment
-from promote_tasks.sandbox.store import DeploymentStatus
-from promote_tasks.sandbox.store import Environment
-from promote_tasks.sandbox.store import Issue
-from promote_tasks.sandbox.store import Job
-from promote_tasks.sandbox.store import Label
-from promote_tasks.sandbox.store import Review
-from promote_tasks.sandbox.store import Run
-from promote_tasks.sandbox.store import Store
-from promote_tasks.sandbox.store import User
-from promote_tasks.sandbox.store import Workflow
-from promote_tasks.sandbox.store import iso
+from promote_sandbox.gitrepo import CommitInfo
+from promote_sandbox.gitrepo import FileChange
+from promote_sandbox.gitrepo import Ident
+from promote_sandbox.store import CheckRun
+from promote_sandbox.store import CheckSuite
+from promote_sandbox.store import Comment
+from promote_sandbox.store import CommitStatus
+from promote_sandbox.store import Deployment
+from promote_sandbox.store import DeploymentStatus
+from promote_sandbox.store import Environment
+from promote_sandbox.store import Issue
+from promote_sandbox.store import Job
+from promote_sandbox.store import Label
+from promote_sandbox.store import Review
+from promote_sandbox.store import Run
+from promote_sandbox.store import Store
+from promote_sandbox.store import User
+from promote_sandbox.store import Workflow
+from promote_sandbox.store import iso
 
 JSON = dict[str, Any]
 

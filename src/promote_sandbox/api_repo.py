@@ -9,22 +9,22 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-from promote_tasks.sandbox.apibase import HEX
-from promote_tasks.sandbox.apibase import REPO
-from promote_tasks.sandbox.apibase import Base
-from promote_tasks.sandbox.gitrepo import ZERO_SHA
-from promote_tasks.sandbox.gitrepo import Ident
-from promote_tasks.sandbox.gitrepo import TreeEntry
-from promote_tasks.sandbox.server import ApiError
-from promote_tasks.sandbox.server import Reply
-from promote_tasks.sandbox.server import Request
-from promote_tasks.sandbox.server import Router
-from promote_tasks.sandbox.server import invalid
-from promote_tasks.sandbox.server import not_found
-from promote_tasks.sandbox.server import paginate
-from promote_tasks.sandbox.shapes import node_id
-from promote_tasks.sandbox.shapes import wrap_base64
-from promote_tasks.sandbox.store import CommitStatus
+from promote_sandbox.apibase import HEX
+from promote_sandbox.apibase import REPO
+from promote_sandbox.apibase import Base
+from promote_sandbox.gitrepo import ZERO_SHA
+from promote_sandbox.gitrepo import Ident
+from promote_sandbox.gitrepo import TreeEntry
+from promote_sandbox.server import ApiError
+from promote_sandbox.server import Reply
+from promote_sandbox.server import Request
+from promote_sandbox.server import Router
+from promote_sandbox.server import invalid
+from promote_sandbox.server import not_found
+from promote_sandbox.server import paginate
+from promote_sandbox.shapes import node_id
+from promote_sandbox.shapes import wrap_base64
+from promote_sandbox.store import CommitStatus
 
 STATUS_STATES = ("error", "failure", "pending", "success")
 MODES = {"100644": "blob", "100755": "blob", "040000": "tree", "160000": "commit", "120000": "blob"}

@@ -13,10 +13,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from promote_tasks.sandbox.core import DEFAULT_STEP_MS
-from promote_tasks.sandbox.core import start
-from promote_tasks.sandbox.scenario import Scenario
-from promote_tasks.sandbox.scenario import ScenarioError
+from promote_sandbox.core import DEFAULT_STEP_MS
+from promote_sandbox.core import start
+from promote_sandbox.scenario import Scenario
+from promote_sandbox.scenario import ScenarioError
 
 
 def _parser() -> argparse.ArgumentParser:
