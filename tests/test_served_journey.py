@@ -1,4 +1,4 @@
-"""Issue 4's acceptance, literally: `promote sandbox serve` with the merge bot, a loop of
+"""A team's first journey, from outside: `promote sandbox serve` with the merge bot, a loop of
 `promote next` (plus one `promote approve` with the reviewer's token) reaches complete in main."""
 
 from __future__ import annotations
