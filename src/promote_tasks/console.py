@@ -201,6 +201,11 @@ def _escaped(text: str) -> str:
     return render.inert(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def server_url() -> str:
+    """Where people see the repository: ``$GITHUB_SERVER_URL`` inside Actions (Enterprise too)."""
+    return os.environ.get("GITHUB_SERVER_URL") or "https://github.com"
+
+
 def summary(markdown: str) -> None:
     """Inside GitHub Actions, append to the job's Markdown summary."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -19,6 +19,9 @@ from promote_tasks.model import State
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+_MARK = {Result.PASSED: "✓", Result.PENDING: "…", Result.FAILED: "✗", Result.ERROR: "✗ error"}
+
+
 def inert(text: object) -> str:
     """Printable text: control characters (ESC, CR, bidi overrides ...) shown as \\xNN."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
@@ -176,22 +179,48 @@ def next_text(action: Action, did: tuple[str, ...]) -> str:
 
 
 def _md(text: object) -> str:
-    return inert(text).replace("|", "\\|")
+    return inert(text).replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
 
 
-def status_markdown(state: PipelineState, action: Action) -> str:
-    """The pipeline as a Markdown table, for ``$GITHUB_STEP_SUMMARY``."""
+def _link(text: str, url: str | None) -> str:
+    """A Markdown link when there is somewhere to go (http(s) only), else the text."""
+    if url and url.startswith(("https://", "http://")):
+        return f"[{text}]({url.replace(')', '%29').replace(' ', '%20')})"
+    return text
+
+
+def status_markdown(state: PipelineState, action: Action, web: str = "https://github.com") -> str:
+    """The pipeline as a Markdown table, for ``$GITHUB_STEP_SUMMARY``: each sha links to its
+    commit, each validator to what it rests on (``web`` is ``$GITHUB_SERVER_URL``)."""
     title = f"### promote: {_md(state.repository)}" + (" — **halted**" if state.halted else "")
-    rows = ["| environment | sha | state | plan | next |", "|---|---|---|---|---|"]
+    rows = [
+        "| environment | sha | state | plans | checks | next |",
+        "|---|---|---|---|---|---|",
+    ]
     for env in state.environments:
+        sha = "-"
+        if env.sha:
+            sha = _link(
+                f"`{env.sha[:7]}`", f"{web.rstrip('/')}/{state.repository}/commit/{env.sha}"
+            )
+        checks = " ".join(
+            _link(f"{_md(v.validator)} {_MARK[v.result]}", v.url) for v in env.verdicts
+        )
         rows.append(
-            f"| {env.name} | `{env.sha[:7] if env.sha else '-'}` | {env.state.value if env.state else '—'} "
-            f"| {_md(', '.join(env.plans))} | {_md(_hint(env, action) or '')} |"
+            f"| {env.name} | {sha} | {env.state.value if env.state else '—'} "
+            f"| {_md(', '.join(env.plans))} | {checks} | {_md(_hint(env, action) or '')} |"
         )
     return "\n".join([title, "", *rows])
 
 
 def next_markdown(action: Action, did: tuple[str, ...]) -> str:
-    return "\n".join(
-        ["### promote next", "", _md(next_text(action, ())), *(f"- {_md(d)}" for d in did)]
-    )
+    """What one ``next`` did, as a table of its writes with links to each on GitHub."""
+    lines = ["### promote next", "", _md(next_text(action, ()))]
+    if did:
+        lines += ["", "| what | about | written |", "|---|---|---|"]
+        for d in did:
+            kind = getattr(d, "kind", "note")
+            lines.append(
+                f"| {_md(kind)} | {_md(getattr(d, 'target', ''))} | {_link(_md(d), getattr(d, 'url', None))} |"
+            )
+    return "\n".join(lines)

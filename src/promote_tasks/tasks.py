@@ -36,6 +36,7 @@ from promote_tasks.console import number
 from promote_tasks.console import one_line
 from promote_tasks.console import reports_errors
 from promote_tasks.console import seconds
+from promote_tasks.console import server_url
 from promote_tasks.console import show
 from promote_tasks.console import summary
 from promote_tasks.errors import PromoteError
@@ -82,7 +83,7 @@ def status(
         write_snapshot_file(save_snapshot, facts)
     state, action = run.decide(facts)
     emit(render.status_data(state, action), show(render.status_text(state, action)), json_)
-    summary(render.status_markdown(state, action))
+    summary(render.status_markdown(state, action, server_url()))
     announce(state)
     if exit_status:
         if state.halted:

@@ -103,8 +103,8 @@ def test_status_and_next_from_the_console_script(
 
     text = summary.read_text(encoding="utf-8")
     assert text.count("### promote next") == 2
-    assert f"- promote/dev = pending on {dev[:7]}" in text
-    assert "| dev |" in text
+    assert f"| set-status | promote/dev@{dev} | promote/dev = pending on {dev[:7]} |" in text
+    assert f"| dev | [`{dev[:7]}`](https://github.com/acme/shop/commit/{dev}) | deployed |" in text
 
     human = promote(driver, summary, "status")
     assert (human.returncode, human.stderr) == (0, "")
