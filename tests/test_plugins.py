@@ -17,6 +17,7 @@ from promote_tasks.plugins import describe
 from promote_tasks.plugins import make_plugin_manager
 from promote_tasks.plugins import pipeline_from
 from promote_tasks.registry import ValidationRun
+from promote_tasks.session import Run
 from tests.builders import PIPELINE
 from tests.builders import check
 from tests.builders import facts
@@ -203,3 +204,18 @@ def test_the_notification_hook_is_callable_by_plugins(tmp_path):
     pm = make_plugin_manager(plugins_dir=plugins, entry_points=False)
     pm.hook.promote_transition(action="R4", did=("x",), repository="acme/shop")
     assert sys.modules["promote_tasks_local_plugins.chat"].SEEN == [("R4", ("x",), "acme/shop")]
+
+
+def test_plugins_find_the_plans_branch_on_the_pipeline_a_plugin_built(tmp_path):
+    """An environment plugin may put a stage before the configured first one: plan files then
+    live on that stage's branch, for the plan stores and the rollback strategies alike."""
+    plugins = tmp_path / "plugins"
+    write(plugins, "intake.py", (
+        "from promote_tasks import hookimpl\nfrom promote_tasks.model import Environment\n"
+        "@hookimpl\ndef register_environments(register):\n"
+        "    register(Environment('intake', 'intake', order=-1))\n"))  # fmt: skip
+    (tmp_path / "promote.toml").write_text('reviewers = ["rita"]\nplugins_dir = "plugins"\n')
+    run = Run.load(tmp_path, environ={})
+    assert run.pipeline.names[:2] == ("intake", "dev")
+    assert run.settings.plans_branch == "intake"
+    assert run.settings.environments[0].branch == "dev"  # what was configured is unchanged

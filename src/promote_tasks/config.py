@@ -87,6 +87,13 @@ class Settings:
     checklist_template: str = ".github/promote/manual-test.md"
     hooks: HookSettings = HookSettings()
     prefix: str = ""  # how the source names its keys: "tool.promote." in pyproject.toml
+    first_branch: str | None = None  # the pipeline's first branch, once plugins have built it
+
+    @property
+    def plans_branch(self) -> str:
+        """The branch plan files live on: the pipeline's first environment (which a plugin may
+        have contributed), else the first configured one."""
+        return self.first_branch or self.environments[0].branch
 
     def plugins_path(self) -> Path | None:
         return None if self.plugins_dir is None else self.root / self.plugins_dir

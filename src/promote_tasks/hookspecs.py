@@ -68,7 +68,9 @@ def register_plan_stores(register: Register[PlanStore], settings: Settings) -> N
 def promote_transition(action: Action, did: tuple[str, ...], repository: str) -> None:
     """Told about every transition after the tool has performed it (chat, webhooks, audit).
 
-    Called once per transition taken by ``next``, ``rollback``, ``approve`` and ``reject``,
-    after the writes; ``did`` lists them in words. The return value is ignored, and an
-    exception here is reported but does not undo the transition.
+    Called once per transition that ``next`` (and ``watch``, ``demo``) takes and once per
+    ``rollback`` asked for by hand (as R9), after the writes; ``did`` lists them in words. A
+    dry run tells nobody. ``approve`` and ``reject`` record a decision, not a transition: the
+    R5 or R6 it leads to is told when ``next`` takes it. The return value is ignored, and an
+    exception here is reported in one line naming the plugin, without undoing the transition.
     """

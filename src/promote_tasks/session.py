@@ -102,6 +102,8 @@ class Run:
         pm = make_plugin_manager(plugins_dir=settings.plugins_path())
         registry = collect(pm, settings)
         pipeline = pipeline_from(registry, settings)
+        first = pipeline.environments[0].branch
+        settings = dataclasses.replace(settings, first_branch=first)  # plugins read it from here
         return cls(settings, pm, registry, pipeline, environ, dict(client_options or {}))
 
     @property

@@ -33,7 +33,7 @@ from promote_tasks.registry import Register
 
 
 def _branch(settings: Settings) -> str:
-    return settings.environments[0].branch
+    return settings.plans_branch
 
 
 T = TypeVar("T")

@@ -110,7 +110,7 @@ class Revert:
         target = await github.git_commit(run.target)
         tree = str(target["tree"]["sha"])
         settings = run.settings
-        if settings.plan_store == "files" and settings.environments[0].branch == env.branch:
+        if settings.plan_store == "files" and settings.plans_branch == env.branch:
             plans = settings.plans_dir.strip("/")
             now = _entry(await github.tree(head), plans)
             then = _entry(await github.tree(run.target), plans)
