@@ -39,6 +39,8 @@ class RepoApi(Base):
         r.add("GET", f"{REPO}/branches", self.list_branches)
         r.add("GET", f"{REPO}/branches/{{branch:path}}", self.get_branch)
         r.add("GET", f"{REPO}/collaborators/{{username}}/permission", self.permission)
+        r.add("POST", f"{REPO}/rulesets", self.create_ruleset)
+        r.add("GET", f"{REPO}/rules/branches/{{branch:path}}", self.branch_rules)
         r.add("GET", f"{REPO}/git/ref/{{ref:path}}", self.get_ref)
         r.add("GET", f"{REPO}/git/matching-refs/", self.matching_refs)
         r.add("GET", f"{REPO}/git/matching-refs/{{ref:path}}", self.matching_refs)
@@ -140,6 +142,85 @@ class RepoApi(Base):
         }
         collaborator["role_name"] = role
         return Reply(200, {"permission": permission, "role_name": role, "user": collaborator})
+
+    # -- rulesets (branch rules: a pull request required, required status checks) -----------
+
+    RULE_TYPES = ("pull_request", "required_status_checks", "deletion", "non_fast_forward")
+
+    def create_ruleset(self, req: Request) -> Reply:
+        self.check_repo(req)
+        if self.store.users[req.login].role != "admin":
+            raise ApiError(403, "Must have admin rights to Repository.")
+        body = self.body(req)
+        name = self.text(req, "name", "Ruleset", required=True)
+        include = ((body.get("conditions") or {}).get("ref_name") or {}).get("include")
+        rules = body.get("rules") or []
+        if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
+            raise invalid("Ruleset", "conditions", "invalid")
+        if not isinstance(rules, list) or any(
+            not isinstance(r, dict) or r.get("type") not in self.RULE_TYPES for r in rules
+        ):
+            raise invalid("Ruleset", "rules", "invalid")
+        enforcement = body.get("enforcement", "disabled")
+        if enforcement not in ("disabled", "active", "evaluate"):
+            raise invalid("Ruleset", "enforcement", "invalid")
+        with self.store.lock:
+            ruleset_id = self.store.new_id()
+            self.store.rulesets[ruleset_id] = {
+                "id": ruleset_id, "name": name, "target": "branch", "enforcement": enforcement,
+                "include": list(include), "rules": [dict(r) for r in rules],
+            }  # fmt: skip
+        return Reply(201, self._ruleset_json(self.store.rulesets[ruleset_id]))
+
+    def _ruleset_json(self, ruleset: dict[str, Any]) -> dict[str, Any]:
+        source = f"{self.store.owner}/{self.store.name}"
+        return {
+            "id": ruleset["id"], "name": ruleset["name"], "target": "branch",
+            "source_type": "Repository", "source": source,
+            "enforcement": ruleset["enforcement"], "bypass_actors": [],
+            "conditions": {"ref_name": {"include": ruleset["include"], "exclude": []}},
+            "rules": ruleset["rules"], "node_id": node_id("RRS", ruleset["id"]),
+        }  # fmt: skip
+
+    def _applies(self, ruleset: dict[str, Any], branch: str) -> bool:
+        names = {f"refs/heads/{branch}", "~ALL"}
+        if branch == self.store.default_branch:
+            names.add("~DEFAULT_BRANCH")
+        return ruleset["enforcement"] == "active" and bool(names & set(ruleset["include"]))
+
+    def branch_rules(self, req: Request) -> Reply:
+        """Every active rule that applies to the branch (which need not exist), as GitHub
+        lists them: one entry per rule, naming the ruleset it came from."""
+        self.check_repo(req)
+        branch = req.params["branch"]
+        found = []
+        for ruleset in self.store.rulesets.values():
+            if not self._applies(ruleset, branch):
+                continue
+            for rule in ruleset["rules"]:
+                entry = {"type": rule["type"]}
+                if rule["type"] == "pull_request":
+                    entry["parameters"] = {
+                        "dismiss_stale_reviews_on_push": False,
+                        "require_code_owner_review": False,
+                        "require_last_push_approval": False,
+                        "required_approving_review_count": 0,
+                        "required_review_thread_resolution": False,
+                        **(rule.get("parameters") or {}),
+                    }
+                elif rule["type"] == "required_status_checks":
+                    entry["parameters"] = {
+                        "strict_required_status_checks_policy": False,
+                        "required_status_checks": [],
+                        **(rule.get("parameters") or {}),
+                    }
+                entry.update(
+                    ruleset_source_type="Repository",
+                    ruleset_source=f"{self.store.owner}/{self.store.name}",
+                    ruleset_id=ruleset["id"],
+                )
+                found.append(entry)
+        return paginate(req, found)
 
     # -- refs --------------------------------------------------------------------------------
 

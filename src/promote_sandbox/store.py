@@ -313,6 +313,7 @@ class Store:
         self.runs: dict[int, Run] = {}
         self.jobs: dict[int, Job] = {}
         self.environments: dict[str, Environment] = {}
+        self.rulesets: dict[int, dict[str, Any]] = {}  # id -> the ruleset as it was created
         self.known_refs: dict[str, str] = {}
         self.commit_pulls: dict[str, set[int]] = {}
         self.push_listeners: list[PushListener] = []

@@ -165,7 +165,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "checks": {
                 "type": "array",
                 "items": _object(
-                    {"name": _STR, "ok": {"type": "boolean"}, "detail": _STR, "fix": _NSTR}
+                    {
+                        "name": _STR,
+                        "ok": {"type": "boolean"},
+                        "detail": _STR,
+                        "fix": _NSTR,
+                        "required": {
+                            "type": "boolean",
+                            "description": "false: a warning, which does not fail the doctor",
+                        },
+                    }
                 ),
             },
         }

@@ -39,6 +39,9 @@ from promote_tasks.console import seconds
 from promote_tasks.console import server_url
 from promote_tasks.console import show
 from promote_tasks.console import summary
+from promote_tasks.doctor import examine
+from promote_tasks.doctor import healthy
+from promote_tasks.doctor import report
 from promote_tasks.errors import PromoteError
 from promote_tasks.machine import needs_person
 from promote_tasks.plugins import collect
@@ -463,6 +466,27 @@ def sandbox(
         raise Exit(code=1)
 
 
+@task(name="doctor", help={"json": "print one JSON object"})
+@reports_errors
+def doctor(c: Context, json_: bool = False) -> None:
+    """Check the repository is ready: token, branches and their order, workflows, reviewers.
+
+    Read-only. Each check is ✓ or ✗ with the fix in one line; a warning (!) does not fail.
+    Exits 1 when any check fails.
+
+    Examples:
+      promote doctor
+      promote doctor --json
+    """
+    run = Run.load()
+    checks = examine(run)
+    ok = healthy(checks)
+    data = {"repository": run.github.connection.repository, "ok": ok}
+    emit({**data, "checks": [check.data() for check in checks]}, show(report(checks)), json_)
+    if not ok:
+        raise Exit(code=1)
+
+
 promote = Collection(
     "promote",
     status,
@@ -475,6 +499,7 @@ promote = Collection(
     plugins_,
     config,
     schema,
+    doctor,
     demo,
     sandbox,
 )

@@ -418,6 +418,7 @@ def _reads(sandbox: Sandbox) -> list[tuple[str, str, str]]:
         ("branches", "/branches", "list[ShortBranch]"),
         ("branch", "/branches/feature/add-greeting", "BranchWithProtection"),
         ("permission", "/collaborators/bob/permission", "RepositoryCollaboratorPermission"),
+        ("branch rules", "/rules/branches/dev", "list[RepositoryRuleDetailedOneof7]"),
         ("get ref", "/git/ref/heads/dev", "GitRef"),
         ("matching refs", "/git/matching-refs/heads/", "list[GitRef]"),
         ("legacy ref", "/git/refs/heads/dev", "GitRef"),
