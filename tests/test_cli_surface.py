@@ -32,6 +32,7 @@ OPTIONS = {
     "plugins": {"--json"},
     "config": {"--json"},
     "schema": {"--name"},
+    "init": {"--dry-run", "--force"},
     "demo": {"--step-ms"},
     "sandbox": {
         "--command", "--port", "--dir", "--scenario", "--latency-ms", "--fault-rate", "--seed",
