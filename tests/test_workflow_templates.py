@@ -160,4 +160,5 @@ def test_the_gate_never_checks_out_the_pull_requests_code() -> None:
             assert step["with"]["ref"] == "${{ github.event.pull_request.base.ref }}"
         assert "head" not in str(step.get("with", {}))
     run = [s for s in data["jobs"]["gate"]["steps"] if "promote gate" in s.get("run", "")]
-    assert run and run[0]["run"] == 'promote gate --pr "$PR_NUMBER"'
+    assert run
+    assert run[0]["run"] == 'promote gate --pr "$PR_NUMBER"'
