@@ -5,6 +5,7 @@ script, every action pinned by a full commit sha, permissions and a timeout on e
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -162,3 +163,57 @@ def test_the_gate_never_checks_out_the_pull_requests_code() -> None:
     run = [s for s in data["jobs"]["gate"]["steps"] if "promote gate" in s.get("run", "")]
     assert run
     assert run[0]["run"] == 'promote gate --pr "$PR_NUMBER"'
+
+
+def test_the_actions_scripts_install_and_run_promote_against_the_sandbox(tmp_path: Path) -> None:
+    """The composite action's own ``run:`` scripts, as the runner would run them (bash, the
+    inputs in ``env:``), with the tool already installed: its venv is this one. The command
+    runs against ``promote sandbox serve`` and the outputs and job summary are written."""
+    script = str(BIN / "promote")
+    server = subprocess.Popen(
+        [script, "sandbox", "serve", "--port", "0", "--dir", str(tmp_path / "sb")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        env: dict[str, str] = {}
+        assert server.stdout is not None
+        for line in server.stdout:
+            if line.strip() == "READY":
+                break
+            key, _, value = line.strip().partition("=")
+            env[key] = value
+        runner = tmp_path / "runner"
+        runner.mkdir()
+        (runner / "promote-venv").symlink_to(BIN.parent)
+        output, summary = runner / "output", runner / "summary.md"
+        run_step = steps(ACTION)[1]
+        done = subprocess.run(
+            ["bash", "-c", run_step["run"]],
+            cwd=env["PROMOTE_CLONE"],
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GH_"))},
+                "GITHUB_API_URL": env["GITHUB_API_URL"],
+                "GITHUB_REPOSITORY": env["GITHUB_REPOSITORY"],
+                "GITHUB_TOKEN": env["GITHUB_TOKEN"],
+                "RUNNER_TEMP": str(runner),
+                "GITHUB_OUTPUT": str(output),
+                "GITHUB_STEP_SUMMARY": str(summary),
+                "PROMOTE_COMMAND": "next --until-rest --json --budget 60",
+            },
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert done.returncode == 0, done.stderr
+    outputs = dict(line.split("=", 1) for line in output.read_text().splitlines())
+    assert set(outputs) == {"exit-code", "transition", "state", "halted"}
+    assert outputs["exit-code"] == "0"
+    assert outputs["halted"] == "false"
+    state = json.loads(outputs["state"])
+    assert state["repository"] == env["GITHUB_REPOSITORY"]
+    assert "### promote" in summary.read_text()
