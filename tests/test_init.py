@@ -124,3 +124,12 @@ def test_bad_pyproject_is_one_line_and_writes_nothing(repo: Path) -> None:
     assert done.stderr.count("\n") == 1
     assert "pyproject.toml: not valid TOML" in done.stderr
     assert files(repo) == {"pyproject.toml": b"[project\n"}
+
+
+def test_init_from_a_subdirectory_writes_at_the_repository_root(repo: Path) -> None:
+    inner = repo / "src" / "app"
+    inner.mkdir(parents=True)
+    done = promote("init", cwd=inner)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert (repo / ".github/workflows/promote-gate.yml").is_file()
+    assert not (inner / ".github").exists()
