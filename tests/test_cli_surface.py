@@ -33,6 +33,7 @@ OPTIONS = {
     "config": {"--json"},
     "doctor": {"--json"},
     "schema": {"--name"},
+    "init": {"--dry-run", "--force"},
     "demo": {"--step-ms"},
     "sandbox": {
         "--command", "--port", "--dir", "--scenario", "--latency-ms", "--fault-rate", "--seed",

@@ -396,6 +396,35 @@ def schema(c: Context, name: str | None = None) -> None:
     print(schema_text(name))
 
 
+@task(
+    name="init",
+    help={
+        "dry-run": "list what would be written, write nothing",
+        "force": "overwrite files that differ from the templates (settings are never rewritten)",
+    },
+)
+@reports_errors
+def init(c: Context, dry_run: bool = False, force: bool = False) -> None:
+    """Write the workflows, checklist, settings and plan folders promote needs on GitHub.
+
+    Files that exist are kept unless --force; running it again changes nothing.
+
+    Examples:
+      promote init --dry-run
+      promote init
+      promote init --force   # back to the shipped workflow templates
+    """
+    from pathlib import Path
+
+    from promote_tasks import init as setup
+
+    root = setup.repository_root(Path.cwd())
+    items = setup.plan(root, force=force)
+    if not dry_run:
+        setup.write(root, items)
+    print(setup.report(items, dry_run=dry_run))
+
+
 @task(name="demo", help={"step-ms": "simulated CI step length in ms (default 30)"})
 @reports_errors
 def demo(c: Context, step_ms: int | None = None) -> None:
@@ -500,6 +529,7 @@ promote = Collection(
     config,
     schema,
     doctor,
+    init,
     demo,
     sandbox,
 )
