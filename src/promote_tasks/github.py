@@ -133,6 +133,57 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+class Operations:
+    """ghapi's operations, each built from ghapi's metadata (``ghapi.gh_spec``) the first
+    time it is called: ``GhApi()`` would build all ~1,200 of them (signatures, docs) and
+    importing ``ghapi.core`` parses the whole spec, for the ~20 this tool calls.
+
+    The operations are fastspec ``OpFunc``s, as in ``GhApi``, on a fasttransport
+    ``AsyncTransport`` with ``GhApi``'s headers and owner/repo defaults; the tool always asks
+    for the raw response (``raw_=True``), so ghapi's response decoding is not needed.
+    """
+
+    def __init__(self, *, owner: str, repo: str, token: str, api_url: str, timeout: float) -> None:
+        import fasttransport.errors  # noqa: F401  (gives httpx2's errors .api_error: APIError)
+        from fasttransport.core import AsyncTransport
+
+        headers = {"Accept": "application/vnd.github.v3+json", "Authorization": "token " + token}
+        # retries=0: we retry (and sleep through GitHub.sleep) ourselves
+        self.transport = AsyncTransport(timeout=timeout, base_headers=headers, retries=0)
+        self.api_url = api_url
+        self.defaults = {"owner": owner, "repo": repo}
+        self.built: dict[str, Any] = {}
+
+    def op(self, operation: str) -> Any:
+        """The operation ``group.name`` (``repos.list_deployments``), built on first use."""
+        found = self.built.get(operation)
+        if found is None:
+            from fastspec.oapi import OpFunc
+            from fastspec.spec import SpecParser
+
+            metadata = _metadata().get(operation)
+            if metadata is None:
+                raise AttributeError(f"ghapi has no operation {operation}")
+            spec = SpecParser.from_dict({"base_url": "", "ops": [metadata]}).ops[0]
+            found = OpFunc(spec, self.transport, self.api_url, defaults=dict(self.defaults))
+            self.built[operation] = found
+        return found
+
+
+_METADATA: dict[str, dict[str, Any]] = {}
+
+
+def _metadata() -> dict[str, dict[str, Any]]:
+    """ghapi's operation metadata by ``group.name`` (a plain dict literal: cheap to load)."""
+    if not _METADATA:
+        from ghapi.gh_spec import spec
+
+        ops: list[dict[str, Any]] = spec["ops"]  # type: ignore[assignment]
+        for o in ops:
+            _METADATA.setdefault(f"{o['group']}.{o['name']}", o)
+    return _METADATA
+
+
 class UncertainWrite(GitHubError):
     """A write failed in a way that may have applied it (lost answer, 5xx, read timeout)."""
 
@@ -169,7 +220,7 @@ class GitHub:
         self.stats = Stats()
         self._etags: dict[str, tuple[str, Any]] = {}
         self._inflight: dict[str, asyncio.Future[list[Any]]] = {}
-        self._api: Any = None
+        self._api: Operations | None = None
         self._ssl: Any = None
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
         self._login: str | None = None
@@ -177,18 +228,15 @@ class GitHub:
         self._workflow_paths: dict[Any, str] | None = None  # workflow id -> its file's path
 
     @property
-    def api(self) -> Any:
+    def api(self) -> Operations:
         if self._api is None:
-            from ghapi.all import GhApi  # heavy (~0.3 s): only when GitHub is really needed
-
-            self._api = GhApi(  # type: ignore[no-untyped-call]
+            self._api = Operations(
                 owner=self.owner,
                 repo=self.repo,
                 token=self.connection.token,
-                gh_host=self.connection.api_url,
+                api_url=self.connection.api_url,
                 timeout=self.timeout,
             )
-            self._api.transport.retries = 0  # we retry (and sleep through self.sleep) ourselves
         return self._api
 
     def run(self, coroutine: Awaitable[T]) -> T:
@@ -244,8 +292,7 @@ class GitHub:
     async def _call(
         self, operation: str, *, cache: bool, params: dict[str, Any], idempotent: bool = True
     ) -> tuple[Any, Any]:
-        group, name = operation.split(".")
-        op = getattr(getattr(self.api, group), name)
+        op = self.api.op(operation)
         key = operation + json.dumps(params, sort_keys=True, default=str)
         headers = {}
         cached = self._etags.get(key) if cache else None
