@@ -71,6 +71,10 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_DEADLINE = 60.0
 COMMITS_READ = 20  # enough to see past a run of plan bookkeeping commits on a branch
 WALK_LIMIT = 50  #: first-parent commits walked below a head looking for a validated one
+LOW_BUDGET = 50  #: rate limit left below which a run warns, once, and paces its requests
+PACE = (
+    1.0  #: seconds between requests (one at a time) while the rate limit left is below LOW_BUDGET
+)
 STATUS_CHECKS = 4  #: deployed commits below a head whose statuses are read on the way
 CHAIN_READS = 3  #: further commit pages read when the chain leaves what was listed
 
@@ -193,6 +197,7 @@ class Stats:
     requests: int = 0
     not_modified: int = 0
     retries: int = 0
+    remaining: int | None = None  #: the last ``X-RateLimit-Remaining`` GitHub answered with
 
 
 class GitHub:
@@ -218,6 +223,8 @@ class GitHub:
         self.max_wait = max_wait
         self.sleep = sleep
         self.stats = Stats()
+        self._warned = False  # the low rate limit was said (once per client)
+        self._next_turn = 0.0  # monotonic time of the next paced request's turn
         self._etags: dict[str, tuple[str, Any]] = {}
         self._inflight: dict[str, asyncio.Future[list[Any]]] = {}
         self._api: Operations | None = None
@@ -304,6 +311,8 @@ class GitHub:
             left = self._left()
             if left <= 0:
                 raise self._out_of_time(attempt - 1)
+            if self.stats.remaining is not None and self.stats.remaining < LOW_BUDGET:
+                await self._pace()
             self.stats.requests += 1
             began = time.monotonic()
             try:
@@ -314,6 +323,7 @@ class GitHub:
                 status = getattr(e, "status_code", None)
                 self._log(operation, getattr(e, "response", None), status or _kind(e), began)
                 if status == 304 and cached:
+                    self._budget(getattr(e, "response", None))
                     self.stats.not_modified += 1
                     return cached[1], getattr(e, "response", None)
                 foreign = _not_github(getattr(e, "response", None), self.connection.api_url)
@@ -336,12 +346,39 @@ class GitHub:
             foreign = _not_github(response, self.connection.api_url)
             if foreign is not None:
                 raise GitHubError(foreign, response.status_code)
+            self._budget(response)
             data = response.json() if response.content else None
             etag = response.headers.get("etag")
             if cache and etag and response.request.method == "GET":
                 self._etags[key] = (etag, data)
             return data, response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _pace(self) -> None:
+        """One request every PACE seconds, concurrent ones too: what is left of the hour's
+        budget lasts longer (each request's turn is taken before it waits for it)."""
+        now = time.monotonic()
+        turn = max(now, self._next_turn)
+        self._next_turn = turn + PACE
+        if turn > now:
+            await self.sleep(turn - now)
+
+    def _budget(self, response: Any) -> None:
+        """Note the rate limit left that an answer (2xx or 304) reports; below LOW_BUDGET,
+        say so once on stderr (and ``_call`` paces the requests that follow)."""
+        headers = getattr(response, "headers", None) or {}
+        left = str(headers.get("x-ratelimit-remaining") or "")
+        if not left.isdigit():
+            return
+        self.stats.remaining = int(left)
+        if self.stats.remaining < LOW_BUDGET and not self._warned:
+            self._warned = True
+            print(
+                f"promote: warning: GitHub's rate limit is nearly spent ({left} requests left"
+                f" this hour): slowing to one request every {PACE:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _log(self, operation: str, response: Any, status: object, began: float) -> None:
         """``PROMOTE_DEBUG=api``: one stderr line per request (method, path, status, the rate

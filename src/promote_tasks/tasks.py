@@ -81,7 +81,9 @@ def status(
     if save_snapshot:
         write_snapshot_file(save_snapshot, facts)
     state, action = run.decide(facts)
-    emit(render.status_data(state, action), show(render.status_text(state, action)), json_)
+    requests = run.requests()
+    data = {**render.status_data(state, action), "requests": requests}
+    emit(data, show(render.status_text(state, action) + render.requests_text(requests)), json_)
     summary(render.status_markdown(state, action))
     announce(state)
     if exit_status:
