@@ -197,6 +197,7 @@ class Stats:
     requests: int = 0
     not_modified: int = 0
     retries: int = 0
+    received: int = 0  #: bytes of the answers' bodies (a 304 has none)
     remaining: int | None = None  #: the last ``X-RateLimit-Remaining`` GitHub answered with
 
 
@@ -347,6 +348,7 @@ class GitHub:
             if foreign is not None:
                 raise GitHubError(foreign, response.status_code)
             self._budget(response)
+            self.stats.received += len(response.content)
             data = response.json() if response.content else None
             etag = response.headers.get("etag")
             if cache and etag and response.request.method == "GET":
