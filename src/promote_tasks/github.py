@@ -9,6 +9,10 @@ ourselves (ghapi's pager never stops on object-shaped lists), retry 5xx / connec
 rate limits with bounded backoff honouring ``Retry-After`` and ``X-RateLimit-Reset``, and keep
 an ETag cache so a repeat read in one process costs 304s. Every error becomes a one-line
 ``GitHubError``; the token never leaves the Authorization header.
+
+ghapi's operations are built one at a time, on first use (``Operations``), not all ~1,200 as
+``GhApi()`` would; ``stats`` counts the requests, 304s, bytes and the rate limit left, and a
+nearly spent limit is said once and slows the run down.
 """
 
 from __future__ import annotations
