@@ -30,10 +30,10 @@ HEAVY = ("ghapi", "git", "fastspec", "fasttransport", "fastcore", "httpx2")
 
 #: Requests of a cold ``status`` read of the sandbox's 3 environments (dev, test, main).
 COLD_READ = 20
-#: Requests of the same read again in the same process, and how many of them were 304s
-#: (the plan store's tree is read fresh, so it is the one 200).
+#: Requests of the same read again in the same process, and how many of them were 304s:
+#: every one (the repository check is made once per client, so the poll has one fewer).
 POLL = 19
-POLL_NOT_MODIFIED = 18
+POLL_NOT_MODIFIED = 19
 
 
 def loaded(code: str, cwd: Path | None = None) -> list[str]:

@@ -1093,8 +1093,10 @@ class GitHub:
             return None
         return _text(data["content"], path)
 
-    async def tree(self, ref: str) -> list[dict[str, Any]]:
-        data = await self._fresh("git.get_tree", tree_sha=ref, recursive="1")
+    async def tree(self, ref: str, *, conditional: bool = False) -> list[dict[str, Any]]:
+        """The recursive tree at ``ref``; ``conditional``: sent with the ETag of this process's
+        last answer, so an unchanged tree costs a 304 (GitHub still decides: never stale)."""
+        data = await self.call("git.get_tree", cache=conditional, tree_sha=ref, recursive="1")
         return list(data.get("tree", []))
 
     async def blob(self, sha: str, path: str) -> str:
