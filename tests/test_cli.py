@@ -61,8 +61,9 @@ def test_status_json_from_a_saved_snapshot(tmp_path):
     data = json.loads(result.stdout)
     assert set(data) == {
         "schema", "repository", "halted", "fix_plan", "active_plan", "active_plans", "in_flight",
-        "plan_problems", "environments",
+        "plan_problems", "environments", "requests",
     }  # fmt: skip
+    assert data["requests"] == {"made": 0, "remaining": None}  # a saved snapshot asks nobody
     assert (data["repository"], data["halted"], data["active_plan"]) == (
         "acme/shop",
         False,

@@ -9,6 +9,10 @@ ourselves (ghapi's pager never stops on object-shaped lists), retry 5xx / connec
 rate limits with bounded backoff honouring ``Retry-After`` and ``X-RateLimit-Reset``, and keep
 an ETag cache so a repeat read in one process costs 304s. Every error becomes a one-line
 ``GitHubError``; the token never leaves the Authorization header.
+
+ghapi's operations are built one at a time, on first use (``Operations``), not all ~1,200 as
+``GhApi()`` would; ``stats`` counts the requests, 304s, bytes and the rate limit left, and a
+nearly spent limit is said once and slows the run down.
 """
 
 from __future__ import annotations
@@ -71,6 +75,10 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_DEADLINE = 60.0
 COMMITS_READ = 20  # enough to see past a run of plan bookkeeping commits on a branch
 WALK_LIMIT = 50  #: first-parent commits walked below a head looking for a validated one
+LOW_BUDGET = 50  #: rate limit left below which a run warns, once, and paces its requests
+PACE = (
+    1.0  #: seconds between requests (one at a time) while the rate limit left is below LOW_BUDGET
+)
 STATUS_CHECKS = 4  #: deployed commits below a head whose statuses are read on the way
 CHAIN_READS = 3  #: further commit pages read when the chain leaves what was listed
 
@@ -133,6 +141,57 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+class Operations:
+    """ghapi's operations, each built from ghapi's metadata (``ghapi.gh_spec``) the first
+    time it is called: ``GhApi()`` would build all ~1,200 of them (signatures, docs) and
+    importing ``ghapi.core`` parses the whole spec, for the ~20 this tool calls.
+
+    The operations are fastspec ``OpFunc``s, as in ``GhApi``, on a fasttransport
+    ``AsyncTransport`` with ``GhApi``'s headers and owner/repo defaults; the tool always asks
+    for the raw response (``raw_=True``), so ghapi's response decoding is not needed.
+    """
+
+    def __init__(self, *, owner: str, repo: str, token: str, api_url: str, timeout: float) -> None:
+        import fasttransport.errors  # noqa: F401  (gives httpx2's errors .api_error: APIError)
+        from fasttransport.core import AsyncTransport
+
+        headers = {"Accept": "application/vnd.github.v3+json", "Authorization": "token " + token}
+        # retries=0: we retry (and sleep through GitHub.sleep) ourselves
+        self.transport = AsyncTransport(timeout=timeout, base_headers=headers, retries=0)
+        self.api_url = api_url
+        self.defaults = {"owner": owner, "repo": repo}
+        self.built: dict[str, Any] = {}
+
+    def op(self, operation: str) -> Any:
+        """The operation ``group.name`` (``repos.list_deployments``), built on first use."""
+        found = self.built.get(operation)
+        if found is None:
+            from fastspec.oapi import OpFunc
+            from fastspec.spec import SpecParser
+
+            metadata = _metadata().get(operation)
+            if metadata is None:
+                raise AttributeError(f"ghapi has no operation {operation}")
+            spec = SpecParser.from_dict({"base_url": "", "ops": [metadata]}).ops[0]
+            found = OpFunc(spec, self.transport, self.api_url, defaults=dict(self.defaults))
+            self.built[operation] = found
+        return found
+
+
+_METADATA: dict[str, dict[str, Any]] = {}
+
+
+def _metadata() -> dict[str, dict[str, Any]]:
+    """ghapi's operation metadata by ``group.name`` (a plain dict literal: cheap to load)."""
+    if not _METADATA:
+        from ghapi.gh_spec import spec
+
+        ops: list[dict[str, Any]] = spec["ops"]  # type: ignore[assignment]
+        for o in ops:
+            _METADATA.setdefault(f"{o['group']}.{o['name']}", o)
+    return _METADATA
+
+
 class UncertainWrite(GitHubError):
     """A write failed in a way that may have applied it (lost answer, 5xx, read timeout)."""
 
@@ -142,6 +201,8 @@ class Stats:
     requests: int = 0
     not_modified: int = 0
     retries: int = 0
+    received: int = 0  #: bytes of the answers' bodies (a 304 has none)
+    remaining: int | None = None  #: the last ``X-RateLimit-Remaining`` GitHub answered with
 
 
 class GitHub:
@@ -167,9 +228,11 @@ class GitHub:
         self.max_wait = max_wait
         self.sleep = sleep
         self.stats = Stats()
+        self._warned = False  # the low rate limit was said (once per client)
+        self._next_turn = 0.0  # monotonic time of the next paced request's turn
         self._etags: dict[str, tuple[str, Any]] = {}
         self._inflight: dict[str, asyncio.Future[list[Any]]] = {}
-        self._api: Any = None
+        self._api: Operations | None = None
         self._ssl: Any = None
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
         self._login: str | None = None
@@ -177,18 +240,15 @@ class GitHub:
         self._workflow_paths: dict[Any, str] | None = None  # workflow id -> its file's path
 
     @property
-    def api(self) -> Any:
+    def api(self) -> Operations:
         if self._api is None:
-            from ghapi.all import GhApi  # heavy (~0.3 s): only when GitHub is really needed
-
-            self._api = GhApi(  # type: ignore[no-untyped-call]
+            self._api = Operations(
                 owner=self.owner,
                 repo=self.repo,
                 token=self.connection.token,
-                gh_host=self.connection.api_url,
+                api_url=self.connection.api_url,
                 timeout=self.timeout,
             )
-            self._api.transport.retries = 0  # we retry (and sleep through self.sleep) ourselves
         return self._api
 
     def run(self, coroutine: Awaitable[T]) -> T:
@@ -244,8 +304,7 @@ class GitHub:
     async def _call(
         self, operation: str, *, cache: bool, params: dict[str, Any], idempotent: bool = True
     ) -> tuple[Any, Any]:
-        group, name = operation.split(".")
-        op = getattr(getattr(self.api, group), name)
+        op = self.api.op(operation)
         key = operation + json.dumps(params, sort_keys=True, default=str)
         headers = {}
         cached = self._etags.get(key) if cache else None
@@ -257,6 +316,8 @@ class GitHub:
             left = self._left()
             if left <= 0:
                 raise self._out_of_time(attempt - 1)
+            if self.stats.remaining is not None and self.stats.remaining < LOW_BUDGET:
+                await self._pace()
             self.stats.requests += 1
             began = time.monotonic()
             try:
@@ -267,6 +328,7 @@ class GitHub:
                 status = getattr(e, "status_code", None)
                 self._log(operation, getattr(e, "response", None), status or _kind(e), began)
                 if status == 304 and cached:
+                    self._budget(getattr(e, "response", None))
                     self.stats.not_modified += 1
                     return cached[1], getattr(e, "response", None)
                 foreign = _not_github(getattr(e, "response", None), self.connection.api_url)
@@ -289,12 +351,40 @@ class GitHub:
             foreign = _not_github(response, self.connection.api_url)
             if foreign is not None:
                 raise GitHubError(foreign, response.status_code)
+            self._budget(response)
+            self.stats.received += len(response.content)
             data = response.json() if response.content else None
             etag = response.headers.get("etag")
             if cache and etag and response.request.method == "GET":
                 self._etags[key] = (etag, data)
             return data, response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _pace(self) -> None:
+        """One request every PACE seconds, concurrent ones too: what is left of the hour's
+        budget lasts longer (each request's turn is taken before it waits for it)."""
+        now = time.monotonic()
+        turn = max(now, self._next_turn)
+        self._next_turn = turn + PACE
+        if turn > now:
+            await self.sleep(turn - now)
+
+    def _budget(self, response: Any) -> None:
+        """Note the rate limit left that an answer (2xx or 304) reports; below LOW_BUDGET,
+        say so once on stderr (and ``_call`` paces the requests that follow)."""
+        headers = getattr(response, "headers", None) or {}
+        left = str(headers.get("x-ratelimit-remaining") or "")
+        if not left.isdigit():
+            return
+        self.stats.remaining = int(left)
+        if self.stats.remaining < LOW_BUDGET and not self._warned:
+            self._warned = True
+            print(
+                f"promote: warning: GitHub's rate limit is nearly spent ({left} requests left"
+                f" this hour): slowing to one request every {PACE:g} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _log(self, operation: str, response: Any, status: object, began: float) -> None:
         """``PROMOTE_DEBUG=api``: one stderr line per request (method, path, status, the rate
@@ -1003,8 +1093,10 @@ class GitHub:
             return None
         return _text(data["content"], path)
 
-    async def tree(self, ref: str) -> list[dict[str, Any]]:
-        data = await self._fresh("git.get_tree", tree_sha=ref, recursive="1")
+    async def tree(self, ref: str, *, conditional: bool = False) -> list[dict[str, Any]]:
+        """The recursive tree at ``ref``; ``conditional``: sent with the ETag of this process's
+        last answer, so an unchanged tree costs a 304 (GitHub still decides: never stale)."""
+        data = await self.call("git.get_tree", cache=conditional, tree_sha=ref, recursive="1")
         return list(data.get("tree", []))
 
     async def blob(self, sha: str, path: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 from promote_tasks.model import Action
@@ -135,6 +136,22 @@ def next_data(action: Action, did: tuple[str, ...]) -> dict[str, Any]:
         "waiting_for": action.waiting_for,
         "stop": action.stop,
     }
+
+
+def requests_text(requests: Mapping[str, int | None]) -> str:
+    """The status view's last line: what this run cost of GitHub's rate limit (none from a
+    saved snapshot)."""
+    made, left = requests.get("made") or 0, requests.get("remaining")
+    if not made:
+        return ""
+    budget = f", {left} left this hour" if left is not None else ""
+    return f"\n  GitHub: {made} request{'s' if made != 1 else ''}{budget}"
+
+
+def requests_markdown(requests: Mapping[str, int | None]) -> str:
+    """The same for the job summary: a paragraph of its own after the table."""
+    line = requests_text(requests).strip()
+    return f"\n\n{line}" if line else ""
 
 
 def status_text(state: PipelineState, action: Action) -> str:

@@ -117,6 +117,19 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": _object({"plan": _STR, "problem": _STR}),
             },
             "environments": {"type": "array", "items": _ENVIRONMENT},
+            "requests": _object(
+                {
+                    "made": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "requests this run made of GitHub",
+                    },
+                    "remaining": {
+                        "type": ["integer", "null"],
+                        "description": "the last X-RateLimit-Remaining GitHub reported",
+                    },
+                }
+            ),
         }
     ),
     "next": {

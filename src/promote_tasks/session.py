@@ -118,6 +118,15 @@ class Run:
             )
         return self._github
 
+    def requests(self) -> dict[str, int | None]:
+        """The requests this run made of GitHub, and the rate limit GitHub last said was left
+        (None before any answer)."""
+        stats = self._github.stats if self._github is not None else None
+        return {
+            "made": stats.requests if stats else 0,
+            "remaining": stats.remaining if stats else None,
+        }
+
     def new_deadline(self) -> None:
         """One more command's worth of time for talking to GitHub (``PROMOTE_DEADLINE``)."""
         if self._github is not None:

@@ -85,8 +85,12 @@ def status(
     if save_snapshot:
         write_snapshot_file(save_snapshot, facts)
     state, action = run.decide(facts)
-    emit(render.status_data(state, action), show(render.status_text(state, action)), json_)
-    summary(render.status_markdown(state, action, server_url()))
+    requests = run.requests()
+    data = {**render.status_data(state, action), "requests": requests}
+    emit(data, show(render.status_text(state, action) + render.requests_text(requests)), json_)
+    summary(
+        render.status_markdown(state, action, server_url()) + render.requests_markdown(requests)
+    )
     announce(state)
     if exit_status:
         if state.halted:

@@ -73,7 +73,7 @@ class Files:
         """plan id -> (path, blob sha) for every plan file on the plans branch."""
         prefix = settings.plans_dir.strip("/") + "/"
         found: dict[str, tuple[str, str]] = {}
-        for entry in await github.tree(_branch(settings)):
+        for entry in await github.tree(_branch(settings), conditional=True):
             path = entry["path"]
             parts = path[len(prefix) :].split("/")
             if (
