@@ -208,7 +208,33 @@ class FaultPlan:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
-    def draw(self, method: str) -> str | None:
+    targets: list[Target] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def target(self, method: str, pattern: str, kind: str, *, times: int = 1) -> Target:
+        """Answer the next ``times`` requests ``METHOD path`` matching ``pattern`` (a regular
+        expression searched in the path) with fault ``kind``: a targeted, deterministic fault."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        rule = Target(method.upper(), re.compile(pattern), kind, times)
+        with self.lock:
+            self.targets.append(rule)
+        return rule
+
+    def every_write_once(self, kind: str) -> Target:
+        """Answer the first attempt of every distinct write (method, path and body) with
+        ``kind``; the same request sent again is served (a client's retry, or a later run's)."""
+        return self.target("*", "", kind, times=-1)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.targets.clear()
+            self.seen.clear()
+
+    def draw(self, method: str, path: str = "", body: bytes = b"") -> str | None:
+        targeted = self._targeted(method, path, body)
+        if targeted is not None:
+            return targeted
         if self.rate <= 0:
             return None
         with self.lock:
@@ -216,6 +242,54 @@ class FaultPlan:
                 return None
             kinds = FAULT_KINDS if method in WRITE_METHODS else FAULT_KINDS[:-1]
             return self.rng.choice(kinds)
+
+    def _targeted(self, method: str, path: str, body: bytes) -> str | None:
+        return _targeted(self, method, path, body)
+
+
+@dataclass
+class Target:
+    """One targeted fault rule: ``times`` left (-1: each distinct write, once)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    kind: str
+    times: int
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method == "*":
+            return method in WRITE_METHODS
+        return self.method == method and self.pattern.search(path) is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "pattern": self.pattern.pattern,
+            "kind": self.kind,
+            "times": self.times,
+            "hits": self.hits,
+        }
+
+
+def _targeted(plan: FaultPlan, method: str, path: str, body: bytes) -> str | None:
+    """The first live targeted rule that takes this request (and uses it up), or None."""
+    with plan.lock:
+        for rule in plan.targets:
+            if rule.times == 0 or not rule.matches(method, path):
+                continue
+            if rule.kind == "applied_then_dropped" and method not in WRITE_METHODS:
+                continue
+            if rule.times < 0:
+                key = f"{method} {path} {hashlib.sha256(body).hexdigest()}"
+                if key in plan.seen:
+                    continue
+                plan.seen.add(key)
+            else:
+                rule.times -= 1
+            rule.hits += 1
+            return rule.kind
+    return None
 
 
 class Stats:
@@ -358,7 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
             path = path[len("/api/v3") :]
         if app.latency_ms:
             time.sleep(app.latency_ms / 1000)
-        fault = app.faults.draw(self.command)
+        fault = app.faults.draw(self.command, path, raw_body)
         if fault is not None and fault != "applied_then_dropped":
             app.stats.fault(fault, f"{self.command} {path}")
             self._fault(fault)
