@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import atexit
 import math
+import re
 import shutil
 import subprocess
 import tempfile

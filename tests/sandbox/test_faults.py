@@ -151,9 +151,11 @@ def test_every_write_once_faults_each_distinct_write_the_first_time_only(
     repo = f"/repos/{sandbox.repository}"
     first = [_attempt(sandbox, "POST", f"{repo}/issues", {"title": t})[1] for t in "aab"]
     assert [r.status for r in first if r] == [403, 201, 403]
-    assert first[0] is not None and first[0].headers["Retry-After"] == "0"
+    assert first[0] is not None
+    assert first[0].headers["Retry-After"] == "0"
     assert _attempt(sandbox, "GET", f"{repo}/issues", None)[1].status == 200  # type: ignore[union-attr]
-    assert _issue_titles(sandbox).count("a") == 1 and "b" not in _issue_titles(sandbox)
+    assert _issue_titles(sandbox).count("a") == 1
+    assert "b" not in _issue_titles(sandbox)
 
 
 def test_a_bad_fault_rule_is_refused(make_sandbox: Callable[..., Sandbox]) -> None:
