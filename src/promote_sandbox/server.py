@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -33,6 +35,7 @@ DOCS = "https://docs.github.com/rest"
 FAULT_KINDS = ("502", "drop", "secondary_rate_limit", "429", "applied_then_dropped")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 RATE_LIMIT = 5000
+_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
 
 
 class ApiError(Exception):
@@ -210,6 +213,7 @@ class FaultPlan:
 
     targets: list[Target] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    killer: tuple[int, int] | None = None
 
     def target(self, method: str, pattern: str, kind: str, *, times: int = 1) -> Target:
         """Answer the next ``times`` requests ``METHOD path`` matching ``pattern`` (a regular
@@ -225,6 +229,21 @@ class FaultPlan:
         """Answer the first attempt of every distinct write (method, path and body) with
         ``kind``; the same request sent again is served (a client's retry, or a later run's)."""
         return self.target("*", "", kind, times=-1)
+
+    def kill_after(self, writes: int, pid: int) -> None:
+        """Kill process ``pid`` (SIGKILL) once ``writes`` more writes have been applied, before
+        the last one is answered: a client that dies right after its write reached GitHub."""
+        with self.lock:
+            self.killer = (writes, pid)
+
+    def applied_write(self) -> int | None:
+        """Count one applied write; the pid to kill now, if this was the fatal one."""
+        with self.lock:
+            if self.killer is None:
+                return None
+            left, pid = self.killer
+            self.killer = (left - 1, pid) if left > 1 else None
+            return pid if left <= 1 else None
 
     def clear(self) -> None:
         with self.lock:
@@ -281,7 +300,9 @@ def _targeted(plan: FaultPlan, method: str, path: str, body: bytes) -> str | Non
             if rule.kind == "applied_then_dropped" and method not in WRITE_METHODS:
                 continue
             if rule.times < 0:
-                key = f"{method} {path} {hashlib.sha256(body).hexdigest()}"
+                # Timestamps aside: a run's lock commit stamped a second later is the same write.
+                same = _STAMP.sub(b"", body)
+                key = f"{method} {path} {hashlib.sha256(same).hexdigest()}"
                 if key in plan.seen:
                     continue
                 plan.seen.add(key)
@@ -439,6 +460,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         reply, template, login = self._api(path, query, raw_body)
         app.stats.record(f"{self.command} {template}", reply.status)
+        if self.command in WRITE_METHODS and reply.status < 400:
+            victim = app.faults.applied_write()
+            if victim is not None:
+                os.kill(victim, signal.SIGKILL)
+                self.close_connection = True
+                return
         if fault == "applied_then_dropped":
             app.stats.fault(fault, f"{self.command} {path}")
             self.close_connection = True
