@@ -39,49 +39,63 @@ WRITES = {
     "failure": [("R4 dev", 2), ("R5 dev", 2), ("R7 dev", 2), ("R3 main", 1), ("R9 main", 2),
                 ("R9 main", 3)],
 }  # fmt: skip
+SHARED_PREFIX = 3  # both journeys begin R4, R5, R7 in dev alike: those crashes are run once
 CASES = [
     pytest.param(journey, step, k, id=f"{journey}-{label.replace(' ', '-')}-{step}-w{k}")
     for journey, steps in WRITES.items()
     for step, (label, count) in enumerate(steps)
     for k in range(1, count + 1)
+    if journey == "happy" or step >= SHARED_PREFIX
 ]
 
 
+def wait(driver: Driver, rest: Any) -> None:
+    """What a person or the clock does when ``next`` has nothing to do (as ``drive`` does)."""
+    person = needs_person(rest.state, rest.action, driver.run.pipeline)
+    if person and "manual" in person:
+        driver.approve("rita")
+    elif not driver.sandbox.advance():
+        driver.run.ahead += 300
+
+
 def up_to(driver: Driver, step: int) -> None:
-    """Drive fault-free (as ``Driver.drive`` does) until the next ``next`` would be acting
-    step number ``step``."""
+    """Drive fault-free until ``step`` acting ``next`` runs have been taken."""
     acted = 0
-    for _ in range(40):
+    for _ in range(60):
+        if acted == step:
+            return
         driver.sandbox.settle()
-        while driver.run.step(dry_run=True).action.effects:
-            if acted == step:
-                return
-            assert driver.next().acted
-            acted += 1
         rest = driver.next()
-        person = needs_person(rest.state, rest.action, driver.run.pipeline)
-        if person and "manual" in person:
-            driver.approve("rita")
-        elif not driver.sandbox.advance():
-            driver.run.ahead += 300
+        if rest.acted:
+            acted += 1
+        else:
+            wait(driver, rest)
     raise AssertionError(f"never reached acting step {step}")
 
 
 def kill_inside(driver: Driver, writes: int) -> int | None:
-    """Run one ``next`` in a child the sandbox kills after ``writes`` writes; its exit code."""
-    go = FORK.Event()
-    target = child_next(driver)
+    """Run ``next`` in children until one is killed by the sandbox after ``writes`` writes
+    (a ``next`` with nothing to do writes nothing and exits 0); the last one's exit code."""
+    for _ in range(20):
+        go = FORK.Event()
+        target = child_next(driver)
 
-    def after_go() -> int:
-        go.wait(30)
-        return target()
+        def after_go(go: Any = go, target: Callable[[], int] = target) -> int:
+            go.wait(30)
+            return target()
 
-    child = forked(after_go)
-    assert child.pid is not None
-    driver.sandbox.faults.kill_after(writes, child.pid)
-    go.set()
-    child.join(60)
-    return child.exitcode
+        child = forked(after_go)
+        assert child.pid is not None
+        driver.sandbox.faults.kill_after(writes, child.pid)
+        go.set()
+        child.join(60)
+        if child.exitcode != 0:
+            return child.exitcode
+        driver.sandbox.settle()
+        dry = driver.run.step(dry_run=True)
+        if not dry.action.effects:
+            wait(driver, dry)
+    raise AssertionError("no child ever acted")
 
 
 @pytest.mark.parametrize("journey", list(WRITES))
@@ -102,6 +116,7 @@ def test_a_run_killed_after_a_write_converges_to_the_fault_free_end(
     expected = reference(journey)["fingerprint"]
     driver = new_driver(make_sandbox, journey)
     up_to(driver, step)
+    driver.sandbox.settle()
     before = driver.api.writes()
     assert kill_inside(driver, LOCK_TAKING_WRITES + k) == -signal.SIGKILL
     assert sum((driver.api.writes() - before).values()) == LOCK_TAKING_WRITES + k
