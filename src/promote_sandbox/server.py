@@ -35,7 +35,9 @@ DOCS = "https://docs.github.com/rest"
 FAULT_KINDS = ("502", "drop", "secondary_rate_limit", "429", "applied_then_dropped")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 RATE_LIMIT = 5000
-_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?")
+_STAMP = re.compile(
+    rb"\b[0-9a-f]{40}\b|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+)
 
 
 class ApiError(Exception):
@@ -300,7 +302,7 @@ def _targeted(plan: FaultPlan, method: str, path: str, body: bytes) -> str | Non
             if rule.kind == "applied_then_dropped" and method not in WRITE_METHODS:
                 continue
             if rule.times < 0:
-                # Timestamps aside: a run's lock commit stamped a second later is the same write.
+                # Timestamps and shas aside: a run's lock (a new commit each try) is the same write.
                 same = _STAMP.sub(b"", body)
                 key = f"{method} {path} {hashlib.sha256(same).hexdigest()}"
                 if key in plan.seen:
