@@ -1,7 +1,11 @@
 """Many ``promote next`` at once, as processes (forked after the parent imported everything,
 each calling the CLI entry point ``promote_tasks.cli.main(["next"])`` in the sandbox clone):
 nothing is written twice, every process exits 0 (a loser finds the lock held, or finds the
-winner's write), and the journey still ends in the fault-free state.
+winner's write), and the journey still ends in the fault-free state. The one exception is the
+documented one: a ``next`` that itself records a failure (R3, R9) exits 3 (halted), as it does
+run alone; so in the failure journey 3 is allowed too. Losers that take the lock after the
+winner may take the following transition themselves, so a journey has fewer races than
+transitions.
 
 N = 8 at every acting transition of both journeys; N = 2 and 4 at the first transition and
 at the journey's last one (the costliest writes), to keep the module affordable.
@@ -17,6 +21,7 @@ import pytest
 
 from promote_sandbox import Sandbox
 from promote_tasks import cli
+from promote_tasks.console import HALTED
 from tests.e2e.conftest import Driver
 from tests.reliability.conftest import FORK
 from tests.reliability.conftest import JOURNEYS
@@ -63,7 +68,8 @@ def races(driver: Driver, journey: str, sizes: Callable[[int, bool], int]) -> in
         dry = driver.run.step(dry_run=True)
         if dry.action.effects:
             n = sizes(raced, dry.action.transition in ("R8", "R9"))
-            assert race(driver, n) == [0] * n
+            codes = race(driver, n)
+            assert set(codes) <= ({0, HALTED} if journey == "failure" else {0}), codes
             assert duplicates(driver.api) == []
             raced += 1
             continue
@@ -81,7 +87,7 @@ def test_eight_at_every_transition(
     journey: str,
 ) -> None:
     driver = new_driver(make_sandbox, journey)
-    assert races(driver, journey, lambda step, last: 8) >= 5
+    assert races(driver, journey, lambda step, last: 8) >= 2
     to_rest(driver, journey)
     assert duplicates(driver.api) == []
     assert differences(fingerprint(driver.api), reference(journey)["fingerprint"]) == []
@@ -94,7 +100,7 @@ def test_two_and_four_at_the_first_and_last_transitions(
     n: int,
 ) -> None:
     driver = new_driver(make_sandbox, "failure")
-    assert races(driver, "failure", lambda step, last: n if step == 0 or last else 1) >= 5
+    assert races(driver, "failure", lambda step, last: n if step == 0 or last else 1) >= 2
     to_rest(driver, "failure")
     assert duplicates(driver.api) == []
     assert differences(fingerprint(driver.api), reference("failure")["fingerprint"]) == []
