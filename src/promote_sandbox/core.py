@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import math
+import re
 import shutil
 import subprocess
 import tempfile
@@ -230,11 +231,38 @@ class Sandbox(App):
         if method == "POST" and tail == "stats/reset":
             self.stats.reset()
             return Reply(200, self.stats.to_json())
+        if tail == "faults":
+            return self._faults_control(method, body)
         if method == "GET" and tail == "scenario":
             return Reply(200, self.scenario.to_json())
         if method == "GET" and tail == "env":
             return Reply(200, self.env())
         raise not_found()
+
+    def _faults_control(self, method: str, body: Any) -> Reply:
+        """``/_sandbox/faults``: GET lists the targeted rules, DELETE drops them, POST adds
+        one: ``{"method": "POST", "pattern": "/issues$", "kind": "502", "times": 1}``
+        (``"method": "*"`` with no pattern: every distinct write, once)."""
+        if method == "DELETE":
+            self.faults.clear()
+        elif method == "POST":
+            spec = body if isinstance(body, dict) else {}
+            try:
+                if spec.get("method") == "*":
+                    self.faults.every_write_once(str(spec["kind"]))
+                else:
+                    self.faults.target(
+                        str(spec["method"]),
+                        str(spec.get("pattern", "")),
+                        str(spec["kind"]),
+                        times=int(spec.get("times", 1)),
+                    )
+            except (KeyError, ValueError, re.error) as e:
+                raise ApiError(422, f"bad fault rule: {e}") from None
+        elif method != "GET":
+            raise not_found()
+        with self.faults.lock:
+            return Reply(200, {"rules": [t.to_json() for t in self.faults.targets]})
 
     def state(self) -> dict[str, Any]:
         """A compact picture for debugging: branch heads, runs, deployments, health."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -33,6 +35,9 @@ DOCS = "https://docs.github.com/rest"
 FAULT_KINDS = ("502", "drop", "secondary_rate_limit", "429", "applied_then_dropped")
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 RATE_LIMIT = 5000
+_STAMP = re.compile(
+    rb"\b[0-9a-f]{40}\b|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"
+)
 
 
 class ApiError(Exception):
@@ -208,7 +213,49 @@ class FaultPlan:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
-    def draw(self, method: str) -> str | None:
+    targets: list[Target] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    killer: tuple[int, int] | None = None
+
+    def target(self, method: str, pattern: str, kind: str, *, times: int = 1) -> Target:
+        """Answer the next ``times`` requests ``METHOD path`` matching ``pattern`` (a regular
+        expression searched in the path) with fault ``kind``: a targeted, deterministic fault."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        rule = Target(method.upper(), re.compile(pattern), kind, times)
+        with self.lock:
+            self.targets.append(rule)
+        return rule
+
+    def every_write_once(self, kind: str) -> Target:
+        """Answer the first attempt of every distinct write (method, path and body) with
+        ``kind``; the same request sent again is served (a client's retry, or a later run's)."""
+        return self.target("*", "", kind, times=-1)
+
+    def kill_after(self, writes: int, pid: int) -> None:
+        """Kill process ``pid`` (SIGKILL) once ``writes`` more writes have been applied, before
+        the last one is answered: a client that dies right after its write reached GitHub."""
+        with self.lock:
+            self.killer = (writes, pid)
+
+    def applied_write(self) -> int | None:
+        """Count one applied write; the pid to kill now, if this was the fatal one."""
+        with self.lock:
+            if self.killer is None:
+                return None
+            left, pid = self.killer
+            self.killer = (left - 1, pid) if left > 1 else None
+            return pid if left <= 1 else None
+
+    def clear(self) -> None:
+        with self.lock:
+            self.targets.clear()
+            self.seen.clear()
+
+    def draw(self, method: str, path: str = "", body: bytes = b"") -> str | None:
+        targeted = self._targeted(method, path, body)
+        if targeted is not None:
+            return targeted
         if self.rate <= 0:
             return None
         with self.lock:
@@ -216,6 +263,56 @@ class FaultPlan:
                 return None
             kinds = FAULT_KINDS if method in WRITE_METHODS else FAULT_KINDS[:-1]
             return self.rng.choice(kinds)
+
+    def _targeted(self, method: str, path: str, body: bytes) -> str | None:
+        return _targeted(self, method, path, body)
+
+
+@dataclass
+class Target:
+    """One targeted fault rule: ``times`` left (-1: each distinct write, once)."""
+
+    method: str
+    pattern: re.Pattern[str]
+    kind: str
+    times: int
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method == "*":
+            return method in WRITE_METHODS
+        return self.method == method and self.pattern.search(path) is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "pattern": self.pattern.pattern,
+            "kind": self.kind,
+            "times": self.times,
+            "hits": self.hits,
+        }
+
+
+def _targeted(plan: FaultPlan, method: str, path: str, body: bytes) -> str | None:
+    """The first live targeted rule that takes this request (and uses it up), or None."""
+    with plan.lock:
+        for rule in plan.targets:
+            if rule.times == 0 or not rule.matches(method, path):
+                continue
+            if rule.kind == "applied_then_dropped" and method not in WRITE_METHODS:
+                continue
+            if rule.times < 0:
+                # Timestamps and shas aside: a run's lock (a new commit each try) is the same write.
+                same = _STAMP.sub(b"", body)
+                key = f"{method} {path} {hashlib.sha256(same).hexdigest()}"
+                if key in plan.seen:
+                    continue
+                plan.seen.add(key)
+            else:
+                rule.times -= 1
+            rule.hits += 1
+            return rule.kind
+    return None
 
 
 class Stats:
@@ -358,13 +455,19 @@ class _Handler(BaseHTTPRequestHandler):
             path = path[len("/api/v3") :]
         if app.latency_ms:
             time.sleep(app.latency_ms / 1000)
-        fault = app.faults.draw(self.command)
+        fault = app.faults.draw(self.command, path, raw_body)
         if fault is not None and fault != "applied_then_dropped":
             app.stats.fault(fault, f"{self.command} {path}")
             self._fault(fault)
             return
         reply, template, login = self._api(path, query, raw_body)
         app.stats.record(f"{self.command} {template}", reply.status)
+        if self.command in WRITE_METHODS and reply.status < 400:
+            victim = app.faults.applied_write()
+            if victim is not None:
+                os.kill(victim, signal.SIGKILL)
+                self.close_connection = True
+                return
         if fault == "applied_then_dropped":
             app.stats.fault(fault, f"{self.command} {path}")
             self.close_connection = True

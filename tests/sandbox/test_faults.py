@@ -109,3 +109,56 @@ def test_latency_delays_every_api_response(make_sandbox: Callable[..., Sandbox])
         start = time.perf_counter()
         gh.repo("GET", path)
         assert time.perf_counter() - start >= 0.15  # a lower bound: the server sleeps first
+
+
+def _issue_titles(sandbox: Sandbox) -> list[str]:
+    with sandbox.store.lock:
+        return sorted(issue.title for issue in sandbox.store.issues.values())
+
+
+def test_a_targeted_fault_takes_only_the_next_matching_request(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox()
+    control = Client(sandbox, None)
+    repo = f"/repos/{sandbox.repository}"
+    added = control(
+        "POST", "/_sandbox/faults", {"method": "POST", "pattern": "/issues$", "kind": "502"}
+    )
+    assert added.json["rules"][0]["times"] == 1
+    assert _attempt(sandbox, "GET", f"{repo}/issues", None)[1].status == 200  # type: ignore[union-attr]
+    assert _attempt(sandbox, "POST", f"{repo}/issues", {"title": "a"})[1].status == 502  # type: ignore[union-attr]
+    assert "a" not in _issue_titles(sandbox)
+    assert _attempt(sandbox, "POST", f"{repo}/issues", {"title": "b"})[1].status == 201  # type: ignore[union-attr]
+    assert control("GET", "/_sandbox/faults", token=None).json["rules"][0]["hits"] == 1
+
+
+def test_applied_then_dropped_applies_the_write_and_hangs_up(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox()
+    sandbox.faults.target("POST", "/issues$", "applied_then_dropped")
+    outcome, _ = _attempt(sandbox, "POST", f"/repos/{sandbox.repository}/issues", {"title": "x"})
+    assert outcome == "dropped"
+    assert "x" in _issue_titles(sandbox)
+
+
+def test_every_write_once_faults_each_distinct_write_the_first_time_only(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    sandbox = make_sandbox(retry_after=0)
+    sandbox.faults.every_write_once("secondary_rate_limit")
+    repo = f"/repos/{sandbox.repository}"
+    first = [_attempt(sandbox, "POST", f"{repo}/issues", {"title": t})[1] for t in "aab"]
+    assert [r.status for r in first if r] == [403, 201, 403]
+    assert first[0] is not None
+    assert first[0].headers["Retry-After"] == "0"
+    assert _attempt(sandbox, "GET", f"{repo}/issues", None)[1].status == 200  # type: ignore[union-attr]
+    assert _issue_titles(sandbox).count("a") == 1
+    assert "b" not in _issue_titles(sandbox)
+
+
+def test_a_bad_fault_rule_is_refused(make_sandbox: Callable[..., Sandbox]) -> None:
+    control = Client(make_sandbox(), None)
+    assert control("POST", "/_sandbox/faults", {"method": "POST", "kind": "nope"}).status == 422
+    assert control("DELETE", "/_sandbox/faults", token=None).json == {"rules": []}
