@@ -107,5 +107,9 @@ def test_did_keeps_the_prose_as_text_and_the_json_validates() -> None:
 def test_status_json_validates_against_its_schema() -> None:
     import jsonschema
 
-    data = {"schema": 1, **render.status_data(pipeline(dev(), halted=True), NOTHING)}
+    data = {
+        "schema": 1,
+        **render.status_data(pipeline(dev(), halted=True), NOTHING),
+        "requests": {"made": 0, "remaining": None},
+    }
     jsonschema.validate(json.loads(json.dumps(data)), SCHEMAS["status"])
