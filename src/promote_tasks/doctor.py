@@ -152,10 +152,11 @@ async def _deploy_workflow(run: Run, ref: str) -> Check:
             "deploy workflow", False, f"{path} does not exist on {ref}",
             f"add {path} (see the example `promote init` writes) or set deploy_workflow",
         )  # fmt: skip
-    dispatch = _on(workflow).get("workflow_dispatch")
-    inputs = (dispatch or {}).get("inputs") or {} if isinstance(dispatch, dict | None) else {}
+    triggers = _on(workflow)
+    dispatch = triggers.get("workflow_dispatch")
+    inputs = (dispatch.get("inputs") if isinstance(dispatch, dict) else None) or {}
     missing = [i for i in ("environment", "sha") if i not in inputs]
-    if "workflow_dispatch" not in _on(workflow) or missing:
+    if "workflow_dispatch" not in triggers or missing:
         return Check(
             "deploy workflow", False,
             f"{path} does not accept workflow_dispatch with inputs "
