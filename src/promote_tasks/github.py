@@ -193,7 +193,12 @@ def _metadata() -> dict[str, dict[str, Any]]:
 
 
 class UncertainWrite(GitHubError):
-    """A write failed in a way that may have applied it (lost answer, 5xx, read timeout)."""
+    """A write failed in a way that may have applied it (lost answer, 5xx, read timeout);
+    ``cause`` is the failure itself, for when a look has shown it was not applied."""
+
+    def __init__(self, cause: GitHubError) -> None:
+        super().__init__(f"{cause} (it may have been applied)", cause.status)
+        self.cause = cause
 
 
 @dataclasses.dataclass
@@ -342,7 +347,7 @@ class GitHub:
                         raise self._out_of_time(attempt) from None
                     error = self._error(e, operation, params, attempt)
                     if not idempotent and _uncertain(e):
-                        raise UncertainWrite(f"{error} (it may have been applied)") from None
+                        raise UncertainWrite(error) from None
                     raise error from None
                 self.stats.retries += 1
                 await self.sleep(wait)
@@ -1247,25 +1252,32 @@ class GitHub:
             if held[2] and held[2] > now:
                 return None, held
         mine = await self.create_commit(lock_message(owner, since, until), tree, parents)
-        try:
-            if holder is None:
-                await self.call("git.create_ref", idempotent=False, ref=ref, sha=mine)
-            else:
-                await self.call(
-                    "git.update_ref", idempotent=False, ref=LOCK_REF, sha=mine, force=False
-                )
-        except GitHubError as e:
-            lost = isinstance(e, UncertainWrite)
-            if not lost and e.status not in (409, 422):
-                raise
-            # Someone was quicker (or the answer was lost): whoever holds it now, says the ref.
-            now_held = await self.ref_sha(LOCK_REF)
-            if now_held == mine:
-                return mine, held
-            if now_held is None:
-                return None, ("", "", "")
-            return None, lock_holder(str((await self.git_commit(now_held)).get("message") or ""))
-        return mine, held
+        for attempt in range(1, self.attempts + 1):
+            try:
+                if holder is None:
+                    await self.call("git.create_ref", idempotent=False, ref=ref, sha=mine)
+                else:
+                    await self.call(
+                        "git.update_ref", idempotent=False, ref=LOCK_REF, sha=mine, force=False
+                    )
+            except GitHubError as e:
+                if not isinstance(e, UncertainWrite) and e.status not in (409, 422):
+                    raise
+                # Someone was quicker, or the answer was lost: whoever holds it now, says the ref.
+                now_held = await self.ref_sha(LOCK_REF)
+                if now_held == mine:
+                    return mine, held
+                if isinstance(e, UncertainWrite) and now_held == holder:
+                    if attempt == self.attempts:  # it never landed: an error, nobody's lock
+                        raise e.cause from None
+                    await self.sleep(min(self.max_wait, 0.2 * 2 ** (attempt - 1)))
+                    continue  # it did not land: sending it again makes no second lock
+                if now_held is None:
+                    return None, ("", "", "")
+                message = str((await self.git_commit(now_held)).get("message") or "")
+                return None, lock_holder(message)
+            return mine, held
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def drop_lock(self, mine: str) -> bool:
         """Delete the lock ref if it is still ours (a holder that outlived its time may have
