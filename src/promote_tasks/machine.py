@@ -344,7 +344,11 @@ def derive(snapshot: Snapshot, pipeline: Pipeline) -> PipelineState:
     parents = {p.parent for p in open_fixes}
     leaves = [p for p in open_fixes if p.id not in parents] or open_fixes
     fix_plan = leaves[0].id if leaves else None
-    unsettled = [s for s in envs if not _settled(s, snapshot.env(s.name), snapshot.plans)]
+    unsettled = [
+        s
+        for s in envs
+        if not _settled(s, snapshot.env(s.name), snapshot.plans, pipeline.bookkeeping_dir)
+    ]
     in_flight: dict[str, str] = {}
     for s in reversed(unsettled):
         for plan in s.plans:
@@ -682,7 +686,9 @@ def _verdicts(facts: EnvFacts, env: Environment, now: str) -> tuple[Verdict, ...
     return tuple(out)
 
 
-def _settled(state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...]) -> bool:
+def _settled(
+    state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...], bookkeeping_dir: str | None
+) -> bool:
     """Has this instance finished its pass: complete, or promoted and carried onward?"""
     if state.state is State.COMPLETE:
         return True
@@ -691,9 +697,22 @@ def _settled(state: EnvState, facts: EnvFacts, plans: tuple[Plan, ...]) -> bool:
     if state.state is State.PROMOTED and not state.production:
         shas = {state.sha, facts.branch_head} - {None}
         return bool(facts.next_contains_head) or any(
-            p.merged and p.head_sha in shas for p in facts.promotions
+            p.merged
+            and (p.head_sha in shas or _carried(p.head_sha, state.sha, facts, bookkeeping_dir))
+            for p in facts.promotions
         )
     return False
+
+
+def _carried(head: str, sha: str | None, facts: EnvFacts, bookkeeping_dir: str | None) -> bool:
+    """Did a promotion merged at ``head`` carry ``sha``: is ``head`` above it on the branch with
+    only plan bookkeeping between? (A squash or rebase leaves no ancestry to ask about, and R8
+    may have moved a plan between the validation and the merge.)"""
+    chain = [c.sha for c in facts.history]
+    if sha is None or head not in chain or sha not in chain:
+        return False
+    at, stop = chain.index(head), chain.index(sha)
+    return at <= stop and all(is_bookkeeping(c, bookkeeping_dir) for c in facts.history[at:stop])
 
 
 # -- decide ------------------------------------------------------------------------------------
@@ -777,7 +796,7 @@ def decide(state: PipelineState, snapshot: Snapshot, pipeline: Pipeline) -> Acti
                 bool(env.plans) and set(env.plans) <= set(state.active_plans)
             )
         if not allowed:
-            if not _settled(env, snapshot.env(env.name), snapshot.plans):
+            if not _settled(env, snapshot.env(env.name), snapshot.plans, pipeline.bookkeeping_dir):
                 holder = (
                     f"fix plan {state.fix_plan}"
                     if state.halted
@@ -975,7 +994,7 @@ def _progress(
     if env.state is State.VALIDATING:
         return _validate(env, facts, pipeline, waits)
     if env.state is State.PROMOTED and not env.production:
-        if _settled(env, facts, snapshot.plans):
+        if _settled(env, facts, snapshot.plans, pipeline.bookkeeping_dir):
             return None
         open_pr = next((p for p in facts.promotions if p.state == "open"), None)
         following = pipeline.after(env.name)

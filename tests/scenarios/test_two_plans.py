@@ -96,9 +96,15 @@ def test_two_prs_merged_at_once_without_the_gate_travel_together(make_scene: Mak
     scene.check_invariants(done=both)
 
 
-@pytest.mark.parametrize("required", [True, False], ids=["gate-required", "no-gate"])
-def test_a_plan_merged_behind_one_in_flight(make_scene: MakeScene, required: bool) -> None:
-    scene = make_scene(Scenario(required_checks=(GATE,) if required else ()))
+@pytest.mark.parametrize(
+    ("required", "method"),
+    [(True, "merge"), *((False, method) for method in METHODS)],
+    ids=["gate-required", *(f"no-gate-{method}" for method in METHODS)],
+)
+def test_a_plan_merged_behind_one_in_flight(
+    make_scene: MakeScene, required: bool, method: str
+) -> None:
+    scene = make_scene(Scenario(required_checks=(GATE,) if required else (), merge_method=method))
     scene.drive(scene.awaiting_review("test"), f"{GREETING.plan}'s manual test in test")
     in_flight = scene.status().get("in_flight")
     assert {"plan": GREETING.plan, "environment": "test"} in (in_flight or []), in_flight
@@ -116,6 +122,9 @@ def test_a_plan_merged_behind_one_in_flight(make_scene: MakeScene, required: boo
     scene.drive(scene.settled(done=[GREETING.plan, FOOTER.plan]), "both plans complete")
     assert scene.completed_at(GREETING.plan) < scene.completed_at(FOOTER.plan)
     assert scene.status().get("in_flight") == []
+    # Each plan went dev → test once: R8's bookkeeping on dev after a squash or rebase of the
+    # promotion is no new instance to promote (it was carried, or travels with the next one).
+    assert len(scene.promotions("dev", "test")) == 2, scene.promotions("dev", "test")
     scene.check_invariants(done=[GREETING.plan, FOOTER.plan])
 
 
