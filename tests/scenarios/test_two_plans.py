@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from promote_sandbox import FailRule
 from promote_sandbox import Scenario
 from tests.scenarios.conftest import FOOTER
 from tests.scenarios.conftest import GATE
@@ -22,6 +23,7 @@ from tests.scenarios.conftest import GREETING
 from tests.scenarios.conftest import METHODS
 from tests.scenarios.conftest import PLAN_LINE
 from tests.scenarios.conftest import Scene
+from tests.scenarios.conftest import front_matter
 
 MakeScene = Callable[..., Scene]
 FOOTER_TITLE = "Add a footer"
@@ -149,3 +151,24 @@ def test_a_pr_opened_before_the_plan_in_flight_completes_still_merges_after(
     scene.drive(scene.settled(done=[GREETING.plan, FOOTER.plan]), "both plans complete")
     assert scene.api.get(f"/pulls/{footer['number']}")["merged_at"] is not None
     scene.check_invariants(done=[GREETING.plan, FOOTER.plan])
+
+
+def test_two_plans_that_travel_together_fail_together_and_complete_with_the_fix(
+    make_scene: MakeScene,
+) -> None:
+    scene = make_scene(Scenario(merge_method="squash", fail=(FailRule("test", "deploy", times=1),)))
+    footer = scene.team.start_plan(FOOTER, FOOTER_TITLE)
+    scene.codes[FOOTER.plan] = FOOTER
+    assert scene.team.merge(1)[0] == 200
+    assert scene.team.merge(footer["number"])[0] == 200  # past the red gate: no ruleset
+
+    both = [GREETING.plan, FOOTER.plan]
+    scene.drive(scene.settled(done=both, fixes=1), "both plans and the fix plan complete")
+    (fix,) = scene.fixes
+    for plan in both:  # each failed plan says it completed with the fix that carried it
+        done = front_matter(scene.git.text("dev", f"plans/done/{plan}.md") or "")
+        assert done.get("completed_with") == fix, (plan, done)
+    for code in (GREETING, FOOTER, scene.codes[fix]):
+        assert scene.git.text("main", code.path) == code.text, code.plan
+    assert scene.status().get("in_flight") == []
+    scene.check_invariants(done=[*both, fix])
