@@ -268,7 +268,7 @@ def request_rollback(
 def _ancestor(run: Run, env: Environment, to: str, head: str) -> str:
     github = run.github
     try:
-        commit = github.run(github.call("repos.get_commit", ref=to))
+        commit = github.run(github.commit(to))
     except GitHubError as e:
         if e.status in (404, 422):
             raise PromoteError(

@@ -211,7 +211,7 @@ class Issues:
     name = "issues"
 
     async def _issues(self, github: Any) -> list[dict[str, Any]]:
-        return list(await github.pages("issues.list_for_repo", labels="plan", state="all"))
+        return list(await github.issues("plan"))
 
     @staticmethod
     def _plan(issue: dict[str, Any]) -> Plan:
@@ -252,11 +252,11 @@ class Issues:
             lines += [f"Parent: {plan.parent}"] if plan.parent else []
             lines += [f"Fix-Key: {plan.fix_key}"] if plan.fix_key else []
             lines += [f"Failed-Plans: {', '.join(plan.failed_plans)}"] if plan.failed_plans else []
-            await github.call(
-                "issues.create", idempotent=False, title=plan.title or plan.id,
-                body=body + "\n\n" + "\n".join(lines) + "\n",
-                labels=["plan", "plan:inbox", f"priority:{plan.priority}"],
-            )  # fmt: skip
+            await github.create_issue(
+                plan.title or plan.id,
+                body + "\n\n" + "\n".join(lines) + "\n",
+                ["plan", "plan:inbox", f"priority:{plan.priority}"],
+            )
             return Plan(plan.id, plan.title, "inbox", plan.priority, plan.parent, plan.fix_key)
 
         # Never sent twice: an answer lost after GitHub made the issue is found by a look.
@@ -298,10 +298,12 @@ class Issues:
             for label in issue.get("labels", [])
             if not label["name"].startswith("plan:")
         ]
-        fields: dict[str, Any] = {"state": state, "labels": [*labels, f"plan:{status}"]}
+        body = None
         if line is not None and line not in (issue.get("body") or ""):
-            fields["body"] = (issue.get("body") or "").rstrip("\n") + f"\n{line}\n"
-        await github.call("issues.update", issue_number=issue["number"], **fields)
+            body = (issue.get("body") or "").rstrip("\n") + f"\n{line}\n"
+        await github.update_issue(
+            issue["number"], state=state, labels=[*labels, f"plan:{status}"], body=body
+        )
 
 
 @hookimpl

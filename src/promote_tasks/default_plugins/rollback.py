@@ -200,16 +200,8 @@ async def _deploy_head(run: RollbackRun, head: str) -> str:
     env = run.environment
     anchor = {"id": 0, "created_at": "1970-01-01T00:00:00Z"}
     workflow = run.settings.deploy_workflow
-    if workflow is not None:
-        runs = await github.call(
-            "actions.list_workflow_runs",
-            cache=False,
-            workflow_id=workflow,
-            head_sha=head,
-            per_page=100,
-        )
-        if (runs or {}).get("workflow_runs"):
-            return f"deploy of {head[:7]} already started"
+    if workflow is not None and await github.workflow_runs(workflow, head):
+        return f"deploy of {head[:7]} already started"
     return str(await github.deploy_once(workflow, env.branch, env.name, head, anchor))
 
 
