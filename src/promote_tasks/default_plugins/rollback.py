@@ -88,9 +88,14 @@ class Revert:
                 commit, _ = await github.ensure_ref(f"heads/{branch}", await self._commit(run))
             if opened is None:
                 culprit = await github.merged_pull_of(run.failed_sha, env.branch)
-                number, url, _ = await github.open_pull(
+                found, url, _ = await github.open_pull(
                     branch, env.branch, self._title(run, culprit), self._body(run, culprit)
                 )
+                if found is None:  # GitHub: no commits between them
+                    raise PromoteError(
+                        f"cannot revert {run.key}: {env.branch} already holds {branch}"
+                    )
+                number = found
             else:
                 number, url = int(opened["number"]), str(opened["html_url"])
             # Where promote/gate is a required check, the merge needs it: this PR is the
