@@ -46,6 +46,26 @@ STATUS_CHECKS = 4  #: deployed commits below a head whose statuses are read on t
 CHAIN_READS = 3  #: further commit pages read when the chain leaves what was listed
 
 
+@dataclasses.dataclass(frozen=True)
+class HeadFacts:
+    """One environment's wave-2 answers (all empty: the branch does not exist)."""
+
+    head: str | None = None
+    branch_head: str | None = None
+    history: tuple[Commit, ...] = ()
+    arrivals: tuple[PullRequest, ...] = ()
+    merged_pull: PullRequest | None = None
+    statuses: tuple[CommitStatus, ...] = ()
+    runs: tuple[WorkflowRun, ...] = ()
+    checks: tuple[CheckRun, ...] = ()
+    #: deployment id -> its statuses as GitHub answered (parsed with the deployment)
+    deployment_statuses: Mapping[int, list[Any]] = dataclasses.field(default_factory=dict)
+    next_contains_head: bool | None = None
+    approvals: tuple[Approval, ...] = ()
+    change_authors: tuple[str, ...] = ()
+    checklist: Checklist | None = None
+
+
 class Reader(Client):
     """Reads: the snapshot, and the single reads the writes and the plugins look with."""
 
@@ -139,23 +159,23 @@ class Reader(Client):
             facts.append(
                 EnvFacts(
                     name=env.name,
-                    head=extra["head"],
-                    branch_head=extra["branch_head"],
-                    history=extra["history"],
-                    arrivals=extra["arrivals"],
-                    merged_pull=extra["merged_pull"],
+                    head=extra.head,
+                    branch_head=extra.branch_head,
+                    history=extra.history,
+                    arrivals=extra.arrivals,
+                    merged_pull=extra.merged_pull,
                     deployments=tuple(
-                        _deployment(d, extra["deployment_statuses"].get(d["id"], ()))
+                        _deployment(d, extra.deployment_statuses.get(d["id"], ()))
                         for d in deployments[i].result()
                     ),
-                    statuses=extra["statuses"],
-                    runs=extra["runs"],
-                    checks=extra["checks"],
+                    statuses=extra.statuses,
+                    runs=extra.runs,
+                    checks=extra.checks,
                     promotions=tuple(_pull(p) for p in promos),
-                    next_contains_head=extra["next_contains_head"],
-                    approvals=extra["approvals"],
-                    change_authors=extra["change_authors"],
-                    checklist=extra["checklist"],
+                    next_contains_head=extra.next_contains_head,
+                    approvals=extra.approvals,
+                    change_authors=extra.change_authors,
+                    checklist=extra.checklist,
                 )
             )
         open_pulls = tuple(
@@ -234,20 +254,15 @@ class Reader(Client):
         checklists: Awaitable[list[dict[str, Any]]],
         listing: Callable[..., Awaitable[list[Any]]],
         bookkeeping_dir: str | None,
-    ) -> dict[str, Any]:
+    ) -> HeadFacts:
         """One environment's wave 2. Each request waits only for the wave-1 answers it needs:
         the head (statuses, runs, checks, PRs), the deployments (their statuses), the next
         branch's commits (compare), the checklist issues (approval comments); and the walk
         down the branch's first-parent chain to its newest validated commit."""
         chain = _Chain(self._commits_from, await commits)
         tip = chain.tip
-        empty: dict[str, Any] = {
-            "head": None, "branch_head": None, "merged_pull": None, "statuses": (), "runs": (),
-            "checks": (), "deployment_statuses": {}, "next_contains_head": None, "approvals": (),
-            "change_authors": (), "history": (), "arrivals": (), "checklist": None,
-        }  # fmt: skip
         if tip is None:
-            return empty
+            return HeadFacts()
         # The head: the newest commit that is not plan bookkeeping (what a commit does, not
         # what its message says: a claim is checked against the files it changed).
         above: list[Commit] = []
@@ -266,7 +281,7 @@ class Reader(Client):
             self._walk_below(env, chain, current, deployments, bookkeeping_dir, listing)
         )
 
-        async def deployment_statuses() -> dict[Any, list[Any]]:
+        async def deployment_statuses() -> dict[int, list[Any]]:
             found = await deployments
             records = [d for d in found if _payload(d).get("rollback_of") == sha]
             # A rollback's state follows the deploy it set off: deployments of its target after it.
@@ -327,21 +342,21 @@ class Reader(Client):
             pulls=tuple(p["number"] for p in merged),
         )
         arrivals = {p["number"]: _pull(p) for p in [*merged, *below_pulls]}
-        return {
-            "head": sha,
-            "branch_head": tip,
-            "history": (*above, head_fact, *below),
-            "arrivals": tuple(arrivals[n] for n in sorted(arrivals)),
-            "merged_pull": merged_pull,
-            "statuses": tuple(_status(s) for s in statuses),
-            "runs": tuple(_run(r) for r in runs),
-            "checks": tuple(_check(c) for c in checks),
-            "deployment_statuses": by_deployment,
-            "next_contains_head": contained,
-            "approvals": tuple(a for c in decisions for a in _decisions(c)),
-            "change_authors": tuple(dict.fromkeys(a for a in authors if a)),
-            "checklist": checklist,
-        }
+        return HeadFacts(
+            head=sha,
+            branch_head=tip,
+            history=(*above, head_fact, *below),
+            arrivals=tuple(arrivals[n] for n in sorted(arrivals)),
+            merged_pull=merged_pull,
+            statuses=tuple(_status(s) for s in statuses),
+            runs=tuple(_run(r) for r in runs),
+            checks=tuple(_check(c) for c in checks),
+            deployment_statuses=by_deployment,
+            next_contains_head=contained,
+            approvals=tuple(a for c in decisions for a in _decisions(c)),
+            change_authors=tuple(dict.fromkeys(a for a in authors if a)),
+            checklist=checklist,
+        )
 
     async def _with_paths(self, runs: list[Any]) -> list[dict[str, Any]]:
         """Workflow runs with their workflow file's ``path``, by ``workflow_id`` where the run
