@@ -1,18 +1,5 @@
 """Local git facts: rollback targets, the commit before a merge, shallow clones, the branch.
-
-The only module that imports gitpython. ``import git`` costs about 150 ms (gitpython runs
-``git version`` when imported), so it is imported inside the functions that need it and
-importing this module does no work: a hook that never asks git a question never pays for it.
-
-Every question is answered from commit topology (parents, first-parent chain) and from facts
-the caller read from GitHub (known-good shas, a PR's commit count and head), never from
-commit titles: real histories have true merges titled like squashes, rebased commits that
-carry "(#N)", and squash commits titled "Merge pull request #N".
-
-Shallow clones (GitHub Actions checks out with ``fetch-depth: 1``) are deepened from the
-remote as far as a walk needs, a little at a time; without a remote the error says how to fix
-the checkout.
-"""
+The only module that imports gitpython, inside the functions (``import git`` costs ~150 ms)."""
 
 from __future__ import annotations
 
@@ -30,6 +17,8 @@ from promote_tasks.errors import GitError
 if TYPE_CHECKING:
     import git
 
+# Answers come from topology and facts read from GitHub, never from commit titles: real
+# histories have merges titled like squashes and rebased commits that carry "(#N)".
 MergeMethod = graph.MergeMethod
 MERGE_METHODS = graph.MERGE_METHODS
 

@@ -1,8 +1,5 @@
-"""What plugins contribute, and the registers they contribute it through.
-
-Plugins register named objects; the core never asks pluggy while deciding. This module
-defines the shapes (``Protocol``s) and imports neither pluggy nor any I/O library.
-"""
+"""What plugins contribute (``Protocol``s), the registers they contribute it through, and the
+typed ``GitHubPort`` they may call. Imports neither pluggy nor any I/O library."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""Where a rollback goes and how: known-good commits, the target, the strategy, and what
-``promote rollback`` is asked to do. Reads only.
-
-The target is computed locally with git, in the checkout the tool runs in (fetched from
-``origin`` first): the newest known-good commit on the first-parent chain before the failed
-sha, else the commit the branch pointed to before the failed PR landed. Without a usable
-clone the same questions are answered from the API; never guessed.
-"""
+"""Where a rollback goes and how: known-good commits, the target (from git in the local clone,
+fetched first, else from the API; never guessed), the strategy. Reads only."""
 
 from __future__ import annotations
 

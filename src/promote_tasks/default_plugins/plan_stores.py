@@ -1,10 +1,5 @@
-"""Built-in plan stores: ``files`` (markdown under plans/) and ``issues`` (labelled issues).
-
-``files`` keeps ``plans/{inbox,doing,done}/<id>.md`` on the first environment's branch and
-changes them through the git data API, one bookkeeping commit per change (commits carrying
-``Promote-Bookkeeping: true`` never start an instance). ``issues`` keeps each plan as an issue
-labelled ``plan`` and ``plan:<status>``, with the front-matter keys as ``Key: value`` lines.
-"""
+"""Built-in plan stores: ``files`` (``plans/{inbox,doing,done}/<id>.md`` on the first
+environment's branch, one bookkeeping commit per change) and ``issues`` (labelled issues)."""
 
 from __future__ import annotations
 
@@ -202,6 +197,7 @@ class Files:
         return moved
 
 
+# An issue plan is labelled ``plan`` and ``plan:<status>``; its keys are ``Key: value`` lines.
 ISSUE_KEY = re.compile(
     r"^(Plan-Id|Priority|Parent|Fix-Key|Failed-Plans|Completed-With|Returned):\s*(.*)$",
     re.MULTILINE,

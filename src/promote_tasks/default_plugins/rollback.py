@@ -1,11 +1,5 @@
-"""Built-in rollback strategies, registered through the same hook a team's plugin uses.
-
-``redeploy`` (default) records a ``deploy:rollback`` deployment of the target and dispatches
-the deploy workflow for it; ``revert`` opens and merges a PR whose commit restores the target's
-tree on top of the failed head; ``reset`` forces the branch back and is used only where the
-configuration names it. Every write looks first for what it would create, so a strategy called
-again after a crash finishes the job without doing anything twice.
-"""
+"""Built-in rollback strategies, through the hook a team's plugin uses: ``redeploy`` (default),
+``revert``, ``reset`` (opt-in). Each looks before it writes, so a rerun after a crash finishes."""
 
 from __future__ import annotations
 
