@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
+from promote_tasks import graph
 from promote_tasks.errors import GitError
 from promote_tasks.errors import PromoteError
+from promote_tasks.git import GitGraph
 from promote_tasks.git import current_branch
-from promote_tasks.git import is_shallow
-from promote_tasks.git import merge_method
 from promote_tasks.git import open_repo
 from promote_tasks.git import pre_merge_commit
 from promote_tasks.git import rollback_target
@@ -48,6 +48,22 @@ def run_git(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str
     if done.returncode:
         raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
     return done.stdout.strip()
+
+
+def is_shallow(path: Path) -> bool:
+    return run_git(path, "rev-parse", "--is-shallow-repository") == "true"
+
+
+def merge_method(
+    path: Path, sha: str, *, pr_commits: int = 1, pr_head_sha: str | None = None
+) -> str:
+    """How a PR landed at ``sha``: ``graph.merge_method`` over the clone, as the inference
+    inside ``pre_merge_commit`` asks it."""
+    repo = open_repo(path)
+    try:
+        return graph.merge_method(GitGraph(repo, str(path)), sha, pr_commits, pr_head_sha)
+    finally:
+        repo.close()
 
 
 @dataclass(frozen=True)
@@ -349,7 +365,6 @@ def test_unknown_sha_is_a_one_line_error_naming_it(lab: Lab) -> None:
     for call in (
         lambda: rollback_target(lab.path, "deadbeef" * 5, [lab.root]),
         lambda: pre_merge_commit(lab.path, "deadbeef" * 5, method="merge"),
-        lambda: merge_method(lab.path, "deadbeef" * 5),
     ):
         with pytest.raises(GitError) as caught:
             call()
@@ -372,10 +387,8 @@ def test_not_a_git_repository(tmp_path: Path, exists: bool) -> None:
     calls = [
         lambda: open_repo(path),
         lambda: current_branch(path),
-        lambda: is_shallow(path),
         lambda: rollback_target(path, "abc1234", []),
         lambda: pre_merge_commit(path, "abc1234", method="squash"),
-        lambda: merge_method(path, "abc1234"),
     ]
     for call in calls:
         with pytest.raises(GitError) as caught:

@@ -1,12 +1,5 @@
-"""``promote demo``: the whole journey on an in-process sandbox, no token and no network.
-
-A plan's PR merges into dev (the sandbox's merge bot plays the Merge machine), and ``next``
-carries it through dev, test (where the designated reviewer approves the manual test) and
-main. On the way, the first deploy to ``test`` fails: the tool records the failure, halts all
-other work, rolls ``test`` back to its known-good commit and files a fix plan. The demo then
-plays the Code machine (a ``feature/<fix-plan>`` branch and its PR), and the fix plan travels
-dev → test → main until it is complete and the halt lifts. Every transition is printed.
-"""
+"""``promote demo``: the whole dev → test → main journey on an in-process sandbox (no token, no
+network), with a failed deploy to test, its rollback and the fix plan's own journey."""
 
 from __future__ import annotations
 

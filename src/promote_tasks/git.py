@@ -1,18 +1,5 @@
 """Local git facts: rollback targets, the commit before a merge, shallow clones, the branch.
-
-The only module that imports gitpython. ``import git`` costs about 150 ms (gitpython runs
-``git version`` when imported), so it is imported inside the functions that need it and
-importing this module does no work: a hook that never asks git a question never pays for it.
-
-Every question is answered from commit topology (parents, first-parent chain) and from facts
-the caller read from GitHub (known-good shas, a PR's commit count and head), never from
-commit titles: real histories have true merges titled like squashes, rebased commits that
-carry "(#N)", and squash commits titled "Merge pull request #N".
-
-Shallow clones (GitHub Actions checks out with ``fetch-depth: 1``) are deepened from the
-remote as far as a walk needs, a little at a time; without a remote the error says how to fix
-the checkout.
-"""
+The only module that imports gitpython, inside the functions (``import git`` costs ~150 ms)."""
 
 from __future__ import annotations
 
@@ -30,6 +17,8 @@ from promote_tasks.errors import GitError
 if TYPE_CHECKING:
     import git
 
+# Answers come from topology and facts read from GitHub, never from commit titles: real
+# histories have merges titled like squashes and rebased commits that carry "(#N)".
 MergeMethod = graph.MergeMethod
 MERGE_METHODS = graph.MERGE_METHODS
 
@@ -106,12 +95,6 @@ def repository_from_url(url: str) -> str | None:
     path or anything else. Pure: no git is asked."""
     found = _REMOTE_URL.match(url.strip())
     return f"{found.group('owner')}/{found.group('name')}" if found else None
-
-
-def is_shallow(repo_path: str | os.PathLike[str]) -> bool:
-    """Whether the repository is a shallow clone (history cut off at some depth)."""
-    with _opened(repo_path) as repo:
-        return bool(_shallow_commits(repo))
 
 
 def has_commit(repo_path: str | os.PathLike[str], sha: str) -> bool:
@@ -240,7 +223,7 @@ def pre_merge_commit(
     - ``"rebase"``: ``merged_sha~pr_commits`` — the ``pr_commits`` commits the PR landed as,
       each with one parent, are stepped over.
 
-    With ``method=None`` it is found by :func:`merge_method` from ``pr_commits`` and
+    With ``method=None`` it is found by :func:`graph.merge_method` from ``pr_commits`` and
     ``pr_head_sha``. This is the rollback target of last resort, for an environment with no
     known-good commit yet; prefer :func:`rollback_target`. A shallow clone is deepened from
     ``remote`` when a rebase merge reaches past its boundary.
@@ -256,33 +239,6 @@ def pre_merge_commit(
             GitGraph(repo, path, remote), merged.hexsha,
             pr_commits=pr_commits, pr_head=pr_head_sha, method=method,
         )  # fmt: skip
-
-
-def merge_method(
-    repo_path: str | os.PathLike[str],
-    merged_sha: str,
-    *,
-    pr_commits: int = 1,
-    pr_head_sha: str | None = None,
-) -> MergeMethod:
-    """How a PR landed at ``merged_sha``, told from topology and PR facts, never from titles.
-
-    GitHub's API does not say which button merged a PR, but these facts do:
-
-    - ``merged_sha`` has two or more parents: ``"merge"``;
-    - one parent and the PR has one commit (``pr_commits``, the PR's ``commits`` count):
-      ``"squash"`` (a rebase of one commit is the same shape and has the same answer);
-    - one parent and several commits: a rebase keeps each commit's author and author date, a
-      squash is a new commit authored at merge time, so ``merged_sha`` is compared with the
-      PR's head commit ``pr_head_sha`` (it must be in the local repository: fetch
-      ``pull/<N>/head``). Without it the two cannot be told apart: :class:`GitError`.
-    """
-    if pr_commits < 1:
-        raise ValueError(f"pr_commits must be at least 1, not {pr_commits}")
-    path = os.fspath(repo_path)
-    with _opened(repo_path) as repo:
-        merged = _resolve(repo, merged_sha, path)
-        return graph.merge_method(GitGraph(repo, path), merged.hexsha, pr_commits, pr_head_sha)
 
 
 class GitGraph:

@@ -1,9 +1,5 @@
-"""Walks of a branch's commit graph for a rollback target, once, over any backend. Pure.
-
-``git.GitGraph`` answers from the local clone, ``targets.ApiGraph`` from GitHub's API; both
-ask the same questions (a commit's parents, who wrote it when), so there is one answer.
-Every answer comes from topology and PR facts, never from commit titles.
-"""
+"""Walks of a branch's commit graph for a rollback target, over any backend (``git.GitGraph``,
+``targets.ApiGraph``). Pure; answers come from topology and PR facts, never commit titles."""
 
 from __future__ import annotations
 

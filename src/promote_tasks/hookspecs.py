@@ -1,9 +1,5 @@
-"""Hook specifications: the whole surface a promote_tasks plugin can implement.
-
-Four ``register_*`` hooks contribute named objects; ``promote_transition`` is told about
-every transition the tool takes. Built-in behaviour uses the same hooks
-(``promote_tasks.default_plugins``).
-"""
+"""Hook specifications, the whole plugin surface: four ``register_*`` hooks contribute named
+objects and ``promote_transition`` hears every transition. Built-ins use the same hooks."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Every word the tool writes on GitHub and reads back, each writer beside its parser. Pure.
-
-Status contexts, the ``Promote-*`` trailer lines of PR bodies, comments and commit messages,
-labels, the ``env@sha`` key, the lock's commit, and the texts of the promotion PR, the revert,
-and the checklist issue. A test round-trips each one (``tests/test_ledger.py``).
-"""
+"""Every word the tool writes on GitHub and reads back (contexts, ``Promote-*`` trailers, labels,
+the ``env@sha`` key, the lock, PR and issue texts), each writer beside its parser. Pure."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The Promote machine: the R1–R9 table, and pure ``derive`` / ``decide`` over a Snapshot.
-
-``derive`` turns GitHub facts into one state per environment and the pipeline-wide halt;
-``decide`` picks exactly one next action for the whole pipeline. Neither does I/O: the shell
-gathers the Snapshot, performs the action's effects, and derives again.
-"""
+"""The Promote machine: the R1–R9 table, and pure ``derive`` (facts → a state per environment
+and the halt) and ``decide`` (exactly one next action for the pipeline)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Frozen facts and results: what GitHub said (a Snapshot) and what we made of it.
-
-Facts are kept close to GitHub's own objects, trimmed to what derivation needs, so a
-saved snapshot file reads like the API responses it came from. Everything here is pure
-data: no I/O, and no imports beyond the standard library.
-"""
+"""Frozen facts and results: what GitHub said (a Snapshot, kept close to its API objects) and
+what we made of it. Pure data: standard library only."""
 
 from __future__ import annotations
 

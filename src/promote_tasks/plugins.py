@@ -1,9 +1,5 @@
-"""The plugin manager factory, and turning plugin contributions into one Registry.
-
-Nothing loads at import time: ``make_plugin_manager`` is called once per run (and per test).
-Sources, in order: the built-in ``default_plugins``, entry points of group ``promote_tasks``,
-and the configured local plugins directory (a team's ``plugins/``).
-"""
+"""The plugin manager factory (per run; nothing loads at import) and the Registry built from
+``default_plugins``, ``promote_tasks`` entry points and the local plugins directory."""
 
 from __future__ import annotations
 

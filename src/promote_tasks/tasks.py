@@ -1,14 +1,5 @@
-"""The ``promote`` invoke collection. Tasks only: each reads settings, runs one session step
-and shows what it found or did (``console.py`` shows it; ``session.py`` and ``act.py`` work).
-
-The module is ``tasks`` so that ``from promote_tasks import promote`` always means the
-collection. A user's ``tasks.py`` adds it in two lines::
-
-    from invoke import Collection
-    from promote_tasks import promote
-
-    ns = Collection(promote)
-"""
+"""The ``promote`` invoke collection, tasks only (``session.py`` reads, ``act.py`` writes,
+``console.py`` shows). Named ``tasks``: ``from promote_tasks import promote`` is the collection."""
 
 from __future__ import annotations
 

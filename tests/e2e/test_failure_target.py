@@ -97,7 +97,8 @@ def test_the_target_is_the_same_from_git_and_from_the_api(
     assert git.has_commit(clone, failed)
     # A shallow checkout (Actions' default) is deepened to find it.
     shallow = shallow_clone(driver, tmp_path / "shallow")
-    assert git.is_shallow(shallow)
+    asked = ["git", "rev-parse", "--is-shallow-repository"]
+    assert subprocess.run(asked, cwd=shallow, capture_output=True, text=True).stdout == "true\n"
     assert target(elsewhere(driver, shallow)).sha == before
     # No usable clone: the API answers the same.
     nowhere = tmp_path / "not-a-clone"

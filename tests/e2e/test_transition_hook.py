@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -82,7 +81,7 @@ def test_a_rollback_by_hand_tells_plugins_it_as_r9(make_driver: Callable[..., Dr
 
 
 def test_a_plugin_raising_on_a_transition_is_named_and_the_transition_stands(
-    make_driver: Callable[..., Driver], tmp_path: Path
+    make_driver: Callable[..., Driver],
 ) -> None:
     driver = with_plugin(make_driver, RAISES)
     dev = driver.api.head("dev")

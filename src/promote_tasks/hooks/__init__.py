@@ -1,18 +1,5 @@
 """Console scripts behind ``.pre-commit-hooks.yaml``: one module per hook, ``main(argv=None)``.
-
-Each hook runs two ways:
-
-- as a pre-commit framework hook, which tells a pre-push hook what is pushed through
-  ``PRE_COMMIT_REMOTE_NAME``, ``PRE_COMMIT_REMOTE_URL``, ``PRE_COMMIT_LOCAL_BRANCH``,
-  ``PRE_COMMIT_REMOTE_BRANCH`` and ``PRE_COMMIT_TO_REF`` (one ref per push: pre-commit checks
-  the first ref of a push that has something new);
-- as a plain git hook (``exec promote-guard "$@"`` in ``.git/hooks/pre-push``): git passes the
-  remote's name and URL as arguments and one ``<local ref> <local sha> <remote ref> <remote
-  sha>`` line per ref on standard input, deletions included.
-
-Importing this package is cheap (no gitpython, no pluggy, no ghapi): ``promote-guard`` must
-cost little more than starting Python.
-"""
+Cheap to import (no gitpython, pluggy or ghapi): a hook costs little more than Python's start."""
 
 from __future__ import annotations
 
@@ -58,6 +45,9 @@ class Push:
 
 def read_push(positional: list[str], environ: Mapping[str, str], stdin: TextIO | None) -> Push:
     """What is being pushed, from pre-commit's variables or from git's own pre-push protocol."""
+    # pre-commit gives one ref per push in PRE_COMMIT_* (the first ref with something new);
+    # git gives the remote's name and URL as arguments and one "<local ref> <local sha>
+    # <remote ref> <remote sha>" line per ref on stdin, deletions included.
     name = environ.get("PRE_COMMIT_REMOTE_NAME") or (positional[0] if positional else "")
     url = environ.get("PRE_COMMIT_REMOTE_URL") or (positional[1] if len(positional) > 1 else "")
     remote_ref = environ.get("PRE_COMMIT_REMOTE_BRANCH")
