@@ -190,6 +190,7 @@ class Client:
         self.sleep = sleep
         self.stats = Stats()
         self._warned = False  # the low rate limit was said (once per client)
+        self._reset = ""  # the rate-limit window (X-RateLimit-Reset) that ``remaining`` is of
         self._next_turn = 0.0  # monotonic time of the next paced request's turn
         self._etags: dict[str, tuple[str, Any]] = {}
         self._inflight: dict[str, asyncio.Future[list[Any]]] = {}
@@ -338,7 +339,14 @@ class Client:
         left = str(headers.get("x-ratelimit-remaining") or "")
         if not left.isdigit():
             return
-        self.stats.remaining = int(left)
+        # Answers to concurrent requests arrive in any order: within one window (the same
+        # reset time) the lowest count is the latest; a new window starts afresh.
+        reset = str(headers.get("x-ratelimit-reset") or "")
+        same_window = reset == self._reset and self.stats.remaining is not None
+        self._reset = reset
+        self.stats.remaining = (
+            min(self.stats.remaining or 0, int(left)) if same_window else int(left)
+        )
         if self.stats.remaining < LOW_BUDGET and not self._warned:
             self._warned = True
             print(
