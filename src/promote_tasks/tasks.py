@@ -429,17 +429,30 @@ def init(c: Context, dry_run: bool = False, force: bool = False) -> None:
     print(setup.report(items, dry_run=dry_run))
 
 
-@task(name="demo", help={"step-ms": "simulated CI step length in ms (default 30)"})
+@task(
+    name="demo",
+    help={
+        "step-ms": "simulated CI step length in ms (default 30; 100 with --actions)",
+        "actions": "run the workflows promote init writes in the sandbox: nobody runs next",
+    },
+)
 @reports_errors
-def demo(c: Context, step_ms: int | None = None) -> None:
+def demo(c: Context, step_ms: int | None = None, actions: bool = False) -> None:
     """Run the whole journey on a built-in sandbox: no token, no network.
+
+    With --actions, the sandbox runs the workflows `promote init` writes on its own events
+    (a rehearsal of the setup on GitHub): people only merge their PRs and approve.
 
     Examples:
       promote demo
       promote demo --step-ms 100
+      promote demo --actions
     """
+    from promote_tasks.demo import run_actions_demo
     from promote_tasks.demo import run_demo
 
+    if actions:
+        raise Exit(code=run_actions_demo(step_ms=milliseconds("--step-ms", step_ms, 100)))
     raise Exit(code=run_demo(step_ms=milliseconds("--step-ms", step_ms, 30)))
 
 
