@@ -11,7 +11,7 @@ Events and their filters: ``push`` (``branches``, ``branches-ignore``, ``paths``
 ``paths-ignore``), ``pull_request`` and ``pull_request_target`` (``types``: opened,
 synchronize, closed; ``branches`` = the base), ``issue_comment`` (created), ``deployment_status``,
 ``workflow_run`` (``workflows`` by name, ``types``: completed), ``schedule`` (cron on the
-sandbox's clock: one CI step is one minute) and ``workflow_dispatch`` (``inputs`` with defaults
+sandbox's clock: one CI step is a minute, or ``steps_per_minute`` steps) and ``workflow_dispatch`` (``inputs`` with defaults
 and choices). GitHub's rule for its own token holds: an event caused by a write made with a
 job's ``GITHUB_TOKEN`` (the ``github-actions[bot]`` identity) starts no workflow, except
 ``workflow_dispatch``; what the Environments feature does for a deploy job still does.
@@ -149,6 +149,7 @@ class Actions:
         *,
         python: str = sys.executable,
         seconds_per_minute: float = 60.0,
+        steps_per_minute: int = 1,
         max_parallel: int = 2,
     ) -> None:
         self.store = store
@@ -157,6 +158,8 @@ class Actions:
         self.root = root
         self.python = python
         self.seconds_per_minute = seconds_per_minute
+        self.steps_per_minute = max(1, steps_per_minute)
+        self.steps = 0
         self.max_parallel = max_parallel
         self.runs: dict[int, Emulated] = {}
         self.workflows: dict[str, Workflow] = {}  # path -> the store's Workflow
@@ -360,6 +363,9 @@ class Actions:
 
     def tick(self) -> None:
         """One CI step: the sandbox's clock moves a minute; ``schedule`` fires on its crons."""
+        self.steps += 1
+        if self.steps % self.steps_per_minute:
+            return
         self.minute += 1
         when = time.gmtime(self.epoch + self.minute * 60)
         default = self.store.branch_sha(self.store.default_branch)
@@ -1211,8 +1217,12 @@ class Actions:
             "minute": self.minute,
         }
 
-    def busy(self) -> bool:
-        return any(e.run.status != "completed" for e in self.runs.values())
+    def busy(self, upto: int | None = None) -> bool:
+        """Whether a run (with an id up to ``upto``) is queued, pending or in progress."""
+        return any(
+            e.run.status != "completed" and (upto is None or e.run.id <= upto)
+            for e in self.runs.values()
+        )
 
     def stop(self) -> None:
         with self.store.lock:

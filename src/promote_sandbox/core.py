@@ -61,6 +61,7 @@ class Sandbox(App):
         owns_directory: bool,
         actions: bool = False,
         seconds_per_minute: float = 60.0,
+        steps_per_minute: int = 1,
     ) -> None:
         self.directory = directory
         self.scenario = scenario
@@ -88,6 +89,7 @@ class Sandbox(App):
                 self.ci,
                 directory / "actions",
                 seconds_per_minute=seconds_per_minute,
+                steps_per_minute=steps_per_minute,
             )
             self.ci.actions = self.actions
         for group in (RepoApi, PullsApi, CiApi):
@@ -193,11 +195,14 @@ class Sandbox(App):
             return sha
 
     def wait_for_actions(self, timeout: float = 60.0) -> None:
-        """Wait until no emulated workflow run is queued or in progress."""
+        """Wait until every emulated workflow run created so far has finished (runs the
+        schedule creates meanwhile are not waited for)."""
         deadline = time.monotonic() + timeout
+        with self.store.lock:
+            upto = max(self.actions.runs, default=0) if self.actions is not None else 0
         while self.actions is not None:
             with self.store.lock:
-                if not self.actions.busy():
+                if not self.actions.busy(upto):
                     return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"sandbox Actions runs did not finish within {timeout} s")
@@ -490,13 +495,15 @@ def start(
     retry_after: int = 1,
     actions: bool = False,
     seconds_per_minute: float = 60.0,
+    steps_per_minute: int = 1,
 ) -> Sandbox:
     """Seed a repository in ``directory`` (a temporary one if None) and start serving it.
 
     ``step_ms=0`` turns the wall clock off: CI then moves only on :meth:`Sandbox.advance`,
     :meth:`Sandbox.settle` or ``POST /_sandbox/advance``. ``actions=True`` also runs the
     repository's own workflow files (:mod:`promote_sandbox.actions`); ``seconds_per_minute``
-    is how long a minute of ``timeout-minutes`` lasts there.
+    is how long a minute of ``timeout-minutes`` lasts there, and ``steps_per_minute`` how many
+    CI steps make a minute of the clock ``schedule`` reads.
     """
     owns = directory is None
     path = (
@@ -521,4 +528,5 @@ def start(
         owns_directory=owns,
         actions=actions,
         seconds_per_minute=seconds_per_minute,
+        steps_per_minute=steps_per_minute,
     )

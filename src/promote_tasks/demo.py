@@ -22,6 +22,7 @@ from promote_sandbox import FailRule
 from promote_sandbox import Sandbox
 from promote_sandbox import Scenario
 from promote_sandbox import start
+from promote_sandbox.store import BOT_LOGIN
 from promote_tasks import render
 from promote_tasks.errors import PromoteError
 from promote_tasks.machine import needs_person
@@ -128,6 +129,7 @@ def open_fix(run: Run, clone: Path, plan: str) -> str:
 ACTIONS_SCENARIO = Scenario(
     merge_bot=True, people_merge=True, fail=(FailRule("test", "deploy", times=1),)
 )
+STEPS_PER_MINUTE = 4  # the sandbox's clock for schedule: a */15 cron fires every 60 CI steps
 REHEARSAL_SETTINGS = """
 # rehearsal on the sandbox: short waits, so the journey takes a minute rather than hours
 deploy_grace_seconds = 2
@@ -146,7 +148,13 @@ def run_actions_demo(*, step_ms: int = 100, limit_seconds: float = 600.0) -> int
         print(line, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="promote-demo-") as directory:
-        sandbox = start(Path(directory), scenario=ACTIONS_SCENARIO, step_ms=step_ms, actions=True)
+        sandbox = start(
+            Path(directory),
+            scenario=ACTIONS_SCENARIO,
+            step_ms=step_ms,
+            actions=True,
+            steps_per_minute=STEPS_PER_MINUTE,
+        )
         try:
             env = sandbox.env()
             clone = Path(env["PROMOTE_CLONE"])
@@ -282,7 +290,16 @@ def _finished_runs(sandbox: Sandbox, reported: set[int]) -> list[str]:
         if item["status"] != "completed" or item["id"] in reported:
             continue
         reported.add(item["id"])
-        if item["conclusion"] in ("skipped", "cancelled"):
+        why = {
+            "skipped": "skipped (its job's if: is false)",
+            "cancelled": "cancelled (a newer run of its concurrency group took its place)",
+        }.get(item["conclusion"])
+        if why is not None and item["actor"] == BOT_LOGIN:
+            continue  # routine: the bot's own events' runs replaced one another
+        if why is not None:
+            lines.append(
+                f"  actions: {item['workflow'].rsplit('/', 1)[-1]} on {item['event']} (by {item['actor']}) {why}"
+            )
             continue
         took = [
             line.split(" ", 1)[1]
