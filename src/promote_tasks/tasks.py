@@ -469,6 +469,7 @@ def demo(c: Context, step_ms: int | None = None, actions: bool = False) -> None:
         "seed": "the seed for fault injection",
         "step-ms": "the CI step period in ms (0: CI moves only when told)",
         "retry-after": "the Retry-After seconds of rate-limit faults",
+        "actions": "also run the repository's own workflow files (the Actions emulator)",
     },
 )
 @reports_errors
@@ -483,12 +484,14 @@ def sandbox(
     seed: int | None = None,
     step_ms: int | None = None,
     retry_after: int | None = None,
+    actions: bool = False,
 ) -> None:
     """A local GitHub to rehearse on: serve prints KEY=VALUE lines, then READY.
 
     Examples:
       promote sandbox serve
       promote sandbox serve --port 8765 --scenario failing-test.json
+      promote sandbox serve --actions   # runs .github/workflows/*.yml on its events
     """
     from pathlib import Path
 
@@ -507,6 +510,7 @@ def sandbox(
         seed=int(number("--seed", seed, 0)),
         step_ms=int(number("--step-ms", step_ms, DEFAULT_STEP_MS)),
         retry_after=int(number("--retry-after", retry_after, 1)),
+        actions=actions,
     )
     if code:
         raise Exit(code=1)
