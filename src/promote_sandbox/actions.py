@@ -533,13 +533,14 @@ class Actions:
         for other in sorted(self.runs.values(), key=lambda e: e.run.id):
             if other is new or other.group != new.group or other.run.status == "completed":
                 continue
-            if other.run.status == "pending" or new.cancel_in_progress:
+            if other.thread is None or new.cancel_in_progress:  # waiting (or, with
+                # cancel-in-progress, running): the newer run takes its place
                 self._cancel(
                     other,
                     f"Canceling since a higher priority waiting request for {new.group} exists",
                 )
         if any(
-            o is not new and o.group == new.group and o.run.status == "in_progress"
+            o is not new and o.group == new.group and o.run.status != "completed"
             for o in self.runs.values()
         ):
             self._set_status(new, "pending")
