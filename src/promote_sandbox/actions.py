@@ -1260,14 +1260,10 @@ class _Scope:
 
 
 def promote_action_dir() -> Path | None:
-    """This repository's ``action.yml``: beside ``src/`` of the checkout this runs from."""
-    import promote_tasks
-
-    here = Path(promote_tasks.__file__).resolve().parent
-    for candidate in (here.parent.parent, here.parent):
-        if (candidate / "action.yml").is_file():
-            return candidate
-    return None
+    """This repository's ``action.yml``: at the root of the checkout this package runs from
+    (``src/promote_sandbox/`` is two levels below it); None in an installed copy."""
+    root = Path(__file__).resolve().parent.parent.parent
+    return root if (root / "action.yml").is_file() else None
 
 
 def _shims(temp: Path, python: str) -> Path:

@@ -43,8 +43,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 from promote_sandbox.server import ApiError
 from promote_sandbox.shapes import Shapes
@@ -62,14 +62,20 @@ from promote_sandbox.store import Step
 from promote_sandbox.store import Store
 from promote_sandbox.store import Workflow
 
-if TYPE_CHECKING:
-    from promote_sandbox.actions import Actions
-
 DEPLOY_PATH = ".github/workflows/deploy.yml"
 SMOKE_PATH = ".github/workflows/smoke.yml"
 WAITING = 10  # deploy phase: held by environment protection rules
 DONE = 99
 MONITOR_FAIL_AFTER = 2
+
+
+class Emulator(Protocol):
+    """What CI hands on to the Actions emulator (:class:`promote_sandbox.actions.Actions`)."""
+
+    def owns(self, workflow: Workflow) -> bool: ...
+    def dispatch(self, workflow: Workflow, ref: str, inputs: Any, actor: str) -> Run: ...
+    def cancel(self, run: Run) -> None: ...
+    def refresh(self) -> None: ...
 
 
 class CI:
@@ -89,7 +95,7 @@ class CI:
         self.bot_failed: set[tuple[int, str, str]] = set()
         self.run_listeners: list[Callable[[Run], None]] = []  # a run completed
         self.tick_listeners: list[Callable[[], None]] = []  # one CI step went by
-        self.actions: Actions | None = None  # the Actions emulator, when the sandbox runs one
+        self.actions: Emulator | None = None  # the Actions emulator, when the sandbox runs one
         now = store.now()
         self.deploy_wf = Workflow(
             store.new_id(),
