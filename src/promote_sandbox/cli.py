@@ -85,6 +85,9 @@ def serve(
             step_ms=max(step_ms, 0),
             retry_after=max(retry_after, 0),
             actions=actions,
+            # The schedule's clock: a minute is a second or so of CI steps, so a */15 cron
+            # fires every ~15 s, not on every other step.
+            steps_per_minute=max(1, 1000 // max(step_ms, 1)),
         )
     except (ScenarioError, ValueError, OSError) as exc:
         print(f"promote sandbox: {exc}", file=sys.stderr)
