@@ -276,7 +276,11 @@ class Actions:
     def _pull_request(self, issue: Issue, action: str, actor: str) -> None:
         pull = issue.pull
         assert pull is not None
-        if self._by_token(actor, f"pull_request {action} #{issue.number}"):
+        # GitHub: a PR opened or updated with GITHUB_TOKEN gets pull_request runs that wait
+        # for a person's approval (the sandbox has no approving: they end action_required);
+        # every other event it causes starts nothing.
+        held = actor == BOT_LOGIN and action in PR_TYPES_DEFAULT
+        if not held and self._by_token(actor, f"pull_request {action} #{issue.number}"):
             return
         payload = {
             "action": action,
@@ -286,7 +290,7 @@ class Actions:
         }
         facts = {"branch": pull.base_ref, "type": action}
         merge = pull.merge_commit_sha or pull.head_sha
-        self.fire(
+        made = self.fire(
             Event(
                 "pull_request",
                 payload,
@@ -297,8 +301,15 @@ class Actions:
                 pull.head_sha,
                 action,
                 facts,
-            )
+            ),
+            hold=held,
         )
+        if held:
+            self.suppressed.append(f"pull_request_target {action} #{issue.number}")
+            for emulated in made:
+                emulated.summary.append("This run requires approval: the PR was opened or "
+                                        "updated with GITHUB_TOKEN.")  # fmt: skip
+            return
         base = self.store.branch_sha(pull.base_ref) or pull.base_sha
         self.fire(
             Event(
@@ -443,8 +454,9 @@ class Actions:
 
     # -- creating runs -------------------------------------------------------------------------
 
-    def fire(self, event: Event, *, only: str | None = None) -> list[Emulated]:
-        """Create a run of every workflow that listens for ``event``."""
+    def fire(self, event: Event, *, only: str | None = None, hold: bool = False) -> list[Emulated]:
+        """Create a run of every workflow that listens for ``event`` (``hold``: runs that
+        need an approval nobody gives, concluded ``action_required`` at once)."""
         if self._stopped or self.quiet or not event.sha:
             return []
         made = []
@@ -453,12 +465,15 @@ class Actions:
                 continue
             if only is None and not _listens(wf, event):
                 continue
-            made.append(self._create(wf, event))
+            emulated = self._create(wf, event, admit=not hold)
+            if hold:
+                self._finish(emulated, "action_required")
+            made.append(emulated)
         if made:
             self._start_ready()
         return made
 
-    def _create(self, wf: WorkflowFile, event: Event) -> Emulated:
+    def _create(self, wf: WorkflowFile, event: Event, *, admit: bool = True) -> Emulated:
         store = self.store
         workflow = self._workflow(wf)
         now = store.now()
@@ -524,7 +539,7 @@ class Actions:
             )
             emulated.logs[job.id] = []
         self.runs[run.id] = emulated
-        if group is not None:
+        if group is not None and admit:
             self._admit(emulated)
         return emulated
 

@@ -393,7 +393,9 @@ class CiApi(Base):
         if suite is not None:
             runs = [r for r in runs if str(r.suite_id) == suite]
         if status is not None:
-            if status in RUN_CONCLUSIONS:
+            if status == "action_required":  # a status or a conclusion, as GitHub has both
+                runs = [r for r in runs if status in (r.status, r.conclusion)]
+            elif status in RUN_CONCLUSIONS:
                 runs = [r for r in runs if r.conclusion == status]
             elif status in RUN_STATUSES:
                 runs = [r for r in runs if r.status == status]

@@ -301,3 +301,26 @@ def test_the_actions_overview_is_json(hello: Sandbox) -> None:
     with urllib.request.urlopen(f"{hello.api_url}/_sandbox/actions") as answer:
         data = json.loads(answer.read())
     assert set(data) == {"runs", "suppressed", "errors", "minute"}
+
+
+def test_a_pr_opened_with_github_token_gets_runs_that_wait_for_an_approval(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    """GitHub's rule for workflow-made PRs: pull_request runs are created but need a person's
+    approval (here: none comes, action_required); pull_request_target starts nothing."""
+    sandbox = make_sandbox(actions=True)
+    _push_workflow(sandbox, ".github/workflows/hello.yml", HELLO.replace("closed]", "opened]"))
+    bot = Client(sandbox, sandbox.store.bot_token)
+    gh = Client(sandbox, sandbox.author_token)
+    subprocess.run(["git", "fetch", "-q", "origin"], cwd=sandbox.clone_path, check=True)
+    (sandbox.clone_path / "more.txt").write_text("more\n")
+    for args in (("checkout", "-q", "-B", "topic", "origin/main"), ("add", "more.txt"),
+                 ("commit", "-q", "-m", "more"), ("push", "-q", "origin", "topic")):  # fmt: skip
+        subprocess.run(["git", *args], cwd=sandbox.clone_path, check=True, capture_output=True)
+    opened = bot.repo("POST", "/pulls", {"title": "t", "head": "topic", "base": "dev"})
+    assert opened.status == 201, opened.text
+    runs = _runs(gh)
+    assert [(r["event"], r["status"], r["conclusion"]) for r in runs] == [
+        ("pull_request", "completed", "action_required")
+    ]
+    assert _runs(gh, "?status=action_required") == runs
