@@ -14,7 +14,9 @@ synchronize, closed; ``branches`` = the base), ``issue_comment`` (created), ``de
 sandbox's clock: one CI step is a minute, or ``steps_per_minute`` steps) and ``workflow_dispatch`` (``inputs`` with defaults
 and choices). GitHub's rule for its own token holds: an event caused by a write made with a
 job's ``GITHUB_TOKEN`` (the ``github-actions[bot]`` identity) starts no workflow, except
-``workflow_dispatch``; what the Environments feature does for a deploy job still does.
+``workflow_dispatch``; what the Environments feature does for a deploy job still does. A PR
+it opens or updates gets ``pull_request`` runs that wait for a person's approval, which the
+sandbox never gives: they conclude ``action_required`` without running.
 
 A run: workflow-level ``concurrency:`` (one running per group; a newer pending run replaces an
 older pending one, or cancels the running one with ``cancel-in-progress: true``), jobs in
