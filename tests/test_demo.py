@@ -48,13 +48,10 @@ def test_promote_demo_actions_reaches_complete_with_nobody_running_next(tmp_path
     # What the workflow runs did (their lines interleave with people's as runs finish).
     runs = "\n".join(line for line in out.splitlines() if line.startswith("  actions: "))
     journey = (
-        "R7 dev:",
-        "R3 test: deploying → failed",
-        "R9 test:",
-        "R5 test:",
-        "R7 test:",
-        "R8 main:",
-    )
+        "R7 dev:", "R3 test: deploying → failed",
+        "rolled back test from", "filed fix plan fix-test-",  # the halt's rollback and fix plan
+        "R5 test:", "R7 test:", "R8 main:", "completed plan fix-test-",
+    )  # fmt: skip
     at = 0
     for line in journey:
         found = runs.find(line, at)

@@ -305,7 +305,7 @@ def _finished_runs(sandbox: Sandbox, reported: set[int]) -> list[str]:
             line.split(" ", 1)[1]
             for j in item["jobs"]
             for line in logs[j["id"]].splitlines()
-            if re.match(r"\S+ \s*(R\d|rolled back|filed fix plan|completed plan)", line)
+            if re.match(r"\S+ \s*(- )?(R\d|rolled back|filed fix plan|completed plan)", line)
         ]
         what = "; ".join(render.inert(t) for t in took) or "nothing to do"
         lines.append(
