@@ -34,10 +34,10 @@ OPTIONS = {
     "doctor": {"--json"},
     "schema": {"--name"},
     "init": {"--dry-run", "--force"},
-    "demo": {"--step-ms"},
+    "demo": {"--step-ms", "--actions"},
     "sandbox": {
         "--command", "--port", "--dir", "--scenario", "--latency-ms", "--fault-rate", "--seed",
-        "--step-ms", "--retry-after",
+        "--step-ms", "--retry-after", "--actions",
     },
 }  # fmt: skip
 HIDDEN = ("--pty", "--echo", "--prompt-for-sudo-password", "--warn-only", "--write-pyc")

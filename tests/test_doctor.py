@@ -27,9 +27,18 @@ on:
 concurrency:
   group: promote-${{ github.repository }}
   cancel-in-progress: false
+permissions: {}
 jobs:
   next:
     runs-on: ubuntu-latest
+    permissions:
+      contents: write
+      pull-requests: write
+      issues: write
+      deployments: write
+      statuses: write
+      actions: write
+      checks: read
     steps:
       - run: promote next --until-rest
 """
@@ -156,3 +165,39 @@ def test_without_a_token_the_doctor_says_so_in_one_line(
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1
     assert "token" in result.stderr.lower()
+
+
+def test_the_promote_jobs_token_must_be_allowed_what_the_pipeline_writes(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    """A GITHUB_TOKEN's permissions are the workflow's permissions: block (GitHub shows them
+    nowhere else), so the doctor reads them there: missing writes named, the template passes."""
+    from promote_tasks.init import template
+
+    sandbox = make_sandbox()
+    clone = Path(sandbox.env()["PROMOTE_CLONE"])
+    narrow = PROMOTE_YML.replace("      statuses: write\n", "").replace(
+        "      actions: write\n", "      actions: read\n"
+    )
+    commit_to(clone, "main", ".github/workflows/promote.yml", narrow)
+    found = doctor(sandbox)
+    assert found.returncode == 1
+    assert (
+        "✗ workflow permissions: the promote job's token may not statuses: write, actions: write"
+        in found.stdout
+    )
+    assert "→ add to the promote job's permissions: statuses: write, actions: write" in found.stdout
+
+    bare = PROMOTE_YML.replace("permissions: {}\n", "").split("    permissions:")[0] + (
+        "    steps:\n      - run: promote next --until-rest\n"
+    )
+    commit_to(clone, "main", ".github/workflows/promote.yml", bare)
+    assert (
+        "✗ workflow permissions: .github/workflows/promote.yml sets no permissions"
+        in doctor(sandbox).stdout
+    )
+
+    commit_to(clone, "main", ".github/workflows/promote.yml", template("workflows/promote.yml"))
+    healthy = doctor(sandbox)
+    assert "✓ workflow permissions: the promote job may write actions, contents" in healthy.stdout
+    assert "sbx_" not in healthy.stdout + healthy.stderr

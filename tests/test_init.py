@@ -19,6 +19,7 @@ WRITTEN = (
     "plans/inbox/.gitkeep",
     "plans/doing/.gitkeep",
     "plans/done/.gitkeep",
+    ".pre-commit-config.yaml",
 )
 
 
@@ -147,3 +148,67 @@ def test_the_workflows_install_the_tool_from_git_pinned_to_a_commit() -> None:
         assert PLACEHOLDER_COMMIT not in text
         assert '"promote-tasks @ git+$PROMOTE_SOURCE@$PROMOTE_COMMIT"' in text
         assert "promote-tasks==" not in text
+
+
+def test_init_writes_a_pre_commit_configuration_pinned_to_a_commit(repo: Path) -> None:
+    import yaml
+
+    assert promote("init", cwd=repo).returncode == 0
+    config = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    [entry] = config["repos"]
+    assert entry["repo"].endswith("promote-tasks")
+    assert len(str(entry["rev"])) == 40  # a commit sha, never a tag that may not exist
+    assert [h["id"] for h in entry["hooks"]] == [
+        "promote-guard",
+        "promote-halt",
+        "promote-no-env-commit",
+        "promote-plan-lint",
+    ]
+    done = subprocess.run(
+        ["pre-commit", "validate-config", str(repo / ".pre-commit-config.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promotes_hooks_join_a_teams_own_pre_commit_configuration_once(repo: Path) -> None:
+    import yaml
+
+    own = (
+        "repos:\n"
+        "    - repo: https://github.com/pre-commit/pre-commit-hooks\n"
+        "      rev: 0123456789abcdef0123456789abcdef01234567\n"
+        "      hooks:\n"
+        "          - id: trailing-whitespace\n"
+    )
+    (repo / ".pre-commit-config.yaml").write_text(own)
+    done = promote("init", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "added promote's hooks to: .pre-commit-config.yaml" in done.stdout
+    text = (repo / ".pre-commit-config.yaml").read_text()
+    assert text.startswith(own)  # the team's lines are kept as they were
+    repos = yaml.safe_load(text)["repos"]
+    assert [r["repo"].rsplit("/", 1)[-1] for r in repos] == ["pre-commit-hooks", "promote-tasks"]
+    again = promote("init", cwd=repo)
+    assert "unchanged: .pre-commit-config.yaml" in again.stdout
+    assert (repo / ".pre-commit-config.yaml").read_text() == text
+
+
+def test_a_pre_commit_configuration_init_cannot_extend_is_kept_unless_force(repo: Path) -> None:
+    (repo / ".pre-commit-config.yaml").write_text("repos: []  # flow style: nothing to append to\n")
+    kept = promote("init", cwd=repo)
+    assert "kept (it differs; --force to overwrite): .pre-commit-config.yaml" in kept.stdout
+    assert (repo / ".pre-commit-config.yaml").read_text().startswith("repos: []")
+    forced = promote("init", "--force", cwd=repo)
+    assert "overwrote: .pre-commit-config.yaml" in forced.stdout
+
+
+def test_a_broken_pre_commit_configuration_is_one_line_and_writes_nothing(repo: Path) -> None:
+    (repo / ".pre-commit-config.yaml").write_text("repos: [\n")
+    done = promote("init", cwd=repo)
+    assert done.returncode == 1
+    assert done.stderr.startswith("promote: error: .pre-commit-config.yaml: not valid YAML")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sorted(files(repo)) == [".pre-commit-config.yaml"]

@@ -62,6 +62,7 @@ class CiApi(Base):
         r.add("GET", f"{REPO}/actions/runs/{{run_id}}", self.get_run)
         r.add("GET", f"{REPO}/actions/runs/{{run_id}}/jobs", self.list_jobs)
         r.add("GET", f"{REPO}/actions/jobs/{{job_id}}", self.get_job)
+        r.add("GET", f"{REPO}/actions/jobs/{{job_id}}/logs", self.job_logs)
         r.add("POST", f"{REPO}/actions/runs/{{run_id}}/cancel", self.cancel_run)
         r.add(
             "GET", f"{REPO}/actions/runs/{{run_id}}/pending_deployments", self.pending_deployments
@@ -346,6 +347,8 @@ class CiApi(Base):
     # -- actions -----------------------------------------------------------------------------
 
     def _workflow(self, req: Request) -> Workflow:
+        if self.ci.actions is not None:
+            self.ci.actions.refresh()
         key = req.params["workflow_id"]
         for wf in self.store.workflows.values():
             if key in (str(wf.id), wf.path.rsplit("/", 1)[-1], wf.path):
@@ -363,6 +366,8 @@ class CiApi(Base):
 
     def list_workflows(self, req: Request) -> Reply:
         self.check_repo(req)
+        if self.ci.actions is not None:
+            self.ci.actions.refresh()
         wfs = sorted(self.store.workflows.values(), key=lambda w: w.id)
         return paginate(req, [self.shapes.workflow(w) for w in wfs], key="workflows")
 
@@ -388,7 +393,9 @@ class CiApi(Base):
         if suite is not None:
             runs = [r for r in runs if str(r.suite_id) == suite]
         if status is not None:
-            if status in RUN_CONCLUSIONS:
+            if status == "action_required":  # a status or a conclusion, as GitHub has both
+                runs = [r for r in runs if status in (r.status, r.conclusion)]
+            elif status in RUN_CONCLUSIONS:
                 runs = [r for r in runs if r.conclusion == status]
             elif status in RUN_STATUSES:
                 runs = [r for r in runs if r.status == status]
@@ -435,6 +442,18 @@ class CiApi(Base):
         if job is None:
             raise not_found()
         return Reply(200, self.shapes.job(job))
+
+    def job_logs(self, req: Request) -> Reply:
+        """GitHub answers ``302 Found`` to a short-lived plain-text download; so does this."""
+        self.check_repo(req)
+        try:
+            job = self.store.jobs.get(int(req.params["job_id"]))
+        except ValueError:
+            job = None
+        if job is None:
+            raise not_found()
+        location = f"{self.store.base_url}/_sandbox/logs/jobs/{job.id}"
+        return Reply(302, None, {"Location": location})
 
     def cancel_run(self, req: Request) -> Reply:
         self.check_repo(req)

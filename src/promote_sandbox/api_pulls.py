@@ -199,6 +199,7 @@ class PullsApi(Base):
                 issue.state = "closed"
                 issue.closed_at = now
                 issue.closed_by = req.login
+                self.store.emit("pull_request", req.login, action="closed", issue=issue)
             elif state == "open" and issue.state == "closed":
                 if pull.merged_at is not None:
                     raise custom_invalid(
@@ -562,6 +563,7 @@ class PullsApi(Base):
         self.store.comments[comment.id] = comment
         issue.comments.append(comment.id)
         issue.updated_at = now
+        self.store.emit("issue_comment", req.login, issue=issue, comment=comment)
         reply = Reply(201, self.shapes.comment(comment))
         reply.headers["Location"] = f"{self.shapes.api}/issues/comments/{comment.id}"
         return reply

@@ -24,6 +24,7 @@ from promote_sandbox.server import not_found
 from promote_sandbox.server import paginate
 from promote_sandbox.shapes import node_id
 from promote_sandbox.shapes import wrap_base64
+from promote_sandbox.store import BOT_LOGIN
 from promote_sandbox.store import CommitStatus
 
 STATUS_STATES = ("error", "failure", "pending", "success")
@@ -71,6 +72,8 @@ class RepoApi(Base):
     # -- users and repository ----------------------------------------------------------------
 
     def get_user(self, req: Request) -> Reply:
+        if req.login == BOT_LOGIN:  # a GITHUB_TOKEN is an installation token, not a user's
+            raise ApiError(403, "Resource not accessible by integration")
         return Reply(200, self.shapes.private_user(req.login))
 
     def get_public_user(self, req: Request) -> Reply:

@@ -31,7 +31,10 @@ How the sandbox represents what real CI would do (documented here because the to
 * Stage ``manual`` is never executed here; drivers read it from ``GET /_sandbox/scenario``.
 * ``hang`` rules keep a deploy or smoke run ``in_progress`` forever (settling ignores them).
 * Sandbox tokens act like personal access tokens: their merges and ref updates do start push
-  workflows (a real ``GITHUB_TOKEN`` would not, except ``workflow_dispatch``).
+  workflows. The Actions emulator's ``GITHUB_TOKEN`` (identity ``github-actions[bot]``) follows
+  GitHub's rule instead: its pushes start no deploy and the deployment statuses it writes start
+  no smoke run; only its ``workflow_dispatch`` does (:mod:`promote_sandbox.actions`).
+* The runs of every other workflow file are the Actions emulator's; this CI never steps them.
 * Environment protection: a ``wait_timer`` elapses after that many CI steps (one step stands for
   a minute); required reviewers approve through ``POST …/pending_deployments``.
 """
@@ -39,7 +42,9 @@ How the sandbox represents what real CI would do (documented here because the to
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
+from typing import Protocol
 
 from promote_sandbox.server import ApiError
 from promote_sandbox.shapes import Shapes
@@ -64,6 +69,15 @@ DONE = 99
 MONITOR_FAIL_AFTER = 2
 
 
+class Emulator(Protocol):
+    """What CI hands on to the Actions emulator (:class:`promote_sandbox.actions.Actions`)."""
+
+    def owns(self, workflow: Workflow) -> bool: ...
+    def dispatch(self, workflow: Workflow, ref: str, inputs: Any, actor: str) -> Run: ...
+    def cancel(self, run: Run) -> None: ...
+    def refresh(self) -> None: ...
+
+
 class CI:
     """Advances runs one step at a time; every method expects the store lock to be held."""
 
@@ -79,6 +93,9 @@ class CI:
         self.run_numbers: Counter[int] = Counter()
         self.quiet = False
         self.bot_failed: set[tuple[int, str, str]] = set()
+        self.run_listeners: list[Callable[[Run], None]] = []  # a run completed
+        self.tick_listeners: list[Callable[[], None]] = []  # one CI step went by
+        self.actions: Emulator | None = None  # the Actions emulator, when the sandbox runs one
         now = store.now()
         self.deploy_wf = Workflow(
             store.new_id(),
@@ -142,7 +159,7 @@ class CI:
     # -- triggers ----------------------------------------------------------------------------
 
     def on_push(self, branch: str, old: str | None, new: str, actor: str) -> None:
-        if self.quiet or branch not in self.scenario.environments:
+        if self.quiet or branch not in self.scenario.environments or actor == BOT_LOGIN:
             return
         repo = self.store.repo
         if repo.tree_entry(new, DEPLOY_PATH) is None:
@@ -155,6 +172,8 @@ class CI:
     def on_status(self, deployment: Deployment, status: DeploymentStatus) -> None:
         if self.quiet or status.state != "success":
             return
+        if status.creator == BOT_LOGIN and not status.by_actions:
+            return  # written with GITHUB_TOKEN: no deployment_status workflow runs
         env = deployment.environment
         if env in self.scenario.environments and deployment.id not in self.health_seen:
             self.health_seen.add(deployment.id)
@@ -310,6 +329,8 @@ class CI:
     # -- workflow_dispatch and approvals -----------------------------------------------------
 
     def dispatch(self, wf: Workflow, ref: str, inputs: Any, actor: str) -> Run:
+        if self.actions is not None and self.actions.owns(wf):
+            return self.actions.dispatch(wf, ref, inputs, actor)
         if wf.id != self.deploy_wf.id:
             raise ApiError(422, "Workflow does not have 'workflow_dispatch' trigger")
         repo = self.store.repo
@@ -386,6 +407,9 @@ class CI:
         return [deployment] if deployment else []
 
     def cancel(self, run: Run) -> None:
+        if run.kind == "actions" and self.actions is not None:
+            self.actions.cancel(run)
+            return
         if run.status == "completed":
             raise ApiError(409, "Cannot cancel a workflow run that is completed.")
         self._conclude(run, "cancelled")
@@ -451,6 +475,9 @@ class CI:
         run.status, run.conclusion, run.updated_at = "completed", conclusion, now
         run.phase = DONE
         self.store.suites[run.suite_id].updated_at = now
+        if not self.quiet:
+            for listener in self.run_listeners:
+                listener(run)
 
     def _start_deploy_job(self, run: Run) -> None:
         store = self.store
@@ -508,7 +535,7 @@ class CI:
                 return True
             self._start_deploy_job(run)
             return True
-        if run.phase in (WAITING, DONE) or run.status == "completed":
+        if run.phase in (WAITING, DONE) or run.status == "completed" or run.kind == "actions":
             return False
         if run.kind == "deploy":
             return self._step_deploy(run)
@@ -596,6 +623,8 @@ class CI:
                 continue
             if pull.base_ref not in self.scenario.environments:
                 continue
+            if self.scenario.people_merge and pull.head_ref not in self.scenario.environments:
+                continue  # a developer's PR: a person merges it
             if self._gate_failing(pull.head_sha) or self.store.unmet_check(issue):
                 continue
             if (issue.number, pull.head_sha, pull.base_sha) in self.bot_failed:
@@ -634,6 +663,8 @@ class CI:
                 if run.status != "completed":
                     changed = self.step(run) or changed
             changed = self._step_monitors() or changed
+            for listener in self.tick_listeners:
+                listener()
             if self.scenario.merge_bot:
                 changed = self._merge_bot() or changed
             for issue in store.issues.values():
@@ -651,7 +682,7 @@ class CI:
         store = self.store
         with store.lock:
             for run in store.runs.values():
-                if run.status == "completed" or run.phase == DONE:
+                if run.status == "completed" or run.phase == DONE or run.kind == "actions":
                     continue
                 if run.phase == WAITING and run.needs_approval:
                     continue

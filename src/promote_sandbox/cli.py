@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--retry-after", type=int, default=1, help="Retry-After seconds on rate limits"
     )
+    serve.add_argument(
+        "--actions", action="store_true", help="run the repository's own workflow files too"
+    )
     return parser
 
 
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve(
         port=args.port, directory=args.dir, scenario=args.scenario, latency_ms=args.latency_ms,
         fault_rate=args.fault_rate, seed=args.seed, step_ms=args.step_ms,
-        retry_after=args.retry_after,
+        retry_after=args.retry_after, actions=args.actions,
     )  # fmt: skip
 
 
@@ -63,6 +66,7 @@ def serve(
     seed: int = 0,
     step_ms: int = DEFAULT_STEP_MS,
     retry_after: int = 1,
+    actions: bool = False,
 ) -> int:
     """Serve a seeded sandbox until interrupted: ``KEY=VALUE`` lines, then ``READY``."""
     try:
@@ -80,6 +84,10 @@ def serve(
             seed=seed,
             step_ms=max(step_ms, 0),
             retry_after=max(retry_after, 0),
+            actions=actions,
+            # The schedule's clock: a minute is a second or so of CI steps, so a */15 cron
+            # fires every ~15 s, not on every other step.
+            steps_per_minute=max(1, 1000 // max(step_ms, 1)),
         )
     except (ScenarioError, ValueError, OSError) as exc:
         print(f"promote sandbox: {exc}", file=sys.stderr)

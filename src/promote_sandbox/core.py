@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from promote_sandbox.actions import Actions
 from promote_sandbox.api_ci import CiApi
 from promote_sandbox.api_pulls import PullsApi
 from promote_sandbox.api_repo import RepoApi
@@ -24,6 +25,7 @@ from promote_sandbox.scenario import Scenario
 from promote_sandbox.seed import History
 from promote_sandbox.seed import author_ident
 from promote_sandbox.seed import seed
+from promote_sandbox.seed import seed_promoted
 from promote_sandbox.seed import write_history
 from promote_sandbox.server import ApiError
 from promote_sandbox.server import App
@@ -57,6 +59,9 @@ class Sandbox(App):
         step_ms: int,
         retry_after: int,
         owns_directory: bool,
+        actions: bool = False,
+        seconds_per_minute: float = 60.0,
+        steps_per_minute: int = 1,
     ) -> None:
         self.directory = directory
         self.scenario = scenario
@@ -76,6 +81,17 @@ class Sandbox(App):
         self.ci = CI(self.store, self.shapes)
         with self.store.lock:
             seed(self.store, self.ci, history)
+        self.actions: Actions | None = None
+        if actions:
+            self.actions = Actions(
+                self.store,
+                self.shapes,
+                self.ci,
+                directory / "actions",
+                seconds_per_minute=seconds_per_minute,
+                steps_per_minute=steps_per_minute,
+            )
+            self.ci.actions = self.actions
         for group in (RepoApi, PullsApi, CiApi):
             group(self.store, self.shapes, self.ci).register(self.router)
         self._stopped = threading.Event()
@@ -113,7 +129,7 @@ class Sandbox(App):
         return {
             u.login: {"token": u.token or "", "role": u.role}
             for u in self.store.users.values()
-            if u.token is not None
+            if u.token is not None and u.type == "User"
         }
 
     def token(self, login: str) -> str:
@@ -149,6 +165,49 @@ class Sandbox(App):
         """Run one CI step now; True if anything changed."""
         return self.ci.advance()
 
+    def adopt(self, ref: str) -> str:
+        """Adopt a setup commit (what ``promote init`` wrote, committed and pushed to ``ref``):
+        every environment branch moves to it, recorded as deployed and validated there the
+        way the seed records its first commit, so the pipeline starts from a known-good state
+        that already holds the team's workflows. Nothing is triggered. Returns the sha."""
+        store = self.store
+        with store.lock:
+            store.sync_refs()
+            sha = store.branch_sha(ref.removeprefix("refs/heads/")) or store.repo.full_sha(
+                ref, "commit"
+            )
+            if sha is None:
+                raise ApiError(422, f"No commit found for {ref}")
+            self.ci.quiet = True
+            if self.actions is not None:
+                self.actions.quiet = True
+            try:
+                for env in self.scenario.environments:
+                    old = store.branch_sha(env)
+                    if old is not None and not store.repo.is_ancestor(old, sha):
+                        raise ApiError(422, f"{sha[:7]} does not contain the head of {env}")
+                    store.move_ref(f"refs/heads/{env}", sha, old, self.scenario.author)
+                    seed_promoted(store, self.ci, env, sha)
+            finally:
+                self.ci.quiet = False
+                if self.actions is not None:
+                    self.actions.quiet = False
+            return sha
+
+    def wait_for_actions(self, timeout: float = 60.0) -> None:
+        """Wait until every emulated workflow run created so far has finished (runs the
+        schedule creates meanwhile are not waited for)."""
+        deadline = time.monotonic() + timeout
+        with self.store.lock:
+            upto = max(self.actions.runs, default=0) if self.actions is not None else 0
+        while self.actions is not None:
+            with self.store.lock:
+                if not self.actions.busy(upto):
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sandbox Actions runs did not finish within {timeout} s")
+            time.sleep(0.05)
+
     def settle(self, timeout: float = 10.0) -> None:
         """Advance until CI is idle (hung or approval-waiting runs count as idle)."""
         deadline = time.monotonic() + timeout
@@ -163,6 +222,8 @@ class Sandbox(App):
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.actions is not None:
+            self.actions.stop()
         self._server.shutdown()
         self._server.server_close()
         for thread in self._threads:
@@ -237,6 +298,20 @@ class Sandbox(App):
             return Reply(200, self.scenario.to_json())
         if method == "GET" and tail == "env":
             return Reply(200, self.env())
+        if method == "POST" and tail == "adopt":
+            ref = str((body or {}).get("ref", "")) if isinstance(body, dict) else ""
+            return Reply(200, {"sha": self.adopt(ref)})
+        if method == "GET" and tail == "actions":
+            if self.actions is None:
+                raise ApiError(404, "this sandbox runs no Actions emulator (start it with actions)")
+            with self.store.lock:
+                return Reply(200, self.actions.overview())
+        if method == "GET" and tail.startswith("logs/jobs/"):
+            with self.store.lock:
+                text = self.actions.log(_int(tail[len("logs/jobs/") :])) if self.actions else None
+            if text is None:
+                raise not_found()
+            return Reply(200, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
         raise not_found()
 
     def _faults_control(self, method: str, body: Any) -> Reply:
@@ -394,6 +469,13 @@ def _settle_timeout(query: dict[str, str], body: Any) -> float:
     return timeout
 
 
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return -1
+
+
 def _owner_matches(req: Request, scenario: Scenario) -> bool:
     return (
         req.params.get("owner", "").lower() == scenario.owner.lower()
@@ -411,11 +493,17 @@ def start(
     seed: int = 0,
     step_ms: int = DEFAULT_STEP_MS,
     retry_after: int = 1,
+    actions: bool = False,
+    seconds_per_minute: float = 60.0,
+    steps_per_minute: int = 1,
 ) -> Sandbox:
     """Seed a repository in ``directory`` (a temporary one if None) and start serving it.
 
     ``step_ms=0`` turns the wall clock off: CI then moves only on :meth:`Sandbox.advance`,
-    :meth:`Sandbox.settle` or ``POST /_sandbox/advance``.
+    :meth:`Sandbox.settle` or ``POST /_sandbox/advance``. ``actions=True`` also runs the
+    repository's own workflow files (:mod:`promote_sandbox.actions`); ``seconds_per_minute``
+    is how long a minute of ``timeout-minutes`` lasts there, and ``steps_per_minute`` how many
+    CI steps make a minute of the clock ``schedule`` reads.
     """
     owns = directory is None
     path = (
@@ -438,4 +526,7 @@ def start(
         step_ms=step_ms,
         retry_after=retry_after,
         owns_directory=owns,
+        actions=actions,
+        seconds_per_minute=seconds_per_minute,
+        steps_per_minute=steps_per_minute,
     )

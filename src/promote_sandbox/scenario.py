@@ -65,6 +65,9 @@ class Scenario:
     fail: tuple[FailRule, ...] = ()
     hang: tuple[FailRule, ...] = ()
     merge_bot: bool = False
+    # With the merge bot on: leave every PR whose head is not an environment branch (a
+    # developer's feature or fix PR) for a person to merge; the bot merges promotions only.
+    people_merge: bool = False
     merge_method: str = "merge"
     users: tuple[UserSpec, ...] = field(default_factory=_default_users)
     author: str = "alice"
@@ -135,6 +138,7 @@ class Scenario:
             "fail": [r.to_json() for r in self.fail],
             "hang": [r.to_json() for r in self.hang],
             "merge_bot": self.merge_bot,
+            "people_merge": self.people_merge,
             "merge_method": self.merge_method,
             "users": [u.to_json() for u in self.users],
             "author": self.author,
@@ -156,6 +160,7 @@ class Scenario:
             "fail",
             "hang",
             "merge_bot",
+            "people_merge",
             "merge_method",
             "users",
             "author",
@@ -176,7 +181,7 @@ class Scenario:
         for key in ("fail", "hang"):
             if key in data:
                 kwargs[key] = tuple(_rule(key, item) for item in _list(data, key))
-        for key in ("merge_bot", "enterprise"):
+        for key in ("merge_bot", "people_merge", "enterprise"):
             if key in data:
                 if not isinstance(data[key], bool):
                     raise ScenarioError(f"scenario: {key} must be true or false")

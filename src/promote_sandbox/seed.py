@@ -183,7 +183,7 @@ def seed(store: Store, ci: CI, history: History) -> None:
     try:
         for env in scenario.environments:
             store.ensure_environment(env)
-            _seed_promoted(store, ci, env, initial)
+            seed_promoted(store, ci, env, initial)
         for env, reviewers in scenario.required_reviewers.items():
             store.ensure_environment(env).reviewers = list(reviewers)
     finally:
@@ -201,7 +201,7 @@ def seed(store: Store, ci: CI, history: History) -> None:
     )
 
 
-def _seed_promoted(store: Store, ci: CI, env: str, sha: str) -> None:
+def seed_promoted(store: Store, ci: CI, env: str, sha: str) -> None:
     """A finished deploy run, deployment, smoke run and the tool's verdicts for ``env`` at ``sha``."""
     run = ci.start_deploy(env, env, sha, sha, "push", store.scenario.author)
     ci.attempts[(env, "deploy")] -= 1

@@ -282,6 +282,7 @@ class Environment:
 
 PushListener = Callable[[str, str | None, str, str], None]
 StatusListener = Callable[["Deployment", "DeploymentStatus"], None]
+EventListener = Callable[[str, str, dict[str, Any]], None]  # (event, actor, facts)
 
 
 class Store:
@@ -318,10 +319,13 @@ class Store:
         self.commit_pulls: dict[str, set[int]] = {}
         self.push_listeners: list[PushListener] = []
         self.status_listeners: list[StatusListener] = []
+        self.event_listeners: list[EventListener] = []
         self.pushed_at = self.created_at
         self.now: Callable[[], float] = time.time
+        # The GITHUB_TOKEN of the Actions emulator's jobs: the bot is who writes with it.
+        self.bot_token = f"sbx_github-actions_{secrets.token_hex(12)}"
         self._add_user(
-            BOT_LOGIN, "write", None, "GitHub Actions", None, user_type="Bot", uid=BOT_ID
+            BOT_LOGIN, "write", self.bot_token, "GitHub Actions", None, user_type="Bot", uid=BOT_ID
         )
         for spec in scenario.users:
             token = spec.token or f"sbx_{spec.login}_{secrets.token_hex(12)}"
@@ -367,6 +371,11 @@ class Store:
 
     def web_flow(self, when: float | None = None) -> Ident:
         return Ident(WEB_FLOW[0], WEB_FLOW[1], int(when or self.now()))
+
+    def emit(self, event: str, actor: str, **facts: Any) -> None:
+        """Tell the listeners (the Actions emulator) about a pull-request or comment event."""
+        for listener in self.event_listeners:
+            listener(event, actor, facts)
 
     def can_write(self, login: str) -> bool:
         return self.users[login].role in ("write", "maintain", "admin")
@@ -421,6 +430,8 @@ class Store:
                 pull.mergeable_asked = False
                 issue.updated_at = self.now()
                 self.repo.set_ref(f"refs/pull/{issue.number}/head", head)
+                if branch == pull.head_ref:
+                    self.emit("pull_request", actor, action="synchronize", issue=issue)
             if branch == pull.base_ref and self.repo.is_ancestor(head, base):
                 # GitHub marks a pull request merged once its head is reachable from its base.
                 pull.base_sha = old_base
@@ -441,6 +452,7 @@ class Store:
         issue.updated_at = now
         for sha in [*commits, *pull.created_commits, merge_sha]:
             self.commit_pulls.setdefault(sha, set()).add(issue.number)
+        self.emit("pull_request", actor, action="closed", issue=issue)
 
     def pull_commits(self, pull: Pull) -> list[str]:
         """The commits a pull request brings, oldest first (GitHub's order)."""
@@ -459,6 +471,7 @@ class Store:
             self.repo.set_ref(f"refs/pull/{number}/head", pull.head_sha)
             for sha in self.pull_commits(pull):
                 self.commit_pulls.setdefault(sha, set()).add(number)
+            self.emit("pull_request", user, action="opened", issue=issue)
         return issue
 
     def compute_mergeable(self, issue: Issue) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 from collections.abc import Awaitable
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,7 @@ async def _examine(run: Run) -> list[Check]:
         *_validator_workflows(run, first),
         _checklist(run, first),
         _promote_workflow(run, str(repo.get("default_branch") or first)),
+        _workflow_permissions(run, str(repo.get("default_branch") or first)),
         _rate_limit(run),
     )
     checks += [_manual_reviewers(run)]
@@ -76,9 +78,17 @@ async def _examine(run: Run) -> list[Check]:
 def _token(repo: dict[str, Any]) -> Check:
     allowed = repo.get("permissions") or {}
     if allowed.get("push") or allowed.get("admin") or allowed.get("maintain"):
-        return Check("token", True, "the token can write to the repository")
+        return Check(
+            "token", True,
+            "the token's user may write contents, PRs, statuses, deployments, issues and "
+            "actions (a fine-grained token's own limits show only when a write is refused)",
+        )  # fmt: skip
     if not allowed:  # an installation token is not told its permissions here; writes will say
-        return Check("token", True, "the token reads the repository")
+        return Check(
+            "token", True,
+            "the token reads the repository (an installation token's permissions are the "
+            "workflow's permissions: block, checked below)",
+        )  # fmt: skip
     return Check(
         "token", False, "the token cannot write (statuses, PRs, contents, issues need it)",
         "use a token with contents, pull-requests, statuses, deployments, issues, actions: write",
@@ -215,6 +225,68 @@ async def _promote_workflow(run: Run, ref: str) -> Check:
             "add concurrency: {group: promote-${{ github.repository }}, cancel-in-progress: false}",
         )  # fmt: skip
     return Check("promote workflow", True, f"{PROMOTE_WORKFLOW} runs in one concurrency group")
+
+
+# What the pipeline writes with the job's GITHUB_TOKEN, and the permission each needs.
+NEEDED = {
+    "contents": "write",  # fast-forwards, plan bookkeeping, reverts
+    "pull-requests": "write",  # promotion PRs
+    "issues": "write",  # checklist and fix-plan issues, comments
+    "deployments": "write",  # rollback deployments
+    "statuses": "write",  # promote/<env> verdicts and promote/gate
+    "actions": "write",  # dispatching the deploy workflow
+    "checks": "read",  # validators read check runs
+}
+LEVELS = {"none": 0, "read": 1, "write": 2}
+
+
+def _granted(block: Any) -> dict[str, int] | None:
+    """A ``permissions:`` block as levels per scope; None when there is none."""
+    if block is None:
+        return None
+    if block in ("write-all", "read-all"):
+        level = LEVELS["write" if block == "write-all" else "read"]
+        return dict.fromkeys(NEEDED, level)
+    if isinstance(block, dict):
+        return {str(k): LEVELS.get(str(v), 0) for k, v in block.items()}
+    return {}
+
+
+async def _workflow_permissions(run: Run, ref: str) -> Check:
+    """The promote workflow's job token may do what the pipeline writes (GitHub shows a
+    GITHUB_TOKEN's permissions nowhere else: this block is where they are decided)."""
+    text, workflow = await _workflow(run, PROMOTE_WORKFLOW, ref)
+    name = "workflow permissions"
+    if text is None or not isinstance(workflow, dict):
+        return Check(name, True, f"no {PROMOTE_WORKFLOW} to read", required=False)
+    top = _granted(workflow.get("permissions"))
+    jobs = [j for j in (workflow.get("jobs") or {}).values() if isinstance(j, dict)]
+    runs_promote = [j for j in jobs if "promote" in json.dumps(j.get("steps") or [])] or jobs
+    worst: list[str] = []
+    for job in runs_promote:
+        granted = _granted(job.get("permissions")) if "permissions" in job else top
+        if granted is None:
+            return Check(
+                name, False,
+                f"{PROMOTE_WORKFLOW} sets no permissions: the token gets the repository's "
+                "default, read-only in new repositories",
+                "give the promote job: " + ", ".join(f"{k}: {v}" for k, v in NEEDED.items()),
+            )  # fmt: skip
+        worst += [
+            f"{scope}: {level}"
+            for scope, level in NEEDED.items()
+            if granted.get(scope, 0) < LEVELS[level] and f"{scope}: {level}" not in worst
+        ]
+    if worst:
+        return Check(
+            name, False, f"the promote job's token may not {', '.join(worst)}",
+            f"add to the promote job's permissions: {', '.join(worst)}",
+        )  # fmt: skip
+    return Check(
+        name,
+        True,
+        f"the promote job may write {', '.join(sorted(k for k, v in NEEDED.items() if v == 'write'))}",
+    )
 
 
 async def _rate_limit(run: Run) -> Check:

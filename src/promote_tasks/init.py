@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import metadata
@@ -103,7 +104,66 @@ def plan(root: Path, *, force: bool = False) -> list[Item]:
     }
     items = [_item(root, path, content, force) for path, content in wanted.items()]
     items.append(_config_item(root))
+    items.append(_precommit_item(root, source, force))
     return items
+
+
+PRECOMMIT = ".pre-commit-config.yaml"
+HOOK_IDS = ("promote-guard", "promote-halt", "promote-no-env-commit", "promote-plan-lint")
+
+
+def precommit_entry(source: tuple[str, str] | None, indent: str = "  ") -> str:
+    """The ``repos:`` entry for promote's hooks, pinned to the commit this copy came from."""
+    url, commit = source or (PLACEHOLDER_SOURCE, PLACEHOLDER_COMMIT)
+    lines = [
+        f"- repo: {url}",
+        f'  rev: "{commit}"  # a commit of promote-tasks, never a branch',
+        "  hooks:",
+        *(f"    - id: {hook}" for hook in HOOK_IDS),
+    ]
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
+def _precommit_item(root: Path, source: tuple[str, str] | None, force: bool) -> Item:
+    """A whole ``.pre-commit-config.yaml``, or promote's entry added to the team's own. A
+    configuration that already names promote-tasks is the team's: left as it is."""
+    import yaml
+
+    target = root / PRECOMMIT
+    whole = (
+        "# pre-commit hooks (written by `promote init`); install both kinds:\n"
+        "#   pre-commit install --hook-type pre-commit --hook-type pre-push\n"
+        "repos:\n" + precommit_entry(source)
+    )
+    if not target.exists():
+        return Item(PRECOMMIT, whole, "write")
+    if target.is_dir():
+        raise ConfigError(f"{PRECOMMIT}: a directory is in the way of a file promote init writes")
+    text = target.read_text("utf-8", errors="replace")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{PRECOMMIT}: not valid YAML: {' '.join(str(e).split())}") from None
+    repos = data.get("repos") if isinstance(data, dict) else None
+    if isinstance(repos, list) and any(
+        isinstance(r, dict) and str(r.get("repo", "")).rstrip("/").endswith("promote-tasks")
+        for r in repos
+    ):
+        return Item(PRECOMMIT, text, "unchanged")
+    found = re.search(r"^([ \t]*)- repo:", text, re.MULTILINE)
+    added = text.rstrip("\n") + "\n" + precommit_entry(source, found.group(1) if found else "  ")
+    try:
+        again = yaml.safe_load(added)
+    except yaml.YAMLError:
+        again = None
+    if (
+        isinstance(repos, list)
+        and isinstance(again, dict)
+        and again.get("repos", [])[:-1] == repos
+        and len(again.get("repos", [])) == len(repos) + 1
+    ):
+        return Item(PRECOMMIT, added, "append")
+    return Item(PRECOMMIT, whole, "overwrite" if force else "kept")
 
 
 def _item(root: Path, path: str, content: str, force: bool) -> Item:
@@ -156,12 +216,18 @@ def report(items: list[Item], *, dry_run: bool) -> str:
         "unchanged": "unchanged",
         "kept": "kept (it differs; --force to overwrite)",
     }
-    lines = [f"{said[item.outcome]}: {item.path}" for item in items]
+    hooks = "would add promote's hooks to" if dry_run else "added promote's hooks to"
+    lines = [
+        f"{hooks if (item.outcome, item.path) == ('append', PRECOMMIT) else said[item.outcome]}: "
+        f"{item.path}"
+        for item in items
+    ]
     lines.append("left for a person:")
     if installed_from() is None:
         lines.append(
-            "  - set PROMOTE_SOURCE and PROMOTE_COMMIT in both workflows to the promote-tasks"
-            " repository and a commit of it (this copy was not installed from git)"
+            "  - set PROMOTE_SOURCE and PROMOTE_COMMIT in both workflows, and repo/rev of"
+            " promote-tasks in .pre-commit-config.yaml, to the promote-tasks repository and a"
+            " commit of it (this copy was not installed from git)"
         )
     lines.extend(f"  - {todo}" for todo in LEFT_FOR_A_PERSON)
     return "\n".join(lines)

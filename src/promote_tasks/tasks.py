@@ -420,17 +420,30 @@ def init(c: Context, dry_run: bool = False, force: bool = False) -> None:
     print(setup.report(items, dry_run=dry_run))
 
 
-@task(name="demo", help={"step-ms": "simulated CI step length in ms (default 30)"})
+@task(
+    name="demo",
+    help={
+        "step-ms": "simulated CI step length in ms (default 30; 100 with --actions)",
+        "actions": "run the workflows promote init writes in the sandbox: nobody runs next",
+    },
+)
 @reports_errors
-def demo(c: Context, step_ms: int | None = None) -> None:
+def demo(c: Context, step_ms: int | None = None, actions: bool = False) -> None:
     """Run the whole journey on a built-in sandbox: no token, no network.
+
+    With --actions, the sandbox runs the workflows `promote init` writes on its own events
+    (a rehearsal of the setup on GitHub): people only merge their PRs and approve.
 
     Examples:
       promote demo
       promote demo --step-ms 100
+      promote demo --actions
     """
+    from promote_tasks.demo import run_actions_demo
     from promote_tasks.demo import run_demo
 
+    if actions:
+        raise Exit(code=run_actions_demo(step_ms=milliseconds("--step-ms", step_ms, 100)))
     raise Exit(code=run_demo(step_ms=milliseconds("--step-ms", step_ms, 30)))
 
 
@@ -447,6 +460,7 @@ def demo(c: Context, step_ms: int | None = None) -> None:
         "seed": "the seed for fault injection",
         "step-ms": "the CI step period in ms (0: CI moves only when told)",
         "retry-after": "the Retry-After seconds of rate-limit faults",
+        "actions": "also run the repository's own workflow files (the Actions emulator)",
     },
 )
 @reports_errors
@@ -461,12 +475,14 @@ def sandbox(
     seed: int | None = None,
     step_ms: int | None = None,
     retry_after: int | None = None,
+    actions: bool = False,
 ) -> None:
     """A local GitHub to rehearse on: serve prints KEY=VALUE lines, then READY.
 
     Examples:
       promote sandbox serve
       promote sandbox serve --port 8765 --scenario failing-test.json
+      promote sandbox serve --actions   # runs .github/workflows/*.yml on its events
     """
     from pathlib import Path
 
@@ -485,6 +501,7 @@ def sandbox(
         seed=int(number("--seed", seed, 0)),
         step_ms=int(number("--step-ms", step_ms, DEFAULT_STEP_MS)),
         retry_after=int(number("--retry-after", retry_after, 1)),
+        actions=actions,
     )
     if code:
         raise Exit(code=1)

@@ -111,3 +111,57 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
         assert err.startswith("promote sandbox: "), err
         assert words in err
         assert err.count("\n") == 1, err
+
+
+def test_serve_with_actions_runs_the_emulator_and_adopts_a_setup_commit(tmp_path: Path) -> None:
+    proc, values, _ = _serve("--dir", str(tmp_path / "sb"), "--actions")
+    try:
+        control = values["PROMOTE_SANDBOX_CONTROL"]
+        with urllib.request.urlopen(f"{control}/actions") as resp:
+            assert json.load(resp)["runs"] == []
+        clone = Path(values["PROMOTE_CLONE"])
+        workflow = clone / ".github/workflows/hello.yml"
+        workflow.write_text(
+            "name: hello\non: workflow_dispatch\npermissions: {}\njobs:\n  hi:\n"
+            "    runs-on: ubuntu-latest\n    steps:\n      - run: echo hi\n"
+        )
+
+        def git(*args: str) -> None:
+            subprocess.run(["git", *args], cwd=clone, check=True, capture_output=True)
+
+        git("checkout", "-q", "-B", "setup")
+        git("add", "-A")
+        git("-c", "user.name=A", "-c", "user.email=a@example.com", "commit", "-q", "-m", "setup")
+        git("push", "-q", "origin", "setup")
+        adopt = urllib.request.Request(
+            f"{control}/adopt", data=json.dumps({"ref": "setup"}).encode(), method="POST"
+        )
+        with urllib.request.urlopen(adopt) as resp:
+            sha = json.load(resp)["sha"]
+        api, repo = values["GITHUB_API_URL"], values["GITHUB_REPOSITORY"]
+        headers = {"Authorization": f"token {values['GITHUB_TOKEN']}"}
+        with urllib.request.urlopen(
+            urllib.request.Request(f"{api}/repos/{repo}/git/ref/heads/main", headers=headers)
+        ) as resp:
+            assert json.load(resp)["object"]["sha"] == sha
+        dispatch = urllib.request.Request(
+            f"{api}/repos/{repo}/actions/workflows/hello.yml/dispatches",
+            data=json.dumps({"ref": "main"}).encode(),
+            headers=headers,
+            method="POST",
+        )
+        with urllib.request.urlopen(dispatch) as resp:
+            assert resp.status == 204
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(f"{control}/actions") as resp:
+                runs = json.load(resp)["runs"]
+            if runs and runs[0]["status"] == "completed":
+                break
+            time.sleep(0.2)
+        assert [(r["workflow"], r["conclusion"]) for r in runs] == [
+            (".github/workflows/hello.yml", "success")
+        ]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0

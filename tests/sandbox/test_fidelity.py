@@ -574,6 +574,7 @@ def test_every_read_route_is_covered(
         "/repos/{owner}/{repo}/pulls/{number}/merge",  # 204 or 404, no body
         "/repos/{owner}/{repo}/actions/runs/{run_id}/pending_deployments",  # validated in the journey
         "/repos/{owner}/{repo}/deployments/{deployment_id}/statuses",  # validated below
+        "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",  # 302 to plain text (test_actions.py)
     }
     served = {r.template for r in sandbox.router.routes if r.method == "GET"}
     covered = set()
