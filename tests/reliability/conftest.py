@@ -32,6 +32,7 @@ from promote_sandbox import FailRule
 from promote_sandbox import Sandbox
 from promote_sandbox import Scenario
 from promote_tasks import cli
+from promote_tasks import session
 from promote_tasks import tasks
 from promote_tasks.errors import PromoteError
 from promote_tasks.model import State
@@ -223,7 +224,9 @@ def child_approve(driver: Driver) -> Callable[[], int]:
 def cli_next(driver: Driver, go: Any, out: str) -> Callable[[], int]:
     """``promote next --json`` in the clone as the author, once ``go`` is set, its stdout
     and stderr in ``out`` and ``out.err``. The tool's clock is the driver's (a soak window
-    passes as ``ClockedRun.ahead`` says, as for every run of the driver's own)."""
+    passes as ``ClockedRun.ahead`` says, as for every run of the driver's own), and a run
+    that finds the lock held looks again every 0.1 s, not every second: the same waits,
+    at a pace a suite of races can afford."""
 
     def run() -> int:
         shift = driver.run.ahead
@@ -233,6 +236,7 @@ def cli_next(driver: Driver, go: Any, out: str) -> Callable[[], int]:
             ahead: float = shift
 
         tasks.Run = Ahead  # type: ignore[misc]
+        session.LOCK_POLL = 0.1
         os.chdir(driver.clone)
         os.environ.update(driver.environ)
         os.environ["GITHUB_TOKEN"] = driver.sandbox.token(driver.sandbox.scenario.author)
