@@ -122,3 +122,25 @@ def test_duplicate_statuses_sees_a_repeat() -> None:
     """The duplicate check these tests lean on can fail."""
     same = {"context": "promote/dev", "state": "pending", "description": "x"}
     assert duplicate_statuses([{**same, "id": 1}, {**same, "id": 2}])
+
+
+def test_the_duplicate_and_end_state_checks_see_what_they_look_for(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    """On a real sandbox: a status, an issue and a comment written twice are each reported,
+    and the fingerprint tells the state before them from the state after."""
+    driver = new_driver(make_sandbox, "happy")
+    api = driver.api
+    assert duplicates(api) == []
+    before = fingerprint(api)
+    head = api.head("dev")
+    for _ in range(2):
+        api.post(f"/statuses/{head}", {"context": "promote/dev", "state": "pending"})
+        number = api.post("/issues", {"title": "Manual test: test at abc1234"})["number"]
+    api.post(f"/issues/{number}/comments", {"body": "approved"})
+    api.post(f"/issues/{number}/comments", {"body": "approved"})
+    found = duplicates(api)
+    assert any("promote/dev" in d for d in found), found
+    assert any(d.startswith("issue twice") for d in found), found
+    assert any("comment twice" in d for d in found), found
+    assert differences(fingerprint(api), before) != []
