@@ -1,106 +1,113 @@
 """Many ``promote next`` at once, as processes (forked after the parent imported everything,
-each calling the CLI entry point ``promote_tasks.cli.main(["next"])`` in the sandbox clone):
-nothing is written twice, every process exits 0 (a loser finds the lock held, or finds the
-winner's write), and the journey still ends in the fault-free state. The one exception is the
-documented one: a ``next`` that itself records a failure (R3, R9) exits 3 (halted), as it does
-run alone; so in the failure journey 3 is allowed too. Losers that take the lock after the
-winner may take the following transition themselves, so a journey has fewer races than
-transitions.
+each calling the CLI entry point ``promote_tasks.cli.main(["next", "--json"])`` in the sandbox
+clone): nothing is written twice, and the journey still ends in the fault-free state.
 
-N = 8 at every acting transition of both journeys; N = 2 and 4 at the first transition and
-at the journey's last one (the costliest writes), to keep the module affordable.
+Every process exits as designed: 0, or 3 when what it did recorded a failure (R3, R9), as it
+does run alone; a loser either finds the lock held (exit 0, one line saying so) or takes it
+after the winner and does what is left, often the following transition. So a journey has
+fewer races than acting runs; the reviewer's approval is a person's act between races.
+
+N = 8 at every acting ``next`` of both journeys; N = 2 and 4 at every one of the failure
+journey (the one with R3 and R9, whose losers exit 3 when they take R9).
 """
 
 from __future__ import annotations
 
-import os
+import json
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from promote_sandbox import Sandbox
-from promote_tasks import cli
 from promote_tasks.console import HALTED
-from tests.e2e.conftest import Driver
 from tests.reliability.conftest import FORK
-from tests.reliability.conftest import JOURNEYS
-from tests.reliability.conftest import at_rest
+from tests.reliability.conftest import REVIEWER
+from tests.reliability.conftest import Recorder
+from tests.reliability.conftest import cli_next
 from tests.reliability.conftest import differences
 from tests.reliability.conftest import duplicates
 from tests.reliability.conftest import fingerprint
 from tests.reliability.conftest import forked
 from tests.reliability.conftest import new_driver
 from tests.reliability.conftest import to_rest
-from tests.reliability.test_crash import wait
+from tests.reliability.conftest import until_act
+from tests.reliability.test_crash import FAILING
+
+BUSY = "promote: another promote run holds the lock"
 
 
-def cli_next(driver: Driver, go: Any) -> Callable[[], int]:
-    """``promote next`` in the clone as the author, once ``go`` is set."""
-
-    def run() -> int:
-        os.chdir(driver.clone)
-        os.environ.update(driver.environ)
-        os.environ["GITHUB_TOKEN"] = driver.sandbox.token(driver.sandbox.scenario.author)
-        go.wait(30)
-        return cli.main(["next"])
-
-    return run
-
-
-def race(driver: Driver, n: int) -> list[int | None]:
-    """``n`` processes run ``next`` at the same moment; their exit codes."""
+def race(driver: Recorder, n: int, tmp: Path) -> list[str | None]:
+    """``n`` processes run ``next`` at the same moment, each exiting as designed; the
+    transition each one took (None: it found the lock held, or nothing left to do)."""
     go = FORK.Event()
-    children = [forked(cli_next(driver, go)) for _ in range(n)]
+    outs = [tmp / f"next-{i}.json" for i in range(n)]
+    children = [forked(cli_next(driver, go, str(out))) for out in outs]
     go.set()
     for child in children:
         child.join(120)
-    return [child.exitcode for child in children]
-
-
-def races(driver: Driver, journey: str, sizes: Callable[[int, bool], int]) -> int:
-    """Drive the journey, racing ``sizes(step, last)`` processes whenever a ``next`` would
-    act; the number of races run."""
-    done = at_rest(journey)
-    raced = 0
-    for _ in range(60):
-        driver.sandbox.settle()
-        dry = driver.run.step(dry_run=True)
-        if dry.action.effects:
-            n = sizes(raced, dry.action.transition in ("R8", "R9"))
-            codes = race(driver, n)
-            assert set(codes) <= ({0, HALTED} if journey == "failure" else {0}), codes
-            assert duplicates(driver.api) == []
-            raced += 1
+    took = []
+    for child, out in zip(children, outs, strict=True):
+        text = out.read_text(encoding="utf-8")
+        err = Path(f"{out}.err").read_text(encoding="utf-8")
+        if not text:  # it left the work to the lock's holder
+            assert (child.exitcode, err.startswith(BUSY), err.count("\n")) == (0, True, 1), err
+            took.append(None)
             continue
-        rest = driver.next()
-        if done(driver, rest):
-            return raced
-        wait(driver, rest)
-    raise AssertionError("the journey did not finish")
+        transition = json.loads(text)["transition"]
+        assert (child.exitcode, err) == (HALTED if transition in FAILING else 0, ""), text
+        took.append(transition)
+    return took
 
 
-@pytest.mark.parametrize("journey", list(JOURNEYS))
-def test_eight_at_every_transition(
+def races(driver: Recorder, n: int, tmp: Path) -> Counter[str]:
+    """Drive the journey, racing ``n`` processes whenever a ``next`` would act (the reviewer
+    approves when asked); every transition a raced process took."""
+    taken: Counter[str] = Counter()
+    while (reached := until_act(driver)) is not None:
+        if reached.approval:
+            driver.approve(REVIEWER)
+            continue
+        here = tmp / str(sum(taken.values()))
+        here.mkdir()
+        took = race(driver, n, here)
+        assert any(took) or reached.label.startswith("-"), f"nobody acted: {reached.label}"
+        assert duplicates(driver.api) == [], reached.label
+        taken.update(t for t in took if t)
+    return taken
+
+
+def transitions(writes: list[tuple[str, int]]) -> Counter[str]:
+    """The transitions of a journey's acting runs, as many times as each was taken."""
+    return Counter(label.split()[0] for label, _ in writes if label.startswith("R"))
+
+
+@pytest.mark.parametrize("journey", ["happy", "failure"])
+def test_eight_at_every_acting_next(
     make_sandbox: Callable[..., Sandbox],
     reference: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
     journey: str,
 ) -> None:
     driver = new_driver(make_sandbox, journey)
-    assert races(driver, journey, lambda step, last: 8) >= 2
-    to_rest(driver, journey)
+    # Each transition taken once, by one of the eight: none twice, none skipped.
+    assert races(driver, 8, tmp_path) == transitions(reference(journey)["writes"])
+    assert to_rest(driver, journey, errors=0) == []
     assert duplicates(driver.api) == []
     assert differences(fingerprint(driver.api), reference(journey)["fingerprint"]) == []
 
 
 @pytest.mark.parametrize("n", [2, 4])
-def test_two_and_four_at_the_first_and_last_transitions(
+def test_two_and_four_at_every_acting_next(
     make_sandbox: Callable[..., Sandbox],
     reference: Callable[[str], dict[str, Any]],
+    tmp_path: Path,
     n: int,
 ) -> None:
     driver = new_driver(make_sandbox, "failure")
-    assert races(driver, "failure", lambda step, last: n if step == 0 or last else 1) >= 2
-    to_rest(driver, "failure")
+    assert races(driver, n, tmp_path) == transitions(reference("failure")["writes"])
+    assert to_rest(driver, "failure", errors=0) == []
     assert duplicates(driver.api) == []
     assert differences(fingerprint(driver.api), reference("failure")["fingerprint"]) == []
