@@ -65,12 +65,6 @@ def test_every_write_faulted_once_still_ends_in_the_fault_free_state(
     assert differences(fingerprint(driver.api), expected) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/promote_tasks/github.py GitHub.call: the UncertainWrite of a lost connection "
-    "says 'cannot reach GitHub at <url> (...) (it may have been applied)' without naming the "
-    "write (a 502 says 'to actions.create_workflow_dispatch'); STYLE: a message names the event",
-)
 def test_a_lost_dispatch_answer_is_one_line_naming_the_write(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:

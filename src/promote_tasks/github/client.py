@@ -440,7 +440,8 @@ class Client:
                     f"{self.timeout:g} s ({tries} of {operation}; PROMOTE_HTTP_TIMEOUT per request)"
                 )
             return GitHubError(
-                f"cannot reach GitHub at {self.connection.api_url} ({kind}: {message})"
+                f"cannot reach GitHub at {self.connection.api_url} ({kind}: {message}; "
+                f"{operation} on {repo})"
             )
         status = int(status)
         if status == 401:
