@@ -316,10 +316,12 @@ def _targeted(plan: FaultPlan, method: str, path: str, body: bytes) -> str | Non
 
 
 class Stats:
-    """Request counts by method and path template (for the tool's request-budget tests)."""
+    """Request counts by method and path template (for the tool's request-budget tests), and
+    the client's connections: how many it opened and the most open at once."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.open = 0  # connections open now: not reset, they outlive a reset
         self.reset()
 
     def reset(self) -> None:
@@ -329,6 +331,15 @@ class Stats:
             self.faults: Counter[str] = Counter()
             self.faulted: Counter[str] = Counter()  # by method and path: no route is matched
             self.total = 0
+            self.connections = 0
+            self.max_open = self.open
+
+    def connected(self, change: int) -> None:
+        with self.lock:
+            self.open += change
+            if change > 0:
+                self.connections += 1
+                self.max_open = max(self.max_open, self.open)
 
     def record(self, route: str, status: int | str) -> None:
         with self.lock:
@@ -349,6 +360,7 @@ class Stats:
                 "statuses": dict(sorted(self.by_status.items())),
                 "faults": dict(sorted(self.faults.items())),
                 "faulted": dict(sorted(self.faulted.items())),
+                "connections": {"opened": self.connections, "most_open": self.max_open},
             }
 
 
@@ -415,6 +427,16 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "GitHub.com"
     sys_version = ""
     server: SandboxHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.app.stats.connected(+1)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.app.stats.connected(-1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
