@@ -226,3 +226,15 @@ def test_the_tool_reaches_the_sandbox_only_from_its_demo_and_tasks():
         if "promote_sandbox" in _top_level_imports(path)
     )
     assert set(users) <= {"demo.py", "tasks.py"}, users
+
+
+def test_only_the_github_package_imports_ghapi():
+    """DESIGN §4: ``github/`` is the only package that talks to GitHub's client libraries."""
+    client = {"ghapi", "fastspec", "fasttransport", "httpx2"}
+    users = sorted(
+        path.relative_to(ROOT / "src" / "promote_tasks").as_posix()
+        for path in (ROOT / "src" / "promote_tasks").rglob("*.py")
+        if _top_level_imports(path) & client
+    )
+    assert users
+    assert all(u.startswith("github/") for u in users), users

@@ -219,3 +219,41 @@ def test_plugins_find_the_plans_branch_on_the_pipeline_a_plugin_built(tmp_path):
     assert run.pipeline.names[:2] == ("intake", "dev")
     assert run.settings.plans_branch == "intake"
     assert run.settings.environments[0].branch == "dev"  # what was configured is unchanged
+
+
+def test_github_has_every_method_of_the_port_with_its_parameters():
+    """``GitHub`` satisfies ``GitHubPort`` structurally (mypy checks it too, where a
+    ``GitHub`` is handed to plugins): each method is there, async where the port's is."""
+    import inspect
+
+    from promote_tasks.github import GitHub
+    from promote_tasks.registry import GitHubPort
+
+    methods = [
+        name
+        for name, value in vars(GitHubPort).items()
+        if inspect.isfunction(value) and not name.startswith("_")
+    ]
+    assert "set_status" in methods
+    assert "rollback_deployment" in methods
+    for name in methods:
+        port, real = getattr(GitHubPort, name), getattr(GitHub, name)
+        assert inspect.iscoroutinefunction(real) == inspect.iscoroutinefunction(port), name
+        wanted = list(inspect.signature(port).parameters)
+        assert list(inspect.signature(real).parameters) == wanted, name
+
+
+def test_mypy_refuses_a_plugin_that_calls_what_the_port_lacks(tmp_path: Path) -> None:
+    api = pytest.importorskip("mypy.api")
+    plugin = tmp_path / "reaching.py"
+    plugin.write_text(
+        "from __future__ import annotations\n\n"
+        "from promote_tasks.registry import RollbackRun\n\n\n"
+        "def rollback(run: RollbackRun) -> str:\n"
+        "    return str(run.github.run(run.github.take_lock('t', 'me', '', '', '')))\n"
+    )
+    out, _, status = api.run(
+        ["--strict", "--no-incremental", "--follow-imports=silent", str(plugin)]
+    )
+    assert status == 1, out
+    assert '"GitHubPort" has no attribute "take_lock"' in out

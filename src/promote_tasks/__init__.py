@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from invoke.collection import Collection
 
+    from promote_tasks.hookspecs import hookimpl
+
     promote: Collection
 
 __all__ = ["__version__", "hookimpl", "promote"]

@@ -1,7 +1,7 @@
 """The only module that writes: it performs a decided Action's typed effects, the gates,
 the promotion PR, the rollback and the fix plan, and ``promote rollback``.
 
-Every write looks first for what it would create (``github.py``), so a run that dies between
+Every write looks first for what it would create (``github/write.py``), so a run that dies between
 two writes and is started again converges without duplicates. Nothing here derives: what
 acting needs is in the effect, or in the state the caller derived once.
 """

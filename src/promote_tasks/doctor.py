@@ -49,7 +49,7 @@ def examine(run: Run) -> tuple[Check, ...]:
 async def _examine(run: Run) -> list[Check]:
     github = run.github
     branches = [env.branch for env in run.pipeline.environments]
-    repo = await github.call("repos.get")
+    repo = await github.repository()
     checks = [_token(repo)]
     found = await asyncio.gather(*(_branch_exists(run, b) for b in branches))
     checks += found
@@ -96,7 +96,7 @@ async def _absent(read: Awaitable[Any]) -> Any:
 
 
 async def _branch_exists(run: Run, branch: str) -> Check:
-    found = await _absent(run.github.call("repos.get_branch", branch=branch))
+    found = await _absent(run.github.branch(branch))
     if found is None:
         return Check(
             f"branch {branch}", False, f"the environment branch {branch} does not exist",
@@ -218,7 +218,7 @@ async def _promote_workflow(run: Run, ref: str) -> Check:
 
 
 async def _rate_limit(run: Run) -> Check:
-    limits = await _absent(run.github.call("rate_limit.get", cache=False))
+    limits = await _absent(run.github.rate_limit())
     core = ((limits or {}).get("resources") or {}).get("core") or {}
     left, limit = core.get("remaining"), core.get("limit")
     if left is None:
@@ -245,9 +245,7 @@ def _manual_reviewers(run: Run) -> Check:
 
 
 async def _reviewer(run: Run, login: str) -> Check:
-    found = await _absent(
-        run.github.call("repos.get_collaborator_permission_level", username=login)
-    )
+    found = await _absent(run.github.permission(login))
     role = (found or {}).get("role_name") or (found or {}).get("permission")
     if role in WRITE_ROLES:
         return Check(f"reviewer {login}", True, f"{login} has {role} access")
@@ -262,7 +260,7 @@ async def _ruleset(run: Run, branch: str) -> Check:
     """Rules in force on the branch: a PR required and ``promote/gate`` a required check.
     Only a warning: GitHub Free private repositories have no rulesets, and the tool still
     reports what skipped the way in."""
-    rules = await _absent(run.github.call("repos.get_branch_rules", branch=branch))
+    rules = await _absent(run.github.branch_rules(branch))
     kinds = {str(r.get("type")) for r in rules or []}
     contexts = {
         str(c.get("context"))

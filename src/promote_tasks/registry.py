@@ -7,6 +7,7 @@ defines the shapes (``Protocol``s) and imports neither pluggy nor any I/O librar
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -29,6 +30,153 @@ if TYPE_CHECKING:
     from promote_tasks.model import Verdict
 
 
+T = TypeVar("T")
+
+
+class GitHubPort(Protocol):
+    """What validators, rollback strategies and plan stores may call on GitHub
+    (``promote_tasks.github.GitHub`` is one). The methods are coroutines, run with ``run``
+    from synchronous code; every write looks first, so each is safe to call again."""
+
+    def run(self, coroutine: Awaitable[T]) -> T: ...
+
+    async def write_once(
+        self, look: Callable[[], Awaitable[T | None]], write: Callable[[], Awaitable[T]]
+    ) -> tuple[T, bool]:
+        """Look, write, and after a failure look again; (result, written by this call)."""
+
+    # -- reads --
+
+    async def user(self) -> str:
+        """Who the token belongs to."""
+
+    async def read_file(self, path: str, ref: str) -> str | None:
+        """A text file at ``ref``, or None when there is none."""
+
+    async def tree(self, ref: str, *, conditional: bool = False) -> list[dict[str, Any]]:
+        """The recursive tree at ``ref``."""
+
+    async def blob(self, sha: str, path: str) -> str:
+        """The text of blob ``sha`` (the file at ``path``)."""
+
+    async def ref_sha(self, ref: str) -> str | None:
+        """The sha ``heads/<b>`` or ``tags/<t>`` points to, or None."""
+
+    async def git_commit(self, sha: str) -> dict[str, Any]:
+        """A git commit object (tree, parents, author)."""
+
+    async def commit(self, ref: str) -> dict[str, Any]:
+        """The commit ``ref`` names (a sha, a short sha, a branch), with its files."""
+
+    async def compare(self, base: str, head: str) -> dict[str, Any]: ...
+
+    async def statuses_of(self, sha: str) -> list[dict[str, Any]]:
+        """Every commit status on ``sha``."""
+
+    async def pull(self, number: int) -> dict[str, Any]: ...
+
+    async def pulls_from(self, head: str, base: str) -> list[dict[str, Any]]:
+        """Every PR ``head -> base`` in any state, newest first."""
+
+    async def pull_commits(self, number: int) -> list[dict[str, Any]]:
+        """The commits of PR ``number``, oldest first."""
+
+    async def merged_pull_of(self, sha: str, base: str) -> dict[str, Any] | None:
+        """The PR merged into ``base`` that produced ``sha``, if any."""
+
+    async def issues(self, label: str) -> list[dict[str, Any]]:
+        """Every issue labelled ``label``, open or closed."""
+
+    async def workflow_runs(self, workflow: str, head_sha: str) -> list[dict[str, Any]]:
+        """The runs of ``workflow`` at ``head_sha``."""
+
+    async def pending_deployments(self, run_id: int) -> list[dict[str, Any]]:
+        """The deployments a workflow run waits on."""
+
+    async def reviews_for_run(self, run_id: int) -> list[dict[str, Any]]:
+        """The environment reviews given on a workflow run."""
+
+    # -- writes --
+
+    async def set_status(
+        self, sha: str, context: str, state: str, description: str = "", target_url: str = ""
+    ) -> str:
+        """Set a commit status unless it already says that; one line."""
+
+    async def open_pull(
+        self, head: str, base: str, title: str, body: str, sha: str | None = None
+    ) -> tuple[int | None, str, bool]:
+        """Find the PR ``head -> base`` or create it; (number, url, created)."""
+
+    async def merge_pull(self, number: int, sha: str, methods: tuple[str, ...]) -> str:
+        """Merge PR ``number`` at ``sha``; the new base sha."""
+
+    async def checklist_issue(
+        self, key: str, title: str, body: str, assignees: list[str]
+    ) -> tuple[int, str, bool]:
+        """Find the checklist issue of ``key`` (``env@sha``) or open it."""
+
+    async def comment(self, number: int, body: str) -> str:
+        """Post ``body`` on issue ``number`` once; its URL."""
+
+    async def create_issue(self, title: str, body: str, labels: list[str]) -> dict[str, Any]:
+        """Open an issue (sent once: look first with ``write_once``)."""
+
+    async def update_issue(
+        self,
+        number: int,
+        *,
+        state: str | None = None,
+        labels: list[str] | None = None,
+        body: str | None = None,
+    ) -> None:
+        """Set what is given of an issue's state, labels and body."""
+
+    async def close_issue(self, number: int) -> None: ...
+
+    async def commit_changes(
+        self, branch: str, message: str, changes: Mapping[str, str | None]
+    ) -> str:
+        """One commit on ``branch``: path -> new text, or None to delete; the new sha."""
+
+    async def create_tree(self, entries: list[dict[str, Any]], base_tree: str | None) -> str: ...
+
+    async def create_commit(self, message: str, tree: str, parents: list[str]) -> str: ...
+
+    async def ensure_ref(self, ref: str, sha: str) -> tuple[str, bool]:
+        """Create ``refs/<ref>`` at ``sha`` unless it exists; (its sha, created)."""
+
+    async def force_branch(self, branch: str, sha: str) -> bool:
+        """Point ``branch`` at ``sha``, forcing it; False when it already pointed there."""
+
+    async def rollback_deployment(
+        self,
+        environment: str,
+        ref: str,
+        failed_sha: str,
+        plan: str,
+        description: str = "",
+        *,
+        task: str = ...,
+        key: str = ...,
+        carries: tuple[str, ...] = (),
+    ) -> tuple[dict[str, Any], bool]:
+        """Find or create the rollback deployment of ``failed_sha``; (deployment, created)."""
+
+    async def dispatch(self, workflow: str, ref: str, inputs: Mapping[str, str]) -> str:
+        """Dispatch ``workflow`` on ``ref`` (never sent twice); the run's URL."""
+
+    async def deploy_once(
+        self, workflow: str | None, ref: str, environment: str, sha: str, anchor: Mapping[str, Any]
+    ) -> str:
+        """Dispatch a deploy of ``sha`` unless one was set off since ``anchor``; one line."""
+
+    async def review_deployments(
+        self, run_id: int, environment_ids: list[int], state: str, comment: str
+    ) -> None:
+        """Approve or reject a run's pending deployments."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ValidationRun:
     """What a validator is told about the instance it validates."""
@@ -39,7 +187,7 @@ class ValidationRun:
     options: Mapping[str, Any]
     settings: Settings
     snapshot: Snapshot
-    github: Any = None  # the GitHub adapter, for validators that read or write GitHub
+    github: GitHubPort | None = None  # for validators that read or write GitHub
     pipeline: Pipeline | None = None  # the environments the plugins built
 
     @property
@@ -82,7 +230,7 @@ class RollbackRun:
     target: str
     plan: str  # the fix plan's id, recorded in the rollback's payload
     settings: Settings
-    github: Any = None
+    github: GitHubPort
     repo_path: str | None = None  # the local clone, for strategies that need git
     plans: tuple[str, ...] = ()  # the plans the failed head carried, to record with it
     undo: bool = False  # taking a violation back out (no failure): not a failure's rollback
@@ -115,16 +263,16 @@ class PlanStore(Protocol):
 
     name: str
 
-    async def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
+    async def plans(self, settings: Settings, github: GitHubPort) -> tuple[Plan, ...]:
         """Every plan the store knows, with its status."""
 
-    async def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
+    async def create(self, settings: Settings, github: GitHubPort, plan: Plan, body: str) -> Plan:
         """File a new plan, unless one with the same id exists (then return that one)."""
 
     async def complete(
         self,
         settings: Settings,
-        github: Any,
+        github: GitHubPort,
         plan_ids: tuple[str, ...],
         completed_with: Mapping[str, str] | None = None,
     ) -> tuple[str, ...]:
@@ -133,13 +281,10 @@ class PlanStore(Protocol):
         a failed plan completed by its fix plan's journey, the fix plan's id, to record."""
 
     async def reopen(
-        self, settings: Settings, github: Any, plan_ids: tuple[str, ...], reason: str
+        self, settings: Settings, github: GitHubPort, plan_ids: tuple[str, ...], reason: str
     ) -> tuple[str, ...]:
         """Return plans to the inbox with ``reason`` recorded (a rollback took their code out
         of every environment); return the ids moved."""
-
-
-T = TypeVar("T")
 
 
 class Register(Generic[T]):
@@ -189,7 +334,7 @@ class Runner(Protocol):
     pm: Any  # the pluggy PluginManager
 
     @property
-    def github(self) -> Any: ...
+    def github(self) -> GitHubPort: ...
 
     @property
     def plan_store(self) -> PlanStore: ...

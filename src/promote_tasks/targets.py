@@ -33,7 +33,7 @@ from promote_tasks.registry import RollbackStrategy
 from promote_tasks.registry import Runner as Run
 
 if TYPE_CHECKING:
-    from promote_tasks.github import GitHub
+    from promote_tasks.registry import GitHubPort
 
 KNOWN_GOOD_CANDIDATES = 30  #: newest distinct shas deployed in the environment that are looked at
 
@@ -147,7 +147,7 @@ class ApiGraph:
 
     where = "the repository on GitHub"
 
-    def __init__(self, github: GitHub) -> None:
+    def __init__(self, github: GitHubPort) -> None:
         self.github = github
 
     def _commit(self, sha: str) -> dict[str, Any]:
@@ -242,7 +242,7 @@ def request_rollback(
             )
         chosen = strategy_for(run, env, "revert")
     if to:
-        target = Target(_ancestor(run, env, to, failed), "asked for with --to")
+        target = Target(_ancestor(run, snapshot, env, to, failed), "asked for with --to")
     elif undo and state.last_validated is not None:
         target = Target(state.last_validated, f"the last commit validated in {env.name}")
     else:
@@ -265,15 +265,13 @@ def request_rollback(
     return RollbackRequest(env.name, failed, target, chosen.name, reason, state, undo), snapshot
 
 
-def _ancestor(run: Run, env: Environment, to: str, head: str) -> str:
+def _ancestor(run: Run, snapshot: Snapshot, env: Environment, to: str, head: str) -> str:
     github = run.github
     try:
-        commit = github.run(github.call("repos.get_commit", ref=to))
+        commit = github.run(github.commit(to))
     except GitHubError as e:
         if e.status in (404, 422):
-            raise PromoteError(
-                f"--to {to}: no such commit in {github.connection.repository}"
-            ) from None
+            raise PromoteError(f"--to {to}: no such commit in {snapshot.repository}") from None
         raise
     sha = str(commit["sha"])
     if sha == head:

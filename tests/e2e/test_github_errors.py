@@ -351,7 +351,7 @@ def test_retries_are_bounded_and_end_in_one_line(make_sandbox: Callable[..., San
     waits = Waits()
     github = client(sandbox, attempts=3, sleep=waits)
     with pytest.raises(GitHubError) as raised:
-        github.run(github.call("repos.get"))
+        github.run(github.repository())
     assert github.stats.requests == 3
     assert github.stats.retries == len(waits) == 2
     assert sum(control(sandbox, "stats")["faults"].values()) == 3
@@ -401,7 +401,7 @@ def test_a_wait_longer_than_max_wait_is_not_waited(make_sandbox: Callable[..., S
     waits = Waits()
     github = client(sandbox, max_wait=60, sleep=waits)
     with pytest.raises(GitHubError, match=r"GitHub refused repos.get on acme/shop \((403|429)"):
-        github.run(github.call("repos.get"))
+        github.run(github.repository())
     assert waits == []
     assert github.stats.requests == 1
 
@@ -641,7 +641,7 @@ def test_next_through_faults_makes_no_duplicates(make_sandbox: Callable[..., San
     reader = client(sandbox, sleep=Waits())
     for env in ("dev", "test"):
         head = control(sandbox, "state")["environments"][env]["head"]
-        statuses = reader.run(reader.pages("repos.list_commit_statuses_for_ref", ref=head))
+        statuses = reader.run(reader.statuses_of(head))
         by_context: dict[str, list[tuple[str, str]]] = {}
         for status in sorted(statuses, key=lambda s: s["id"]):
             if status["creator"]["login"] == "alice":
@@ -660,7 +660,7 @@ def test_a_server_error_is_one_line_without_its_html_page(
     sandbox = make_sandbox(fault_rate=1.0, seed=seed)
     github = client(sandbox, attempts=3, sleep=Waits())
     with pytest.raises(GitHubError) as raised:
-        github.run(github.call("repos.get"))
+        github.run(github.repository())
     assert str(raised.value) == "GitHub answered 502 to repos.get on acme/shop: server error"
     assert raised.value.status == 502
 
@@ -671,10 +671,10 @@ def test_an_error_carries_githubs_status_and_a_lost_connection_none(
     sandbox = make_sandbox()
     github = client(sandbox, attempts=1, sleep=Waits())
     with pytest.raises(GitHubError) as missing:
-        github.run(github.call("pulls.get", pull_number=9999))
+        github.run(github.pull(9999))
     assert missing.value.status == 404
     assert github.run(github.read_file("no/such/file.md", "main")) is None
     down = GitHub(Connection(sandbox.repository, sandbox.author_token, "http://127.0.0.1:9"))
     with pytest.raises(GitHubError) as unreachable:
-        down.run(down.call("repos.get"))
+        down.run(down.repository())
     assert unreachable.value.status is None

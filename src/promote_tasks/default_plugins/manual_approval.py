@@ -23,6 +23,7 @@ from promote_tasks.model import EnvFacts
 from promote_tasks.model import Result
 from promote_tasks.model import State
 from promote_tasks.model import Verdict
+from promote_tasks.registry import GitHubPort
 from promote_tasks.registry import Register
 from promote_tasks.registry import ValidationRun
 from promote_tasks.registry import Validator
@@ -126,7 +127,7 @@ class ManualApproval:
     def decider(self, run: ValidationRun) -> str:
         """Who the token belongs to, if they may decide (reads only): a designated reviewer
         who did not write the change."""
-        github = run.github
+        github = _github(run)
         user = str(github.run(github.user()))
         allowed = reviewers(run)
         if user.lower() not in {r.lower() for r in allowed}:
@@ -140,7 +141,7 @@ class ManualApproval:
 
     def record(self, run: ValidationRun, user: str, approve: bool, reason: str) -> str:
         """Record ``user``'s decision (see :meth:`decider`), bound to ``run.sha``."""
-        github = run.github
+        github = _github(run)
         env, sha = run.environment.name, run.sha
         allowed = reviewers(run)
         verb = "approved" if approve else "rejected"
@@ -165,7 +166,7 @@ class ManualApproval:
 def _review_pending_deployment(run: ValidationRun, verb: str, reason: str) -> str:
     """Review the deploy run's pending deployment of this environment (the environment
     backend: GitHub's own required reviewers hold the deploy job)."""
-    github = run.github
+    github = _github(run)
     env, sha = run.environment.name, run.sha
     workflow = run.settings.deploy_workflow
     waiting = [
@@ -182,7 +183,13 @@ def _review_pending_deployment(run: ValidationRun, verb: str, reason: str) -> st
     raise PromoteError(f"no deploy run of {env} at {sha[:7]} is waiting for a review")
 
 
-def change_authors(github: Any, first_branch: str, facts: EnvFacts) -> set[str]:
+def _github(run: ValidationRun) -> GitHubPort:
+    if run.github is None:
+        raise PromoteError(f"{run.name}: a decision is recorded on GitHub, and none is connected")
+    return run.github
+
+
+def change_authors(github: GitHubPort | None, first_branch: str, facts: EnvFacts) -> set[str]:
     """Who wrote the change at this head: the PR authors carried along, and, when GitHub can be
     asked, everyone who authored or committed a commit of the plan's merged feature PR."""
     authors = {a.lower() for a in facts.change_authors}

@@ -28,6 +28,7 @@ from promote_tasks.plans import completion
 from promote_tasks.plans import plan_or_problem
 from promote_tasks.plans import render_plan
 from promote_tasks.plans import with_front_matter
+from promote_tasks.registry import GitHubPort
 from promote_tasks.registry import PlanStore
 from promote_tasks.registry import Register
 
@@ -52,7 +53,7 @@ async def _raced(attempt: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-async def _text(github: Any, path: str, sha: str) -> str | PromoteError:
+async def _text(github: GitHubPort, path: str, sha: str) -> str | PromoteError:
     """A plan file's text, or why it cannot be read as text (named, not raised)."""
     try:
         return str(await github.blob(sha, path))
@@ -69,7 +70,7 @@ class Files:
     name = "files"
     writes_commits = True  # its bookkeeping commits under plans_dir start no instance
 
-    async def _paths(self, settings: Settings, github: Any) -> dict[str, tuple[str, str]]:
+    async def _paths(self, settings: Settings, github: GitHubPort) -> dict[str, tuple[str, str]]:
         """plan id -> (path, blob sha) for every plan file on the plans branch."""
         prefix = settings.plans_dir.strip("/") + "/"
         found: dict[str, tuple[str, str]] = {}
@@ -86,7 +87,7 @@ class Files:
                 found[parts[1][:-3]] = (path, entry["sha"])
         return found
 
-    async def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
+    async def plans(self, settings: Settings, github: GitHubPort) -> tuple[Plan, ...]:
         paths = await self._paths(settings, github)
         # Done plans are known by their path alone; only open ones are read (they are few).
         open_ids = [i for i, (path, _) in paths.items() if f"/{DONE}/" not in path]
@@ -94,10 +95,10 @@ class Files:
         read = {i: plan_or_problem(t, paths[i][0], i) for i, t in zip(open_ids, texts, strict=True)}
         return tuple(read.get(i) or Plan(i, status="done") for i in sorted(paths))
 
-    async def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
+    async def create(self, settings: Settings, github: GitHubPort, plan: Plan, body: str) -> Plan:
         return await _raced(lambda: self._create(settings, github, plan, body))
 
-    async def _create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
+    async def _create(self, settings: Settings, github: GitHubPort, plan: Plan, body: str) -> Plan:
         paths = await self._paths(settings, github)
         if plan.id in paths:
             return plan
@@ -110,7 +111,7 @@ class Files:
     async def complete(
         self,
         settings: Settings,
-        github: Any,
+        github: GitHubPort,
         plan_ids: tuple[str, ...],
         completed_with: Mapping[str, str] | None = None,
     ) -> tuple[str, ...]:
@@ -122,7 +123,7 @@ class Files:
         )  # fmt: skip
 
     async def reopen(
-        self, settings: Settings, github: Any, plan_ids: tuple[str, ...], reason: str
+        self, settings: Settings, github: GitHubPort, plan_ids: tuple[str, ...], reason: str
     ) -> tuple[str, ...]:
         return await self._move(
             settings, github, plan_ids, "inbox", "return",
@@ -133,7 +134,7 @@ class Files:
     async def _move(
         self,
         settings: Settings,
-        github: Any,
+        github: GitHubPort,
         plan_ids: tuple[str, ...],
         status: str,
         verb: str,
@@ -149,7 +150,7 @@ class Files:
     async def _move_once(
         self,
         settings: Settings,
-        github: Any,
+        github: GitHubPort,
         plan_ids: tuple[str, ...],
         status: str,
         verb: str,
@@ -210,8 +211,8 @@ ISSUE_KEY = re.compile(
 class Issues:
     name = "issues"
 
-    async def _issues(self, github: Any) -> list[dict[str, Any]]:
-        return list(await github.pages("issues.list_for_repo", labels="plan", state="all"))
+    async def _issues(self, github: GitHubPort) -> list[dict[str, Any]]:
+        return list(await github.issues("plan"))
 
     @staticmethod
     def _plan(issue: dict[str, Any]) -> Plan:
@@ -239,10 +240,10 @@ class Issues:
             problem,
         )
 
-    async def plans(self, settings: Settings, github: Any) -> tuple[Plan, ...]:
+    async def plans(self, settings: Settings, github: GitHubPort) -> tuple[Plan, ...]:
         return tuple(self._plan(i) for i in await self._issues(github))
 
-    async def create(self, settings: Settings, github: Any, plan: Plan, body: str) -> Plan:
+    async def create(self, settings: Settings, github: GitHubPort, plan: Plan, body: str) -> Plan:
         async def look() -> Plan | None:
             found = (self._plan(issue) for issue in await self._issues(github))
             return next((p for p in found if p.id == plan.id), None)
@@ -252,11 +253,11 @@ class Issues:
             lines += [f"Parent: {plan.parent}"] if plan.parent else []
             lines += [f"Fix-Key: {plan.fix_key}"] if plan.fix_key else []
             lines += [f"Failed-Plans: {', '.join(plan.failed_plans)}"] if plan.failed_plans else []
-            await github.call(
-                "issues.create", idempotent=False, title=plan.title or plan.id,
-                body=body + "\n\n" + "\n".join(lines) + "\n",
-                labels=["plan", "plan:inbox", f"priority:{plan.priority}"],
-            )  # fmt: skip
+            await github.create_issue(
+                plan.title or plan.id,
+                body + "\n\n" + "\n".join(lines) + "\n",
+                ["plan", "plan:inbox", f"priority:{plan.priority}"],
+            )
             return Plan(plan.id, plan.title, "inbox", plan.priority, plan.parent, plan.fix_key)
 
         # Never sent twice: an answer lost after GitHub made the issue is found by a look.
@@ -266,7 +267,7 @@ class Issues:
     async def complete(
         self,
         settings: Settings,
-        github: Any,
+        github: GitHubPort,
         plan_ids: tuple[str, ...],
         completed_with: Mapping[str, str] | None = None,
     ) -> tuple[str, ...]:
@@ -280,7 +281,7 @@ class Issues:
         return moved
 
     async def reopen(
-        self, settings: Settings, github: Any, plan_ids: tuple[str, ...], reason: str
+        self, settings: Settings, github: GitHubPort, plan_ids: tuple[str, ...], reason: str
     ) -> tuple[str, ...]:
         issues = await self._issues(github)
         by_id = {self._plan(i).id: i for i in issues}
@@ -291,17 +292,19 @@ class Issues:
 
     @staticmethod
     async def _relabel(
-        github: Any, issue: dict[str, Any], status: str, state: str, line: str | None
+        github: GitHubPort, issue: dict[str, Any], status: str, state: str, line: str | None
     ) -> None:
         labels = [
             label["name"]
             for label in issue.get("labels", [])
             if not label["name"].startswith("plan:")
         ]
-        fields: dict[str, Any] = {"state": state, "labels": [*labels, f"plan:{status}"]}
+        body = None
         if line is not None and line not in (issue.get("body") or ""):
-            fields["body"] = (issue.get("body") or "").rstrip("\n") + f"\n{line}\n"
-        await github.call("issues.update", issue_number=issue["number"], **fields)
+            body = (issue.get("body") or "").rstrip("\n") + f"\n{line}\n"
+        await github.update_issue(
+            issue["number"], state=state, labels=[*labels, f"plan:{status}"], body=body
+        )
 
 
 @hookimpl

@@ -88,9 +88,14 @@ class Revert:
                 commit, _ = await github.ensure_ref(f"heads/{branch}", await self._commit(run))
             if opened is None:
                 culprit = await github.merged_pull_of(run.failed_sha, env.branch)
-                number, url, _ = await github.open_pull(
+                found, url, _ = await github.open_pull(
                     branch, env.branch, self._title(run, culprit), self._body(run, culprit)
                 )
+                if found is None:  # GitHub: no commits between them
+                    raise PromoteError(
+                        f"cannot revert {run.key}: {env.branch} already holds {branch}"
+                    )
+                number = found
             else:
                 number, url = int(opened["number"]), str(opened["html_url"])
             # Where promote/gate is a required check, the merge needs it: this PR is the
@@ -200,16 +205,8 @@ async def _deploy_head(run: RollbackRun, head: str) -> str:
     env = run.environment
     anchor = {"id": 0, "created_at": "1970-01-01T00:00:00Z"}
     workflow = run.settings.deploy_workflow
-    if workflow is not None:
-        runs = await github.call(
-            "actions.list_workflow_runs",
-            cache=False,
-            workflow_id=workflow,
-            head_sha=head,
-            per_page=100,
-        )
-        if (runs or {}).get("workflow_runs"):
-            return f"deploy of {head[:7]} already started"
+    if workflow is not None and await github.workflow_runs(workflow, head):
+        return f"deploy of {head[:7]} already started"
     return str(await github.deploy_once(workflow, env.branch, env.name, head, anchor))
 
 
