@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -210,20 +209,30 @@ def close(driver: Driver, pulls: list[dict[str, Any]]) -> None:
 # -- 1, 2: cold reads ------------------------------------------------------------------------
 
 
-def cold_read(sandbox: Sandbox, clone: Path) -> tuple[int, int, Counter[str]]:
-    """(requests, bytes, routes) of one ``status`` read by a fresh client."""
+Routes = dict[str, tuple[int, int]]  #: route -> (requests, bytes of answer bodies)
+
+
+def cold_read(sandbox: Sandbox, clone: Path) -> tuple[int, int, Routes]:
+    """(requests, bytes, by route) of one ``status`` read by a fresh client."""
     run = Run.load(clone, environ=sandbox.env())
     fresh_budget(sandbox)
     sandbox.stats.reset()
     run.facts()
-    routes = Counter(sandbox.stats.to_json()["requests"])
+    data = sandbox.stats.to_json()
+    routes = {r: (n, data["bytes"].get(r, 0)) for r, n in data["requests"].items()}
     return run.github.stats.requests, run.github.stats.received, routes
+
+
+def show(routes: Routes) -> None:
+    for route, (n, sent) in sorted(routes.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        print(f"  {n:3d} {sent / 1024:7.1f} KiB  {route:<62} {PURPOSE.get(route, '')}")
 
 
 def reads_table(plan: dict[int, tuple[int, ...]], directory: Path) -> None:
     """Cold reads for each pipeline size at each history in ``plan`` (journeys driven)."""
     opens = (0, 20, 100)
     histories = sorted({h for done in plan.values() for h in done})
+    grown: Routes = {}
     print("\n2. Cold read (a fresh client, `status`): requests / KiB of answer bodies")
     print(f"  {'journeys:':>9}" + "".join(f"  {h:>8} {'':>25}" for h in histories))
     print(f"  {'open PRs:':>9}" + "".join(f"  {o:>10}" for _ in histories for o in opens))
@@ -241,12 +250,17 @@ def reads_table(plan: dict[int, tuple[int, ...]], directory: Path) -> None:
                 for opened in opens:
                     fresh_budget(fleet.sandbox)
                     made = open_prs(fleet.driver, opened, f"{history}-{opened}")
-                    requests, received, _ = cold_read(fleet.sandbox, clone)
+                    requests, received, routes = cold_read(fleet.sandbox, clone)
                     cells.append(f"{requests}/{received / 1024:.0f}")
+                    if count == 3 and history == max(done) and not opened:
+                        grown = routes
                     close(fleet.driver, made)
         finally:
             fleet.stop()
         print(f"  {count:>4} env" + "".join(f"  {c:>10}" for c in cells), flush=True)
+    if grown:
+        print(f"  the 3-environment read after {max(plan[3])} journeys, by route:")
+        show(grown)
 
 
 def breakdown(directory: Path) -> int:
@@ -258,10 +272,10 @@ def breakdown(directory: Path) -> int:
     finally:
         sandbox.stop()
     print(
-        f"\n1. What a cold 3-environment read asks for: {requests} requests, {received / 1024:.1f} KiB"
+        f"\n1. What a cold 3-environment read asks for (seeded): {requests} requests,"
+        f" {received / 1024:.1f} KiB"
     )
-    for route, n in sorted(routes.items(), key=lambda kv: (-kv[1], kv[0])):
-        print(f"  {n:3d}  {route:<62} {PURPOSE.get(route, '')}")
+    show(routes)
     return requests
 
 

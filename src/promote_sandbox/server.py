@@ -327,6 +327,7 @@ class Stats:
     def reset(self) -> None:
         with self.lock:
             self.by_route: Counter[str] = Counter()
+            self.bytes_by_route: Counter[str] = Counter()  # bytes of the JSON bodies of 200s
             self.by_status: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
             self.faulted: Counter[str] = Counter()  # by method and path: no route is matched
@@ -341,10 +342,11 @@ class Stats:
                 self.connections += 1
                 self.max_open = max(self.max_open, self.open)
 
-    def record(self, route: str, status: int | str) -> None:
+    def record(self, route: str, status: int | str, sent: int = 0) -> None:
         with self.lock:
             self.total += 1
             self.by_route[route] += 1
+            self.bytes_by_route[route] += sent
             self.by_status[str(status)] += 1
 
     def fault(self, kind: str, request: str) -> None:
@@ -357,6 +359,7 @@ class Stats:
             return {
                 "total": self.total,
                 "requests": dict(sorted(self.by_route.items())),
+                "bytes": dict(sorted(self.bytes_by_route.items())),
                 "statuses": dict(sorted(self.by_status.items())),
                 "faults": dict(sorted(self.faults.items())),
                 "faulted": dict(sorted(self.faulted.items())),
@@ -483,7 +486,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._fault(fault)
             return
         reply, template, login = self._api(path, query, raw_body)
-        app.stats.record(f"{self.command} {template}", reply.status)
+        sent = len(reply.body) if isinstance(reply.body, bytes) else 0  # a GET's 200
+        app.stats.record(f"{self.command} {template}", reply.status, sent)
         if self.command in WRITE_METHODS and reply.status < 400:
             victim = app.faults.applied_write()
             if victim is not None:
