@@ -111,7 +111,6 @@ class Reader(Client):
         checklists = await launch(
             listing("issues.list_for_repo", labels=ledger.CHECKLIST_LABEL, state="all")
         )
-        repository = await launch(self._check_repository())  # it only names a 404 clearly
         promotions = [
             await launch(
                 listing(
@@ -141,9 +140,9 @@ class Reader(Client):
             for i, env in enumerate(envs)
         ]
         # Wave 1 is waited for to its end, and its first failure in this order is the one
-        # reported (the repository check first: its 404 names the repository).
+        # reported; a 404 is looked at again: a repository that is not there is named.
         first: list[asyncio.Future[Any]] = [
-            repository, *commits, *deployments, *promotions, open_pulls_read, checklists,
+            *commits, *deployments, *promotions, open_pulls_read, checklists,
         ]  # fmt: skip
         await asyncio.wait(first)
         errors = [f.exception() for f in first]  # each one asked for: none goes unretrieved
@@ -152,6 +151,8 @@ class Reader(Client):
             for task in second:
                 task.cancel()
             await asyncio.gather(*second, return_exceptions=True)
+            if isinstance(failed, GitHubError) and failed.status == 404:
+                await self._check_repository()
             raise failed
         extras = await asyncio.gather(*second)
         branches = {env.branch for env in envs}
@@ -231,6 +232,8 @@ class Reader(Client):
         return tuple(out)
 
     async def _check_repository(self) -> None:
+        """``repos.get``, asked only after a 404 (once per client): its 404 says the
+        repository is not there, or the token cannot see it."""
         if not self._repository_checked:
             await self.repository()
             self._repository_checked = True
