@@ -10,22 +10,28 @@ import itertools
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
 from promote_sandbox import testing
 from promote_sandbox.seed import plan_text
 from promote_tasks.errors import GitHubError
 from promote_tasks.github import PACE
 from promote_tasks.github.client import POOL
+from promote_tasks.model import State
 from promote_tasks.schemas import schema
 from promote_tasks.session import Run
 from tests import console
 from tests.console import GITHUB_KEYS
 from tests.e2e.conftest import Api
+from tests.e2e.conftest import Driver
+from tests.e2e.conftest import Step
+from tests.e2e.conftest import config
 
 make_sandbox = testing.make_sandbox
 sandbox = testing.sandbox
@@ -40,6 +46,9 @@ POLL = 19
 POLL_NOT_MODIFIED = 19
 #: Requests of a ``next`` at rest with 20 open PRs into dev (their gates looked at): all 304s.
 POLL_20_PRS = 40
+#: Requests the sandbox served for the whole default journey (feature PR to main, one
+#: approval), driven in one process as the e2e tests drive it; most of them 304s.
+JOURNEY = 917
 
 
 def loaded(code: str, cwd: Path | None = None) -> list[str]:
@@ -212,3 +221,18 @@ def test_pacing_counts_against_the_deadline(sandbox: Sandbox) -> None:
         three_reads()
     assert waits
     assert max(waits) < 5  # no turn after the deadline was waited for
+
+
+def test_the_requests_of_a_whole_journey(make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox(scenario=Scenario(merge_bot=True))
+    driver = Driver(sandbox, config())
+    sandbox.stats.reset()
+
+    def complete(driver: Driver, rest: Step) -> bool:
+        main = driver.run.decide(rest.snapshot)[0].env("main")
+        return main.state is State.COMPLETE and all(p.done for p in rest.snapshot.plans)
+
+    driver.drive(complete, reviewer="rita", tick=300)
+    data = sandbox.stats.to_json()
+    assert data["total"] == JOURNEY
+    assert data["connections"]["most_open"] <= POOL
