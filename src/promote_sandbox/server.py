@@ -317,7 +317,8 @@ def _targeted(plan: FaultPlan, method: str, path: str, body: bytes) -> str | Non
 
 class Stats:
     """Request counts by method and path template (for the tool's request-budget tests), and
-    the client's connections: how many it opened and the most open at once."""
+    the API's connections (not the control endpoints'): how many were opened and the most
+    open at once."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -433,13 +434,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.server.app.stats.connected(+1)
+        self.counted = False  # an API connection (its first request was not /_sandbox/)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.app.stats.connected(-1)
+            if self.counted:
+                self.server.app.stats.connected(-1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -476,6 +478,9 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = Reply(exc.status, exc.body())
             self._send(reply, {})
             return
+        if not self.counted:
+            self.counted = True
+            app.stats.connected(+1)
         if path.startswith("/api/v3/"):
             path = path[len("/api/v3") :]
         if app.latency_ms:
