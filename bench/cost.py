@@ -176,6 +176,15 @@ def journeys(driver: Driver, count: int, start_at: int = 0) -> None:
         driver.drive(finished(plan), reviewer=reviewer, tick=300, limit=60 + 10 * len(envs))
 
 
+class Unmetered(Driver):
+    """A driver whose every ``next`` has a fresh hour of rate limit: one journey through 30
+    environments spends more than an hour's 5,000 requests, and would then be paced."""
+
+    def next(self) -> Any:
+        fresh_budget(self.sandbox)
+        return super().next()
+
+
 class Fleet:
     """Sandboxes for one pipeline size at growing history: seeded, after 1 and 10 journeys."""
 
@@ -183,7 +192,7 @@ class Fleet:
         self.envs = names(count)
         scenario = Scenario(environments=self.envs, merge_bot=True)
         self.sandbox = start(directory, scenario=scenario, step_ms=0)
-        self.driver = Driver(self.sandbox, pipeline_config(self.envs))
+        self.driver = Unmetered(self.sandbox, pipeline_config(self.envs))
         self.done = 0
 
     def grow_to(self, journeys_done: int) -> None:

@@ -510,6 +510,9 @@ class Client:
         shared = memo.get(wanted)
         if shared is None:
             shared = asyncio.ensure_future(self._pages(operation, key, limit, params))
+            # its failure is raised to whoever awaits it; one nobody awaits (they were
+            # cancelled first) is not "never retrieved" noise on stderr
+            shared.add_done_callback(lambda f: f.cancelled() or f.exception())
             memo[wanted] = shared
             if forget:
                 shared.add_done_callback(lambda _: memo.pop(wanted, None))
