@@ -10,18 +10,28 @@ import itertools
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from promote_sandbox import Sandbox
+from promote_sandbox import Scenario
 from promote_sandbox import testing
+from promote_sandbox.seed import plan_text
+from promote_tasks.errors import GitHubError
 from promote_tasks.github import PACE
+from promote_tasks.github.client import POOL
+from promote_tasks.model import State
 from promote_tasks.schemas import schema
 from promote_tasks.session import Run
 from tests import console
 from tests.console import GITHUB_KEYS
+from tests.e2e.conftest import Api
+from tests.e2e.conftest import Driver
+from tests.e2e.conftest import Step
+from tests.e2e.conftest import config
 
 make_sandbox = testing.make_sandbox
 sandbox = testing.sandbox
@@ -29,11 +39,16 @@ sandbox = testing.sandbox
 HEAVY = ("ghapi", "git", "fastspec", "fasttransport", "fastcore", "httpx2")
 
 #: Requests of a cold ``status`` read of the sandbox's 3 environments (dev, test, main).
-COLD_READ = 20
+COLD_READ = 19
 #: Requests of the same read again in the same process, and how many of them were 304s:
-#: every one (the repository check is made once per client, so the poll has one fewer).
+#: every one.
 POLL = 19
 POLL_NOT_MODIFIED = 19
+#: Requests of a ``next`` at rest with 20 open PRs into dev (their gates looked at): all 304s.
+POLL_20_PRS = 40
+#: Requests the sandbox served for the whole default journey (feature PR to main, one
+#: approval), driven in one process as the e2e tests drive it; most of them 304s.
+JOURNEY = 917
 
 
 def loaded(code: str, cwd: Path | None = None) -> list[str]:
@@ -130,3 +145,94 @@ def test_a_nearly_spent_rate_limit_is_said_once_and_slows_the_run(
     # the requests after the first low answer went one a PACE: each waited its turn
     assert len(waits) >= 2
     assert all(b - a > PACE / 2 for a, b in itertools.pairwise(sorted(waits)))
+
+
+def open_feature_prs(sandbox: Sandbox, count: int) -> None:
+    """``count`` open PRs into dev, each from its own feature branch with its own plan file."""
+    api = Api(sandbox, sandbox.author_token)
+    for i in range(count):
+        plan = f"open-{i}"
+        api.post("/git/refs", {"ref": f"refs/heads/feature/{plan}", "sha": api.head("dev")})
+        api.commit(
+            f"feature/{plan}",
+            f"{plan}\n",
+            {"app.txt": f"{plan}\n", f"plans/doing/{plan}.md": plan_text(plan, plan)},
+        )
+        api.post("/pulls", {"title": plan, "head": f"feature/{plan}", "base": "dev"})
+
+
+def test_polling_with_20_open_prs_is_all_304s_gates_included(sandbox: Sandbox) -> None:
+    open_feature_prs(sandbox, 20)
+    env = sandbox.env()
+    run = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+    while run.step().did:  # the gates written: at rest
+        pass
+    stats = run.github.stats
+    before = (stats.requests, stats.not_modified)
+    assert not run.step().did
+    made, fresh = stats.requests - before[0], stats.not_modified - before[1]
+    assert (made, fresh) == (POLL_20_PRS, POLL_20_PRS)
+
+
+def test_a_list_of_more_than_a_page_is_whole_when_its_first_page_is_a_304(
+    sandbox: Sandbox,
+) -> None:
+    sha = Api(sandbox, sandbox.author_token).head("dev")
+    for i in range(120):
+        sandbox.store.add_commit_status(sha, "success", f"ci/{i}", "alice")
+    env = sandbox.env()
+    github = Run.load(Path(env["PROMOTE_CLONE"]), environ=env).github
+    first = github.run(github.statuses_of(sha))
+    again = github.run(github.statuses_of(sha))
+    assert len(first) == len(again) > 120
+    assert github.stats.not_modified == 2  # both pages, the second found from the first's Link
+
+
+def test_gates_for_100_prs_go_through_a_pool_of_kept_alive_connections(sandbox: Sandbox) -> None:
+    open_feature_prs(sandbox, 100)
+    env = sandbox.env()
+    run = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+    facts = run.facts()
+    sandbox.stats.reset()
+    written = run.gate(facts)
+    assert len(written) == 101
+    assert all(changed for _, changed in written)
+    connections = sandbox.stats.to_json()["connections"]
+    assert connections["most_open"] <= POOL
+    # kept alive and reused: a pool for each of the gate's reads, lock and writes, not one each
+    assert connections["opened"] <= 3 * POOL < sandbox.stats.to_json()["total"] / 4
+
+
+def test_pacing_counts_against_the_deadline(sandbox: Sandbox) -> None:
+    env = sandbox.env()
+    waits = Waits()
+    run = Run.load(
+        Path(env["PROMOTE_CLONE"]), environ=env, client_options={"sleep": waits, "deadline": 5}
+    )
+    run.facts()
+    for login in list(sandbox.limiter.used):  # the hour nearly spent
+        sandbox.limiter.used[login] = 4960
+
+    def three_reads() -> None:  # one a PACE, their requests take more than 5 s
+        for _ in range(3):
+            run.facts()
+
+    with pytest.raises(GitHubError, match=r"rate limit is nearly spent .* does not fit in 5 s"):
+        three_reads()
+    assert waits
+    assert max(waits) < 5  # no turn after the deadline was waited for
+
+
+def test_the_requests_of_a_whole_journey(make_sandbox: Callable[..., Sandbox]) -> None:
+    sandbox = make_sandbox(scenario=Scenario(merge_bot=True))
+    driver = Driver(sandbox, config())
+    sandbox.stats.reset()
+
+    def complete(driver: Driver, rest: Step) -> bool:
+        main = driver.run.decide(rest.snapshot)[0].env("main")
+        return main.state is State.COMPLETE and all(p.done for p in rest.snapshot.plans)
+
+    driver.drive(complete, reviewer="rita", tick=300)
+    data = sandbox.stats.to_json()
+    assert data["total"] == JOURNEY
+    assert data["connections"]["most_open"] <= POOL

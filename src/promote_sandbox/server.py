@@ -316,24 +316,38 @@ def _targeted(plan: FaultPlan, method: str, path: str, body: bytes) -> str | Non
 
 
 class Stats:
-    """Request counts by method and path template (for the tool's request-budget tests)."""
+    """Request counts by method and path template (for the tool's request-budget tests), and
+    the API's connections (not the control endpoints'): how many were opened and the most
+    open at once."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.open = 0  # connections open now: not reset, they outlive a reset
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
             self.by_route: Counter[str] = Counter()
+            self.bytes_by_route: Counter[str] = Counter()  # bytes of the JSON bodies of 200s
             self.by_status: Counter[str] = Counter()
             self.faults: Counter[str] = Counter()
             self.faulted: Counter[str] = Counter()  # by method and path: no route is matched
             self.total = 0
+            self.connections = 0
+            self.max_open = self.open
 
-    def record(self, route: str, status: int | str) -> None:
+    def connected(self, change: int) -> None:
+        with self.lock:
+            self.open += change
+            if change > 0:
+                self.connections += 1
+                self.max_open = max(self.max_open, self.open)
+
+    def record(self, route: str, status: int | str, sent: int = 0) -> None:
         with self.lock:
             self.total += 1
             self.by_route[route] += 1
+            self.bytes_by_route[route] += sent
             self.by_status[str(status)] += 1
 
     def fault(self, kind: str, request: str) -> None:
@@ -346,9 +360,11 @@ class Stats:
             return {
                 "total": self.total,
                 "requests": dict(sorted(self.by_route.items())),
+                "bytes": dict(sorted(self.bytes_by_route.items())),
                 "statuses": dict(sorted(self.by_status.items())),
                 "faults": dict(sorted(self.faults.items())),
                 "faulted": dict(sorted(self.faulted.items())),
+                "connections": {"opened": self.connections, "most_open": self.max_open},
             }
 
 
@@ -416,6 +432,17 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     server: SandboxHTTPServer
 
+    def setup(self) -> None:
+        super().setup()
+        self.counted = False  # an API connection (its first request was not /_sandbox/)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            if self.counted:
+                self.server.app.stats.connected(-1)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -451,6 +478,9 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = Reply(exc.status, exc.body())
             self._send(reply, {})
             return
+        if not self.counted:
+            self.counted = True
+            app.stats.connected(+1)
         if path.startswith("/api/v3/"):
             path = path[len("/api/v3") :]
         if app.latency_ms:
@@ -461,7 +491,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._fault(fault)
             return
         reply, template, login = self._api(path, query, raw_body)
-        app.stats.record(f"{self.command} {template}", reply.status)
+        sent = len(reply.body) if isinstance(reply.body, bytes) else 0  # a GET's 200
+        app.stats.record(f"{self.command} {template}", reply.status, sent)
         if self.command in WRITE_METHODS and reply.status < 400:
             victim = app.faults.applied_write()
             if victim is not None:

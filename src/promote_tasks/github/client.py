@@ -4,6 +4,7 @@ pages, pacing, stats, and ``write_once``. Every error is a one-line ``GitHubErro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -37,6 +38,9 @@ LOW_BUDGET = 50  #: rate limit left below which a run warns, once, and paces its
 PACE = (
     1.0  #: seconds between requests (one at a time) while the rate limit left is below LOW_BUDGET
 )
+#: Requests in flight at once, each on a kept-alive connection of a pool this size: GitHub's
+#: secondary limits punish many concurrent requests (a gate over 100 PRs opened 119).
+POOL = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,15 +196,18 @@ class Client:
         self._warned = False  # the low rate limit was said (once per client)
         self._reset = ""  # the rate-limit window (X-RateLimit-Reset) that ``remaining`` is of
         self._next_turn = 0.0  # monotonic time of the next paced request's turn
-        self._etags: dict[str, tuple[str, Any]] = {}
+        # request -> (ETag, data, Link): a 304 may come without the Link of the pages after it
+        self._etags: dict[str, tuple[str, Any, str]] = {}
         self._inflight: dict[str, asyncio.Future[list[Any]]] = {}
         self._api: Operations | None = None
         self._ssl: Any = None
+        self._slots: asyncio.Semaphore | None = None  # POOL requests at once, per event loop
         # What the reads (read.py) remember for the process:
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
         self._login: str | None = None
         self._files: dict[str, tuple[str, ...]] = {}  # sha -> paths a commit changed
         self._workflow_paths: dict[Any, str] | None = None  # workflow id -> its file's path
+        self._contents: dict[tuple[str, str], str | None] = {}  # (path, commit sha) -> text
 
     @property
     def api(self) -> Operations:
@@ -240,14 +247,17 @@ class Client:
         if self._ssl is None:
             self._ssl = _ssl_context(self.connection.api_url)
         transport = self.api.transport
+        pool = httpx2.Limits(max_connections=POOL, max_keepalive_connections=POOL)
         async with httpx2.AsyncClient(
-            timeout=self.timeout, follow_redirects=True, verify=self._ssl
+            timeout=self.timeout, follow_redirects=True, verify=self._ssl, limits=pool
         ) as client:
             transport.client = client
+            self._slots = asyncio.Semaphore(POOL)
             try:
                 return await coroutine
             finally:
                 transport.client = None
+                self._slots = None
                 self._inflight.clear()
 
     # -- transport -------------------------------------------------------------------------
@@ -266,7 +276,8 @@ class Client:
 
     async def _call(
         self, operation: str, *, cache: bool, params: dict[str, Any], idempotent: bool = True
-    ) -> tuple[Any, Any]:
+    ) -> tuple[Any, str]:
+        """(JSON data, the answer's ``Link`` header); a 304 gives what the cached answer had."""
         op = self.api.op(operation)
         key = operation + json.dumps(params, sort_keys=True, default=str)
         headers = {}
@@ -276,24 +287,32 @@ class Client:
         if self._started is None:
             self._started = time.monotonic()
         for attempt in range(1, self.attempts + 1):
-            left = self._left()
-            if left <= 0:
-                raise self._out_of_time(attempt - 1)
             if self.stats.remaining is not None and self.stats.remaining < LOW_BUDGET:
-                await self._pace()
-            self.stats.requests += 1
-            began = time.monotonic()
-            try:
-                response = await asyncio.wait_for(
-                    op(**params, raw_=True, headers_=headers), min(self.timeout, left)
-                )
-            except Exception as e:  # ghapi raises APIError; httpx2 errors may leak through
+                await self._pace(attempt)
+            if self._left() <= 0:
+                raise self._out_of_time(attempt - 1)
+            failure: Exception | None = None
+            # A free slot first: this request's timeout runs from when it goes out.
+            async with self._slots or contextlib.nullcontext():
+                left = self._left()
+                if left <= 0:  # the others in the pool took the time: GitHub did not answer
+                    raise self._out_of_time(attempt)
+                self.stats.requests += 1
+                began = time.monotonic()
+                try:
+                    response = await asyncio.wait_for(
+                        op(**params, raw_=True, headers_=headers), min(self.timeout, left)
+                    )
+                except Exception as caught:  # ghapi raises APIError; httpx2 may leak through
+                    failure = caught
+            if failure is not None:
+                e = failure
                 status = getattr(e, "status_code", None)
                 self._log(operation, getattr(e, "response", None), status or _kind(e), began)
                 if status == 304 and cached:
                     self._budget(getattr(e, "response", None))
                     self.stats.not_modified += 1
-                    return cached[1], getattr(e, "response", None)
+                    return cached[1], cached[2]
                 foreign = _not_github(getattr(e, "response", None), self.connection.api_url)
                 if foreign is not None and (status is None or status < 500):
                     raise GitHubError(foreign, status) from None
@@ -318,16 +337,24 @@ class Client:
             self.stats.received += len(response.content)
             data = response.json() if response.content else None
             etag = response.headers.get("etag")
+            link = str(response.headers.get("link") or "")
             if cache and etag and response.request.method == "GET":
-                self._etags[key] = (etag, data)
-            return data, response
+                self._etags[key] = (etag, data, link)
+            return data, link
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _pace(self) -> None:
+    async def _pace(self, attempt: int) -> None:
         """One request every PACE seconds, concurrent ones too: what is left of the hour's
-        budget lasts longer (each request's turn is taken before it waits for it)."""
+        budget lasts longer (each request's turn is taken before it waits for it). The wait
+        counts against the deadline: a turn that comes after it is not waited for."""
         now = time.monotonic()
         turn = max(now, self._next_turn)
+        if turn - now >= self._left():
+            raise GitHubError(
+                f"GitHub's rate limit is nearly spent ({self.stats.remaining} requests left this"
+                f" hour): at one request every {PACE:g} s the rest of the work does not fit in"
+                f" {self.deadline:g} s (PROMOTE_DEADLINE; {attempt - 1} attempts of this request)"
+            )
         self._next_turn = turn + PACE
         if turn > now:
             await self.sleep(turn - now)
@@ -492,6 +519,9 @@ class Client:
         shared = memo.get(wanted)
         if shared is None:
             shared = asyncio.ensure_future(self._pages(operation, key, limit, params))
+            # its failure is raised to whoever awaits it; one nobody awaits (they were
+            # cancelled first) is not "never retrieved" noise on stderr
+            shared.add_done_callback(lambda f: f.cancelled() or f.exception())
             memo[wanted] = shared
             if forget:
                 shared.add_done_callback(lambda _: memo.pop(wanted, None))
@@ -503,12 +533,11 @@ class Client:
         items: list[Any] = []
         page = 1
         while True:
-            data, response = await self._call(
+            data, link = await self._call(
                 operation, cache=True, params={**params, "per_page": 100, "page": page}
             )
             chunk = (data or {}).get(key, []) if key else (data or [])
             items.extend(chunk)
-            link = response.headers.get("link", "") if response is not None else ""
             if 'rel="next"' not in link or len(chunk) < 100 or page >= limit:
                 return items
             page += 1

@@ -9,6 +9,7 @@ import dataclasses
 import datetime
 import itertools
 import json
+import re
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from promote_tasks.model import Snapshot
 from promote_tasks.model import WorkflowRun
 
 T = TypeVar("T")
+SHA = re.compile(r"[0-9a-f]{40}")  #: a full commit sha: what it names never changes
 
 COMMITS_READ = 20  # enough to see past a run of plan bookkeeping commits on a branch
 WALK_LIMIT = 50  #: first-parent commits walked below a head looking for a validated one
@@ -109,7 +111,6 @@ class Reader(Client):
         checklists = await launch(
             listing("issues.list_for_repo", labels=ledger.CHECKLIST_LABEL, state="all")
         )
-        repository = await launch(self._check_repository())  # it only names a 404 clearly
         promotions = [
             await launch(
                 listing(
@@ -139,9 +140,9 @@ class Reader(Client):
             for i, env in enumerate(envs)
         ]
         # Wave 1 is waited for to its end, and its first failure in this order is the one
-        # reported (the repository check first: its 404 names the repository).
+        # reported; a 404 is looked at again: a repository that is not there is named.
         first: list[asyncio.Future[Any]] = [
-            repository, *commits, *deployments, *promotions, open_pulls_read, checklists,
+            *commits, *deployments, *promotions, open_pulls_read, checklists,
         ]  # fmt: skip
         await asyncio.wait(first)
         errors = [f.exception() for f in first]  # each one asked for: none goes unretrieved
@@ -150,6 +151,8 @@ class Reader(Client):
             for task in second:
                 task.cancel()
             await asyncio.gather(*second, return_exceptions=True)
+            if isinstance(failed, GitHubError) and failed.status == 404:
+                await self._check_repository()
             raise failed
         extras = await asyncio.gather(*second)
         branches = {env.branch for env in envs}
@@ -229,6 +232,8 @@ class Reader(Client):
         return tuple(out)
 
     async def _check_repository(self) -> None:
+        """``repos.get``, asked only after a 404 (once per client): its 404 says the
+        repository is not there, or the token cannot see it."""
         if not self._repository_checked:
             await self.repository()
             self._repository_checked = True
@@ -471,7 +476,10 @@ class Reader(Client):
         return [dict(r) for r in (data or {}).get("workflow_runs", [])]
 
     async def latest_status(self, sha: str, context: str) -> dict[str, Any] | None:
-        statuses = await self._fresh("repos.list_commit_statuses_for_ref", ref=sha, per_page=100)
+        """The newest ``context`` status on ``sha``. Conditional: GitHub answers 304 (free of
+        the rate limit) only when the statuses did not change, so it is never stale; the gates
+        of every open PR are looked at on every ``next``."""
+        statuses = await self._op("repos.list_commit_statuses_for_ref", ref=sha, per_page=100)
         mine = [s for s in statuses if s["context"] == context]
         return max(mine, key=lambda s: s["id"]) if mine else None
 
@@ -483,15 +491,22 @@ class Reader(Client):
         return self._login
 
     async def read_file(self, path: str, ref: str) -> str | None:
+        """The text of ``path`` at ``ref``, None when there is no such file. At a commit sha
+        (a PR head's plan file, every ``next``) it cannot change: asked once per process."""
+        if SHA.fullmatch(ref) and (path, ref) in self._contents:
+            return self._contents[path, ref]
         try:
             data = await self._op("repos.get_content", path=path, ref=ref)
         except GitHubError as e:
-            if e.status == 404:
-                return None
-            raise
-        if not isinstance(data, dict) or data.get("type") != "file":
-            return None
-        return _text(data["content"], path)
+            if e.status != 404:
+                raise
+            data = None
+        text = None
+        if isinstance(data, dict) and data.get("type") == "file":
+            text = _text(data["content"], path)
+        if SHA.fullmatch(ref):
+            self._contents[path, ref] = text
+        return text
 
     async def tree(self, ref: str, *, conditional: bool = False) -> list[dict[str, Any]]:
         """The recursive tree at ``ref``; ``conditional``: sent with the ETag of this process's
