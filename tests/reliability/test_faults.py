@@ -73,3 +73,15 @@ def test_a_lost_dispatch_answer_is_one_line_naming_the_write(
     (line,) = to_rest(driver, "failure", errors=1)
     assert line.endswith("(it may have been applied)"), line
     assert "create_workflow_dispatch" in line, line
+
+
+def test_a_dispatch_applied_whose_answer_was_lost_is_found_and_next_goes_on(
+    make_sandbox: Callable[..., Sandbox],
+    reference: Callable[[str], dict[str, Any]],
+) -> None:
+    driver = new_driver(make_sandbox, "failure", retry_after=0)
+    rule = driver.sandbox.faults.target("POST", r"/dispatches$", "applied_then_dropped", times=1)
+    assert to_rest(driver, "failure", errors=0) == []  # the look found the run: no red job
+    assert rule.hits == 1
+    assert duplicates(driver.api) == []
+    assert differences(fingerprint(driver.api), reference("failure")["fingerprint"]) == []

@@ -268,7 +268,13 @@ class GitHub(Reader):
             return "no deploy workflow configured: the deployment itself must start the deploy"
         if await self.deploy_set_off(workflow, ref, environment, sha, anchor):
             return f"deploy of {sha[:7]} to {environment} already set off"
-        url = await self.dispatch(workflow, ref, {"environment": environment, "sha": sha})
+        try:
+            url = await self.dispatch(workflow, ref, {"environment": environment, "sha": sha})
+        except UncertainWrite:
+            # Never sent again blindly; but a look that finds the run means it was applied.
+            if not await self.deploy_set_off(workflow, ref, environment, sha, anchor):
+                raise
+            url = "its answer was lost, the run is there"
         return f"dispatched {workflow} on {ref} for {environment} at {sha[:7]}: {url}"
 
     async def ensure_ref(self, ref: str, sha: str) -> tuple[str, bool]:
