@@ -29,6 +29,7 @@ OPTIONS = {
     "reject": {"--env", "--sha", "--reason"},
     "rollback": {"--env", "--to", "--strategy", "--dry-run", "--json"},
     "gate": {"--pr", "--json"},
+    "adopt": {"--env", "--dry-run"},
     "plugins": {"--json"},
     "config": {"--json"},
     "doctor": {"--json"},

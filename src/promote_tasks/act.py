@@ -17,6 +17,7 @@ from promote_tasks.ledger import GATE_CONTEXT
 from promote_tasks.ledger import fix_plan_id
 from promote_tasks.ledger import rollback_marker_context
 from promote_tasks.ledger import verdict_context
+from promote_tasks.machine import Baseline
 from promote_tasks.model import DEPLOY_FAILED
 from promote_tasks.model import Action
 from promote_tasks.model import CloseChecklist
@@ -373,3 +374,26 @@ def perform_request(run: Runner, request: RollbackRequest, snapshot: Snapshot) -
     action = Action("R9", env, request.state.state, None, (back,), plan=request.state.plan)
     notify(run.pm, action=action, did=tuple(did), repository=snapshot.repository)
     return tuple(did)
+
+
+def write_baselines(run: Runner, chosen: list[Baseline], who: str) -> list[str]:
+    """``promote/<env>`` = success on each chosen head: promote's own record of a known-good
+    commit, said to be a baseline a person adopted (looked for first, as every status)."""
+    github = run.github
+
+    async def write_all() -> list[str]:
+        return list(
+            await asyncio.gather(
+                *(
+                    github.set_status(
+                        b.sha or "",
+                        verdict_context(b.environment),
+                        "success",
+                        f"baseline: adopted by {who} with promote adopt",
+                    )
+                    for b in chosen
+                )
+            )
+        )
+
+    return github.run(write_all())

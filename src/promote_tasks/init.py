@@ -36,6 +36,8 @@ LEFT_FOR_A_PERSON = (
     "(promote config says what is missing until then)",
     "the token: GITHUB_TOKEN works but its promotion PRs start no workflows; "
     "for that, a GitHub App and its secrets (actions/create-github-app-token)",
+    "commit these files on dev, move test and main to that commit, then promote adopt: "
+    "each environment's known-good baseline",
 )
 
 

@@ -117,6 +117,42 @@ def newest_validated(facts: EnvFacts) -> str | None:
     return next((c.sha for c in facts.history if c.validated), None)
 
 
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """``promote adopt``'s verdict for one environment: its head becomes its known-good
+    baseline (``why`` None), or not, and why."""
+
+    environment: str
+    sha: str | None
+    why: str | None = None
+
+
+def baselines(snapshot: Snapshot, pipeline: Pipeline, only: str | None = None) -> list[Baseline]:
+    """Which environments' heads ``promote adopt`` records as known-good: only where promote
+    never validated anything (a branch it is new to), so nothing it judged is overruled."""
+    out = []
+    for env in pipeline.environments:
+        if only is not None and env.name != only:
+            continue
+        facts = snapshot.env(env.name)
+        if facts.head is None:
+            out.append(Baseline(env.name, None, f"branch {env.branch} does not exist"))
+            continue
+        good = newest_validated(facts) or (facts.known_good[0] if facts.known_good else None)
+        context = verdict_context(env.name)
+        judged = {s.state for s in facts.statuses if s.context == context}
+        if good is not None:
+            where = "its head" if good == facts.head else good[:7]
+            out.append(Baseline(env.name, facts.head, f"already has a known-good commit ({where})"))
+        elif judged & {"failure", "error"}:
+            out.append(
+                Baseline(env.name, facts.head, f"{context} failed on {facts.head[:7]}: roll back")
+            )
+        else:
+            out.append(Baseline(env.name, facts.head))
+    return out
+
+
 def contained(sha: str, facts: EnvFacts, pipeline: Pipeline) -> bool | None:
     """Is ``sha`` in the newest validated head of the environment ``facts`` describe?
 

@@ -18,6 +18,7 @@ from typing import Any
 import pluggy
 
 from promote_tasks.act import act
+from promote_tasks.act import write_baselines
 from promote_tasks.act import write_gates
 from promote_tasks.config import Settings
 from promote_tasks.config import load_settings
@@ -34,6 +35,7 @@ from promote_tasks.github import GitHub
 from promote_tasks.ledger import GATE_CONTEXT
 from promote_tasks.ledger import LOCK_REF
 from promote_tasks.ledger import verdict_context
+from promote_tasks.machine import baselines
 from promote_tasks.machine import decide
 from promote_tasks.machine import derive
 from promote_tasks.model import Action
@@ -371,6 +373,24 @@ class Run:
         user = plugin.decider(run)  # refused before anything is written, the lock included
         with self.locked(snapshot, "approve" if approve else "reject", required=False):
             return str(plugin.record(run, user, approve, reason))
+
+    def adopt(self, only: str | None, *, dry_run: bool = False) -> list[str]:
+        """Record each environment promote never validated as known-good at its head (the
+        baseline a team starts from); one line per environment."""
+        if only is not None:
+            self.pipeline.get(only)  # an unknown environment: a one-line error, nothing written
+        facts = self.facts()
+        found = baselines(facts, self.pipeline, only)
+        chosen = [b for b in found if b.why is None]
+        lines = [f"{b.environment}: not adopted, {b.why}" for b in found if b.why is not None]
+        if dry_run or not chosen:
+            verb = "would adopt" if dry_run else "adopted"
+            return [*(f"{b.environment}: {verb} {b.sha[:7]}" for b in chosen if b.sha), *lines]
+        environ = os.environ if self.environ is None else self.environ
+        who = environ.get("GITHUB_ACTOR") or environ.get("USER") or "a person"
+        with self.locked(facts, "adopt"):
+            written = write_baselines(self, chosen, who)
+        return [*(f"{b.environment}: {w}" for b, w in zip(chosen, written, strict=True)), *lines]
 
     def gate(self, facts: Snapshot, number: int | None = None) -> tuple[tuple[Gate, bool], ...]:
         """Write the gates (of PR ``number``, or of every open PR into an environment

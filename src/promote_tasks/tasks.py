@@ -337,6 +337,28 @@ def gate(c: Context, pr: str | None = None, json_: bool = False) -> None:
     emit(data, "\n".join(lines) or "no open pull requests into environment branches", json_)
 
 
+@task(
+    name="adopt",
+    help={
+        "env": "only this environment (default: every one)",
+        "dry_run": "say what would be adopted, write nothing",
+    },
+)
+@reports_errors
+def adopt(c: Context, env: str | None = None, dry_run: bool = False) -> None:
+    """Start from today: record each environment's head as its known-good baseline.
+
+    Only where promote never validated anything, so nothing it judged is overruled. Run it
+    once, after committing what `promote init` wrote on every environment branch.
+
+    Examples:
+      promote adopt --dry-run
+      promote adopt
+      promote adopt --env main
+    """
+    print("\n".join(Run.load().adopt(env, dry_run=dry_run)))
+
+
 @task(name="plugins", help={"json": "print one JSON object"})
 @reports_errors
 def plugins_(c: Context, json_: bool = False) -> None:
@@ -537,6 +559,7 @@ promote = Collection(
     reject,
     rollback,
     gate,
+    adopt,
     plugins_,
     config,
     schema,
