@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import json
 import os
 import socket
 import time
@@ -62,6 +63,22 @@ LOCK_REF_NAME = "refs/promote/lock"
 LOCK_SECONDS = 300  #: a lock not dropped by then (its run crashed) may be taken over
 LOCK_WAIT = 15.0  #: seconds a run waits for another holder before it leaves the work to it
 LOCK_POLL = 1.0
+
+
+class PullClosed(PromoteError):
+    """``promote gate --pr N`` for a PR that is merged or closed: nothing to gate."""
+
+
+def event_pull(environ: Mapping[str, str]) -> int | None:
+    """The number of the pull request whose event started this Actions job, if any."""
+    path = environ.get("GITHUB_EVENT_PATH")
+    if not path:
+        return None
+    try:
+        number = json.loads(Path(path).read_text(encoding="utf-8"))["pull_request"]["number"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return number if isinstance(number, int) else None
 
 
 class LockBusy(PromoteError):
@@ -418,7 +435,7 @@ class Run:
                 raise
             if pull.get("merged_at") or pull.get("state") != "open":
                 state = "merged" if pull.get("merged_at") else "closed"
-                raise PromoteError(f"pull request #{number} is {state}: only open PRs are gated")
+                raise PullClosed(f"pull request #{number} is {state}: only open PRs are gated")
             base = pull["base"]["ref"]
         branches = [e.branch for e in self.pipeline.environments]
         if base not in branches:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -40,7 +41,9 @@ from promote_tasks.plugins import describe
 from promote_tasks.plugins import make_plugin_manager
 from promote_tasks.schemas import schema_text
 from promote_tasks.session import LockBusy
+from promote_tasks.session import PullClosed
 from promote_tasks.session import Run
+from promote_tasks.session import event_pull
 from promote_tasks.session import write_snapshot_file
 from promote_tasks.targets import request_rollback
 
@@ -310,7 +313,14 @@ def gate(c: Context, pr: str | None = None, json_: bool = False) -> None:
     run = Run.load()
     facts = run.facts()
     if number is not None:
-        run.gateable(facts, number)
+        try:
+            run.gateable(facts, number)
+        except PullClosed as closed:
+            if number != event_pull(os.environ):
+                raise
+            # The gate job of this PR's own event, run after a person merged or closed it.
+            print(f"promote: {one_line(closed)}; nothing to gate", file=sys.stderr)
+            return
     try:
         written = run.gate(facts, number)
     except LockBusy as busy:  # the holder refreshes every gate itself

@@ -15,6 +15,7 @@ from promote_sandbox import Scenario
 from promote_tasks.hooks import halt
 from promote_tasks.model import PipelineState
 from promote_tasks.model import State
+from tests import console
 from tests.e2e.conftest import Driver
 from tests.e2e.conftest import Step
 from tests.e2e.conftest import config
@@ -130,6 +131,36 @@ def test_gate_refuses_what_it_cannot_gate_in_one_line(
     assert one_line_error(driver, "gate", "--pr", str(other["number"])) == (
         f"pull request #{other['number']} is closed: only open PRs are gated"
     )
+
+
+def test_the_gate_job_of_a_pr_merged_before_it_ran_has_nothing_to_gate(
+    halted: tuple[Driver, str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The gate workflow's job for a PR's event may run after a person merged it: not an
+    error (a red job for nothing), as long as it is that event's own PR."""
+    driver, _, other = halted
+    api = driver.api
+    (merged,) = [p for p in api.pulls() if p["merged_at"] and p["base"]["ref"] == "dev"]
+    event = tmp_path / "event.json"
+    environ = {
+        **{k: driver.environ[k] for k in ("GITHUB_API_URL", "GITHUB_REPOSITORY")},
+        "GITHUB_TOKEN": driver.environ["GITHUB_TOKEN"],
+        "GITHUB_EVENT_PATH": str(event),
+    }
+    before = api.writes()
+    event.write_text(json.dumps({"pull_request": {"number": merged["number"]}}), "utf-8")
+    done = console.promote("gate", "--pr", str(merged["number"]), cwd=driver.clone, env=environ)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line == (
+        f"promote: pull request #{merged['number']} is merged: only open PRs are gated; "
+        "nothing to gate"
+    )
+    # Another PR's event is no excuse: asking to gate a merged PR is still an error.
+    event.write_text(json.dumps({"pull_request": {"number": other["number"]}}), "utf-8")
+    done = console.promote("gate", "--pr", str(merged["number"]), cwd=driver.clone, env=environ)
+    assert done.returncode == 1, done.stderr
+    assert api.writes() == before, "nothing written"
 
 
 def test_a_skipping_pr_fails_and_so_does_every_pr_at_its_commit(make_driver: MakeDriver) -> None:
