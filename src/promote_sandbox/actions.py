@@ -528,16 +528,13 @@ class Actions:
             )
             store.jobs[job.id] = job
             run.job_ids.append(job.id)
-            store.check_runs[job.id] = CheckRun(
-                id=job.id,
-                name=name,
-                head_sha=event.head_sha,
-                suite_id=suite.id,
-                app="actions",
-                status="queued",
-                conclusion=None,
-                created_at=now,
-                details_url=f"{self.shapes.html}/actions/runs/{run.id}/job/{job.id}",
+            store.check_runs[job.id] = CheckRun.queued_job(
+                job.id,
+                name,
+                event.head_sha,
+                suite.id,
+                now,
+                f"{self.shapes.html}/actions/runs/{run.id}/job/{job.id}",
             )
             emulated.logs[job.id] = []
         self.runs[run.id] = emulated

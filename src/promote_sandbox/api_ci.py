@@ -7,6 +7,7 @@ from typing import Any
 
 from promote_sandbox.apibase import REPO
 from promote_sandbox.apibase import Base
+from promote_sandbox.apibase import by_id
 from promote_sandbox.server import ApiError
 from promote_sandbox.server import Reply
 from promote_sandbox.server import Request
@@ -81,13 +82,7 @@ class CiApi(Base):
     # -- deployments -------------------------------------------------------------------------
 
     def _deployment(self, req: Request) -> Deployment:
-        try:
-            deployment = self.store.deployments.get(int(req.params["deployment_id"]))
-        except ValueError:
-            deployment = None
-        if deployment is None:
-            raise not_found()
-        return deployment
+        return by_id(self.store.deployments, req, "deployment_id")
 
     def _contexts(self, sha: str) -> dict[str, str]:
         """Latest state per commit-status context and per check-run name on a commit."""
@@ -332,12 +327,7 @@ class CiApi(Base):
 
     def get_check_run(self, req: Request) -> Reply:
         self.check_repo(req)
-        try:
-            check = self.store.check_runs.get(int(req.params["check_run_id"]))
-        except ValueError:
-            check = None
-        if check is None:
-            raise not_found()
+        check = by_id(self.store.check_runs, req, "check_run_id")
         return Reply(200, self.shapes.check_run(check))
 
     def create_check_run(self, req: Request) -> Reply:
@@ -356,13 +346,7 @@ class CiApi(Base):
         raise not_found()
 
     def _run(self, req: Request) -> Run:
-        try:
-            run = self.store.runs.get(int(req.params["run_id"]))
-        except ValueError:
-            run = None
-        if run is None:
-            raise not_found()
-        return run
+        return by_id(self.store.runs, req, "run_id")
 
     def list_workflows(self, req: Request) -> Reply:
         self.check_repo(req)
@@ -435,23 +419,13 @@ class CiApi(Base):
 
     def get_job(self, req: Request) -> Reply:
         self.check_repo(req)
-        try:
-            job = self.store.jobs.get(int(req.params["job_id"]))
-        except ValueError:
-            job = None
-        if job is None:
-            raise not_found()
+        job = by_id(self.store.jobs, req, "job_id")
         return Reply(200, self.shapes.job(job))
 
     def job_logs(self, req: Request) -> Reply:
         """GitHub answers ``302 Found`` to a short-lived plain-text download; so does this."""
         self.check_repo(req)
-        try:
-            job = self.store.jobs.get(int(req.params["job_id"]))
-        except ValueError:
-            job = None
-        if job is None:
-            raise not_found()
+        job = by_id(self.store.jobs, req, "job_id")
         location = f"{self.store.base_url}/_sandbox/logs/jobs/{job.id}"
         return Reply(302, None, {"Location": location})
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from promote_sandbox.apibase import REPO
 from promote_sandbox.apibase import Base
+from promote_sandbox.apibase import by_id
 from promote_sandbox.server import ApiError
 from promote_sandbox.server import Reply
 from promote_sandbox.server import Request
@@ -569,13 +570,7 @@ class PullsApi(Base):
         return reply
 
     def _comment(self, req: Request) -> Comment:
-        try:
-            comment = self.store.comments.get(int(req.params["comment_id"]))
-        except ValueError:
-            comment = None
-        if comment is None:
-            raise not_found()
-        return comment
+        return by_id(self.store.comments, req, "comment_id")
 
     def get_comment(self, req: Request) -> Reply:
         self.check_repo(req)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import TypeVar
 
 from promote_sandbox.server import ApiError
 from promote_sandbox.server import Request
@@ -20,6 +21,20 @@ if TYPE_CHECKING:
 
 HEX = re.compile(r"^[0-9a-f]{4,40}$")
 REPO = "/repos/{owner}/{repo}"
+
+
+T = TypeVar("T")
+
+
+def by_id(table: dict[int, T], req: Request, param: str) -> T:
+    """The row of ``table`` that path parameter ``param`` names; 404 when none does."""
+    try:
+        found = table.get(int(req.params[param]))
+    except ValueError:
+        found = None
+    if found is None:
+        raise not_found()
+    return found
 
 
 class Base:

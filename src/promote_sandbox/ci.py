@@ -241,16 +241,13 @@ class CI:
         )
         store.jobs[job.id] = job
         run.job_ids.append(job.id)
-        store.check_runs[job.id] = CheckRun(
-            id=job.id,
-            name=job_name,
-            head_sha=head_sha,
-            suite_id=suite.id,
-            app="actions",
-            status="queued",
-            conclusion=None,
-            created_at=now,
-            details_url=f"{self.shapes.html}/actions/runs/{run.id}/job/{job.id}",
+        store.check_runs[job.id] = CheckRun.queued_job(
+            job.id,
+            job_name,
+            head_sha,
+            suite.id,
+            now,
+            f"{self.shapes.html}/actions/runs/{run.id}/job/{job.id}",
         )
         store.runs[run.id] = run
         return run

@@ -188,6 +188,16 @@ class CheckRun:
     deployment_id: int | None = None
     details_url: str | None = None
 
+    @classmethod
+    def queued_job(
+        cls, job_id: int, name: str, head_sha: str, suite_id: int, now: float, url: str
+    ) -> CheckRun:
+        """The check run GitHub Actions shows for a job just queued (same id as the job)."""
+        return cls(
+            id=job_id, name=name, head_sha=head_sha, suite_id=suite_id, app="actions",
+            status="queued", conclusion=None, created_at=now, details_url=url,
+        )  # fmt: skip
+
 
 @dataclass
 class Step:
