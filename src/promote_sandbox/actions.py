@@ -620,13 +620,7 @@ class Actions:
             listener(run)
 
     def _job_done(self, job: Job, conclusion: str) -> None:
-        now = self.store.now()
-        job.status, job.conclusion, job.completed_at = "completed", conclusion, now
-        job.started_at = job.started_at or now
-        check = self.store.check_runs[job.id]
-        check.status, check.conclusion, check.completed_at = "completed", conclusion, now
-        check.started_at = check.started_at or now
-        check.title = f"{job.name} {'succeeded' if conclusion == 'success' else conclusion}"
+        self.store.complete_job(job, conclusion, self.store.now())
 
     def _run_jobs(self, emulated: Emulated) -> str:
         """Run the jobs in ``needs:`` order; the run's conclusion."""

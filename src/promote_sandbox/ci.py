@@ -463,12 +463,7 @@ class CI:
                     step.status = "completed"
                     step.started_at = step.started_at or now
                     step.completed_at = now
-            job.status, job.conclusion, job.completed_at = "completed", conclusion, now
-            job.started_at = job.started_at or now
-            check = self.store.check_runs[job.id]
-            check.status, check.conclusion, check.completed_at = "completed", conclusion, now
-            check.started_at = check.started_at or now
-            check.title = f"{job.name} {'succeeded' if conclusion == 'success' else conclusion}"
+            self.store.complete_job(job, conclusion, now)
         run.status, run.conclusion, run.updated_at = "completed", conclusion, now
         run.phase = DONE
         self.store.suites[run.suite_id].updated_at = now

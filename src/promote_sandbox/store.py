@@ -395,6 +395,15 @@ class Store:
     def branch_sha(self, branch: str) -> str | None:
         return self.repo.ref(f"refs/heads/{branch}") if branch else None
 
+    def complete_job(self, job: Job, conclusion: str, now: float) -> None:
+        """A job and the check run it shows end with ``conclusion`` (started now if never)."""
+        job.status, job.conclusion, job.completed_at = "completed", conclusion, now
+        job.started_at = job.started_at or now
+        check = self.check_runs[job.id]
+        check.status, check.conclusion, check.completed_at = "completed", conclusion, now
+        check.started_at = check.started_at or now
+        check.title = f"{job.name} {'succeeded' if conclusion == 'success' else conclusion}"
+
     def move_ref(self, ref: str, new: str, old: str | None, actor: str) -> bool:
         """Compare-and-swap a ref and announce it as a push, as GitHub does after a write."""
         if not self.repo.set_ref(ref, new, old):

@@ -155,10 +155,10 @@ def journey_of(driver: Driver) -> str:
     return "failure" if driver.sandbox.scenario.fail else "happy"
 
 
-def until_act(driver: Recorder) -> Reached | None:
-    """Drive fault-free, exactly as the reference run, up to the next acting run (``next``
-    or approval), not taking it; None when the journey ends first."""
-    driver.stop_at = len(driver.log)
+def _driven_to(driver: Recorder, acts: int) -> Reached | None:
+    """Drive fault-free, exactly as the reference run, until ``acts`` acting runs (``next``
+    or approval) are taken; the one that would come next (not taken), or None at the end."""
+    driver.stop_at = acts
     try:
         drive(driver, journey_of(driver))
     except Reached as reached:
@@ -168,17 +168,17 @@ def until_act(driver: Recorder) -> Reached | None:
     return None
 
 
+def until_act(driver: Recorder) -> Reached | None:
+    """Up to the next acting run, not taking it; None when the journey ends first."""
+    return _driven_to(driver, len(driver.log))
+
+
 def up_to(driver: Recorder, acts: int) -> Reached:
-    """Drive fault-free, in one go exactly as the reference run, until ``acts`` acting runs
-    are taken; the one that would come next (not taken)."""
-    driver.stop_at = acts
-    try:
-        drive(driver, journey_of(driver))
-    except Reached as reached:
-        return reached
-    finally:
-        driver.stop_at = None
-    raise AssertionError(f"the journey ended before act {acts}")
+    """In one go from the start, until ``acts`` acting runs are taken."""
+    reached = _driven_to(driver, acts)
+    if reached is None:
+        raise AssertionError(f"the journey ended before act {acts}")
+    return reached
 
 
 def forked(target: Callable[[], int]) -> multiprocessing.process.BaseProcess:
