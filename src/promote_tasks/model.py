@@ -238,7 +238,7 @@ class EnvFacts:
     runs: tuple[WorkflowRun, ...] = ()  # workflow runs for ``head``
     checks: tuple[CheckRun, ...] = ()  # check runs on ``head``
     verdicts: tuple[Verdict, ...] = ()  # validator results gathered by the shell
-    promotions: tuple[PullRequest, ...] = ()  # PRs from this branch to the next env's, any state
+    promotions: tuple[PullRequest, ...] = ()  # PRs to the next env: the open one, the merged one
     next_contains_head: bool | None = None  # does the next env branch already hold ``head``?
     known_good: tuple[str, ...] = ()  # older heads validated here (rollback targets)
     approvals: tuple[Approval, ...] = ()  # manual decisions recorded for this environment

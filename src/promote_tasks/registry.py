@@ -84,6 +84,9 @@ class GitHubPort(Protocol):
     async def issues(self, label: str) -> list[dict[str, Any]]:
         """Every issue labelled ``label``, open or closed."""
 
+    async def deployments(self, environment: str) -> list[dict[str, Any]]:
+        """``environment``'s deployments, newest first."""
+
     async def workflow_runs(self, workflow: str, head_sha: str) -> list[dict[str, Any]]:
         """The runs of ``workflow`` at ``head_sha``."""
 

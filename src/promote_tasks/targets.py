@@ -14,6 +14,7 @@ from promote_tasks import render
 from promote_tasks.errors import GitError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
+from promote_tasks.github.read import DEPLOYMENTS_READ
 from promote_tasks.graph import newest_known_good
 from promote_tasks.graph import pre_merge_commit
 from promote_tasks.ledger import verdict_context
@@ -46,14 +47,18 @@ class Target:
 def known_good(run: Run, snapshot: Snapshot, environment: str, failed_sha: str) -> tuple[str, ...]:
     """Shas deployed in ``environment`` whose ``promote/<env>`` is success and never failure,
     newest deployment first (read from GitHub, one concurrent wave)."""
+    github = run.github
+    listed = snapshot.env(environment).deployments
+    shas = [d.sha for d in sorted(listed, key=lambda d: -d.id)]
+    if len(listed) >= DEPLOYMENTS_READ:  # the snapshot has the newest page; older ones count
+        shas = [str(d["sha"]) for d in github.run(github.deployments(environment))]
     candidates: list[str] = []
-    for deployment in sorted(snapshot.env(environment).deployments, key=lambda d: -d.id):
-        if deployment.sha != failed_sha and deployment.sha not in candidates:
-            candidates.append(deployment.sha)
+    for sha in shas:
+        if sha != failed_sha and sha not in candidates:
+            candidates.append(sha)
     candidates = candidates[:KNOWN_GOOD_CANDIDATES]
     if not candidates:
         return ()
-    github = run.github
 
     async def read() -> list[list[dict[str, Any]]]:
         return list(await asyncio.gather(*(github.statuses_of(sha) for sha in candidates)))

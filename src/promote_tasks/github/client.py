@@ -208,6 +208,8 @@ class Client:
         self._files: dict[str, tuple[str, ...]] = {}  # sha -> paths a commit changed
         self._workflow_paths: dict[Any, str] | None = None  # workflow id -> its file's path
         self._contents: dict[tuple[str, str], str | None] = {}  # (path, commit sha) -> text
+        self._blobs: dict[str, str] = {}  # blob sha -> text
+        self._git_commits: dict[str, dict[str, Any]] = {}  # commit sha -> git commit object
 
     @property
     def api(self) -> Operations:
@@ -534,11 +536,12 @@ class Client:
         page = 1
         while True:
             data, link = await self._call(
-                operation, cache=True, params={**params, "per_page": 100, "page": page}
+                operation, cache=True, params={"per_page": 100, **params, "page": page}
             )
             chunk = (data or {}).get(key, []) if key else (data or [])
             items.extend(chunk)
-            if 'rel="next"' not in link or len(chunk) < 100 or page >= limit:
+            full = len(chunk) >= params.get("per_page", 100)
+            if 'rel="next"' not in link or not full or page >= limit:
                 return items
             page += 1
 

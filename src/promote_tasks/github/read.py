@@ -7,7 +7,6 @@ import asyncio
 import base64
 import dataclasses
 import datetime
-import itertools
 import json
 import re
 from collections.abc import Awaitable
@@ -46,6 +45,10 @@ COMMITS_READ = 20  # enough to see past a run of plan bookkeeping commits on a b
 WALK_LIMIT = 50  #: first-parent commits walked below a head looking for a validated one
 STATUS_CHECKS = 4  #: deployed commits below a head whose statuses are read on the way
 CHAIN_READS = 3  #: further commit pages read when the chain leaves what was listed
+# One small page of each list that grows with history, newest first, so a read's bytes do not:
+DEPLOYMENTS_READ = 20  #: an environment's newest deployments (its head's, its rollbacks')
+PROMOTIONS_READ = 10  #: a pair's newest promotion PRs (the open one, the one merged at the head)
+CHECKLISTS_READ = 20  #: the newest checklist issues (the head's is among them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +96,10 @@ class Reader(Client):
         n = len(envs)
         memo: dict[str, asyncio.Future[list[Any]]] = {}
 
-        def listing(operation: str, key: str | None = None, **params: Any) -> Awaitable[list[Any]]:
-            return self._shared(memo, operation, key, 10, params, forget=False)
+        def listing(
+            operation: str, key: str | None = None, pages: int = 10, **params: Any
+        ) -> Awaitable[list[Any]]:
+            return self._shared(memo, operation, key, pages, params, forget=False)
 
         async def launch(read: Awaitable[T]) -> asyncio.Future[T]:
             """Start one read and give the loop a turn: the request goes on the wire now, not
@@ -106,22 +111,25 @@ class Reader(Client):
         # Wave 1, what wave 2 waits for first: heads, deployments, checklists.
         commits = [await launch(self._commits(env.branch)) for env in envs]
         deployments = [
-            await launch(listing("repos.list_deployments", environment=env.name)) for env in envs
-        ]
-        checklists = await launch(
-            listing("issues.list_for_repo", labels=ledger.CHECKLIST_LABEL, state="all")
-        )
-        promotions = [
             await launch(
                 listing(
-                    "pulls.list",
-                    state="all",
-                    head=f"{self.owner}:{env.branch}",
-                    base=following.branch,
+                    "repos.list_deployments",
+                    pages=1,
+                    per_page=DEPLOYMENTS_READ,
+                    environment=env.name,
                 )
             )
-            for env, following in itertools.pairwise(envs)
+            for env in envs
         ]
+        checklists = await launch(
+            listing(
+                "issues.list_for_repo",
+                pages=1,
+                per_page=CHECKLISTS_READ,
+                labels=ledger.CHECKLIST_LABEL,
+                state="all",
+            )
+        )
         open_pulls_read = await launch(listing("pulls.list", state="open"))
         # Wave 2, per environment, each request as soon as what it needs is in.
         second = [
@@ -141,9 +149,7 @@ class Reader(Client):
         ]
         # Wave 1 is waited for to its end, and its first failure in this order is the one
         # reported; a 404 is looked at again: a repository that is not there is named.
-        first: list[asyncio.Future[Any]] = [
-            *commits, *deployments, *promotions, open_pulls_read, checklists,
-        ]  # fmt: skip
+        first: list[asyncio.Future[Any]] = [*commits, *deployments, open_pulls_read, checklists]
         await asyncio.wait(first)
         errors = [f.exception() for f in first]  # each one asked for: none goes unretrieved
         failed = next((e for e in errors if e is not None), None)
@@ -156,9 +162,10 @@ class Reader(Client):
             raise failed
         extras = await asyncio.gather(*second)
         branches = {env.branch for env in envs}
+        listed = [p for p in open_pulls_read.result() if p["base"]["ref"] in branches]
+        promotions = await self._promotions(envs, extras, listed, listing)
         facts = []
         for i, (env, extra) in enumerate(zip(envs, extras, strict=True)):
-            promos = promotions[i].result() if i < n - 1 else []
             facts.append(
                 EnvFacts(
                     name=env.name,
@@ -174,17 +181,62 @@ class Reader(Client):
                     statuses=extra.statuses,
                     runs=extra.runs,
                     checks=extra.checks,
-                    promotions=tuple(_pull(p) for p in promos),
+                    promotions=promotions[i],
                     next_contains_head=extra.next_contains_head,
                     approvals=extra.approvals,
                     change_authors=extra.change_authors,
                     checklist=extra.checklist,
                 )
             )
-        open_pulls = tuple(
-            _pull(p) for p in open_pulls_read.result() if p["base"]["ref"] in branches
-        )
+        open_pulls = tuple(_pull(p) for p in listed)
         return await self._upstream_checks(pipeline, facts), open_pulls
+
+    async def _promotions(
+        self,
+        envs: tuple[Any, ...],
+        extras: list[HeadFacts],
+        open_pulls: list[dict[str, Any]],
+        listing: Callable[..., Awaitable[list[Any]]],
+    ) -> list[tuple[PullRequest, ...]]:
+        """Each pair's promotion PRs the decision looks at: the open one (from the open PRs)
+        and the one merged at the head. That one is the next branch's newest arrival, or the
+        next branch holds the head (a merge commit); only when neither tells, for a validated
+        head after a squash or rebase, is the pair's list read (a third, rare round)."""
+        found: list[tuple[PullRequest, ...]] = []
+        wanted: dict[int, Awaitable[list[Any]]] = {}
+        for i, (env, extra) in enumerate(zip(envs, extras, strict=False)):
+            if i + 1 == len(envs):
+                found.append(())
+                continue
+            following, arrived = envs[i + 1], extras[i + 1].merged_pull
+            mine = [
+                _pull(p)
+                for p in open_pulls
+                if p["head"].get("label") == f"{self.owner}:{env.branch}"
+                and p["base"]["ref"] == following.branch
+            ]
+            if arrived is not None and arrived.head_ref == env.branch:
+                mine.append(arrived)
+            found.append(tuple(mine))
+            upper = {c.sha for c in extra.history[: _index(extra.history, extra.head) + 1]}
+            if (
+                extra.head is not None
+                and _validated_model(extra.statuses, env.name)
+                and extra.next_contains_head is not True
+                and not any(p.merged and p.head_sha in upper for p in mine)
+            ):
+                wanted[i] = listing(
+                    "pulls.list",
+                    pages=1,
+                    per_page=PROMOTIONS_READ,
+                    state="all",
+                    head=f"{self.owner}:{env.branch}",
+                    base=following.branch,
+                )
+        read = await asyncio.gather(*wanted.values())
+        for i, pulls in zip(wanted, read, strict=True):
+            found[i] = tuple(_pull(p) for p in pulls)
+        return found
 
     async def _upstream_checks(
         self, pipeline: Pipeline, facts: list[EnvFacts]
@@ -468,6 +520,12 @@ class Reader(Client):
             dict(i) for i in await self._paged("issues.list_for_repo", labels=label, state="all")
         ]
 
+    async def deployments(self, environment: str) -> list[dict[str, Any]]:
+        """``environment``'s deployments, newest first (all pages: the snapshot has one)."""
+        return [
+            dict(d) for d in await self._paged("repos.list_deployments", environment=environment)
+        ]
+
     async def workflow_runs(self, workflow: str, head_sha: str) -> list[dict[str, Any]]:
         """The runs of ``workflow`` at ``head_sha``, read fresh."""
         data = await self._fresh(
@@ -516,8 +574,11 @@ class Reader(Client):
 
     async def blob(self, sha: str, path: str) -> str:
         """The text of blob ``sha``, the file at ``path`` (named if it is not UTF-8)."""
-        data = await self._op("git.get_blob", file_sha=sha)  # content-addressed: cache forever
-        return _text(data["content"], path)
+        text = self._blobs.get(sha)
+        if text is None:  # content-addressed: asked once per process, not even for a 304
+            data = await self._op("git.get_blob", file_sha=sha)
+            text = self._blobs[sha] = _text(data["content"], path)
+        return text
 
     async def ref_sha(self, ref: str) -> str | None:
         """The sha ``heads/<b>`` or ``tags/<t>`` points to, or None when there is no such ref."""
@@ -531,7 +592,10 @@ class Reader(Client):
 
     async def git_commit(self, sha: str) -> dict[str, Any]:
         """A commit object (tree, parents, author): content-addressed, so cached."""
-        return dict(await self._op("git.get_commit", commit_sha=sha))
+        found = self._git_commits.get(sha)
+        if found is None:
+            found = self._git_commits[sha] = dict(await self._op("git.get_commit", commit_sha=sha))
+        return dict(found)
 
     async def pull(self, number: int) -> dict[str, Any]:
         return dict(await self._fresh("pulls.get", pull_number=number))
@@ -685,6 +749,14 @@ def _commit(c: Mapping[str, Any]) -> Commit:
 
 def _merged_into(pulls: list[Any], branch: str) -> list[dict[str, Any]]:
     return [dict(p) for p in pulls if p["base"]["ref"] == branch and p.get("merged_at")]
+
+
+def _index(history: tuple[Commit, ...], sha: str | None) -> int:
+    return next((i for i, c in enumerate(history) if c.sha == sha), -1)
+
+
+def _validated_model(statuses: tuple[CommitStatus, ...], env: str) -> bool:
+    return _validated([{"context": s.context, "state": s.state} for s in statuses], env)
 
 
 def _validated(statuses: Any, env: str) -> bool:
