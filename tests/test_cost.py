@@ -39,16 +39,16 @@ sandbox = testing.sandbox
 HEAVY = ("ghapi", "git", "fastspec", "fasttransport", "fastcore", "httpx2")
 
 #: Requests of a cold ``status`` read of the sandbox's 3 environments (dev, test, main).
-COLD_READ = 17
+COLD_READ = 15
 #: Requests of the same read again in the same process, and how many of them were 304s:
 #: every one.
-POLL = 16
-POLL_NOT_MODIFIED = 16
+POLL = 14
+POLL_NOT_MODIFIED = 14
 #: Requests of a ``next`` at rest with 20 open PRs into dev (their gates looked at): all 304s.
-POLL_20_PRS = 37
+POLL_20_PRS = 35
 #: Requests the sandbox served for the whole default journey (feature PR to main, one
 #: approval), driven in one process as the e2e tests drive it; most of them 304s.
-JOURNEY = 841
+JOURNEY = 785
 
 
 def loaded(code: str, cwd: Path | None = None) -> list[str]:

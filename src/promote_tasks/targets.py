@@ -14,7 +14,6 @@ from promote_tasks import render
 from promote_tasks.errors import GitError
 from promote_tasks.errors import GitHubError
 from promote_tasks.errors import PromoteError
-from promote_tasks.github.read import DEPLOYMENTS_READ
 from promote_tasks.graph import newest_known_good
 from promote_tasks.graph import pre_merge_commit
 from promote_tasks.ledger import verdict_context
@@ -44,14 +43,12 @@ class Target:
 # -- known-good commits and the target --------------------------------------------------------
 
 
-def known_good(run: Run, snapshot: Snapshot, environment: str, failed_sha: str) -> tuple[str, ...]:
+def known_good(run: Run, environment: str, failed_sha: str) -> tuple[str, ...]:
     """Shas deployed in ``environment`` whose ``promote/<env>`` is success and never failure,
     newest deployment first (read from GitHub, one concurrent wave)."""
     github = run.github
-    listed = snapshot.env(environment).deployments
-    shas = [d.sha for d in sorted(listed, key=lambda d: -d.id)]
-    if len(listed) >= DEPLOYMENTS_READ:  # the snapshot has the newest page; older ones count
-        shas = [str(d["sha"]) for d in github.run(github.deployments(environment))]
+    # All of them: the snapshot has only the newest page, and an older deploy counts.
+    shas = [str(d["sha"]) for d in github.run(github.deployments(environment))]
     candidates: list[str] = []
     for sha in shas:
         if sha != failed_sha and sha not in candidates:
@@ -89,7 +86,7 @@ def rollback_target(run: Run, snapshot: Snapshot, environment: str, failed_sha: 
     """The commit to roll ``environment`` back to after ``failed_sha`` failed there."""
     env = run.pipeline.get(environment)
     github = run.github
-    good = known_good(run, snapshot, environment, failed_sha)
+    good = known_good(run, environment, failed_sha)
     clone = local_clone(run, env.branch, failed_sha)
     if good:
         if clone is not None:

@@ -110,7 +110,7 @@ def test_the_target_is_the_same_from_git_and_from_the_api(
     # target comes from the PR's facts (merge method, commit count, head) instead.
     api.post(f"/statuses/{before}", {"state": "failure", "context": "promote/dev"})
     elsewhere(driver, clone)
-    assert failures.known_good(driver.run, driver.run.snapshot(), "dev", failed) == ()
+    assert failures.known_good(driver.run, "dev", failed) == ()
     assert target(driver) == failures.Target(before, "before #1 landed (no known-good commit)")
     assert target(elsewhere(driver, nowhere)) == failures.Target(
         before, "before #1 landed (no known-good commit) (from the API: no usable clone)"
@@ -139,13 +139,13 @@ def test_known_good_is_success_and_never_failure(make_driver: MakeDriver) -> Non
     api = driver.api
     seed = api.head("test")
     driver.sandbox.settle()
-    snapshot = driver.run.snapshot()
-    assert failures.known_good(driver.run, snapshot, "test", "0" * 40) == (seed,)
+    driver.run.snapshot()
+    assert failures.known_good(driver.run, "test", "0" * 40) == (seed,)
     # The failed sha itself never counts, even with a success on it.
-    assert failures.known_good(driver.run, snapshot, "test", seed) == ()
+    assert failures.known_good(driver.run, "test", seed) == ()
     api.post(f"/statuses/{seed}", {"state": "error", "context": "promote/test"})
     api.post(f"/statuses/{seed}", {"state": "success", "context": "promote/test"})
-    assert failures.known_good(driver.run, driver.run.snapshot(), "test", "0" * 40) == ()
+    assert failures.known_good(driver.run, "test", "0" * 40) == ()
 
 
 def test_known_good_off_the_first_parent_chain_falls_back_to_the_pr(
@@ -165,7 +165,7 @@ def test_known_good_off_the_first_parent_chain_falls_back_to_the_pr(
     )
     api.post(f"/statuses/{feature}", {"state": "success", "context": "promote/dev"})
     api.post(f"/statuses/{before}", {"state": "failure", "context": "promote/dev"})
-    assert failures.known_good(driver.run, driver.run.snapshot(), "dev", failed) == (feature,)
+    assert failures.known_good(driver.run, "dev", failed) == (feature,)
     assert target(driver) == failures.Target(before, "before #1 landed (no known-good commit)")
     nowhere = tmp_path / "nowhere"
     nowhere.mkdir()

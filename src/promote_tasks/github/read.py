@@ -47,6 +47,7 @@ STATUS_CHECKS = 4  #: deployed commits below a head whose statuses are read on t
 CHAIN_READS = 3  #: further commit pages read when the chain leaves what was listed
 # One small page of each list that grows with history, newest first, so a read's bytes do not:
 DEPLOYMENTS_READ = 20  #: an environment's newest deployments (its head's, its rollbacks')
+DEPLOYMENTS_SHOWN = 5  #: of them, enough in a shared page (see ``_deployments``)
 PROMOTIONS_READ = 10  #: a pair's newest promotion PRs (the open one, the one merged at the head)
 CHECKLISTS_READ = 20  #: the newest checklist issues (the head's is among them)
 
@@ -110,16 +111,15 @@ class Reader(Client):
 
         # Wave 1, what wave 2 waits for first: heads, deployments, checklists.
         commits = [await launch(self._commits(env.branch)) for env in envs]
+        # A few environments share one page of the repository's newest deployments.
+        size = n * DEPLOYMENTS_READ
+        newest = (
+            await launch(listing("repos.list_deployments", pages=1, per_page=size))
+            if size <= 100
+            else None
+        )
         deployments = [
-            await launch(
-                listing(
-                    "repos.list_deployments",
-                    pages=1,
-                    per_page=DEPLOYMENTS_READ,
-                    environment=env.name,
-                )
-            )
-            for env in envs
+            await launch(self._deployments(env.name, newest, size, listing)) for env in envs
         ]
         checklists = await launch(
             listing(
@@ -190,6 +190,24 @@ class Reader(Client):
             )
         open_pulls = tuple(_pull(p) for p in listed)
         return await self._upstream_checks(pipeline, facts), open_pulls
+
+    async def _deployments(
+        self,
+        name: str,
+        newest: Awaitable[list[Any]] | None,
+        size: int,
+        listing: Callable[..., Awaitable[list[Any]]],
+    ) -> list[Any]:
+        """Environment ``name``'s newest deployments: from the shared page, unless that page
+        is full and shows fewer than ``DEPLOYMENTS_SHOWN`` of them (then on their own)."""
+        if newest is not None:
+            page = await newest
+            mine = [d for d in page if d.get("environment") == name]
+            if len(page) < size or len(mine) >= DEPLOYMENTS_SHOWN:
+                return mine
+        return await listing(
+            "repos.list_deployments", pages=1, per_page=DEPLOYMENTS_READ, environment=name
+        )
 
     async def _promotions(
         self,
