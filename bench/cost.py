@@ -91,11 +91,15 @@ with contextlib.redirect_stdout(io.StringIO()):
 PURPOSE = {
     "GET /repos/{owner}/{repo}": "the repository exists and the token sees it (once per client)",
     "GET /repos/{owner}/{repo}/commits": "each branch's newest commits: its head, the chain below",
-    "GET /repos/{owner}/{repo}/deployments": "each environment's deployments",
+    "GET /repos/{owner}/{repo}/deployments": (
+        "newest deployments: one page for up to 20 environments, else one each"
+    ),
     "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses": (
         "the statuses of the deployments that decide (at the head, rollbacks)"
     ),
-    "GET /repos/{owner}/{repo}/pulls": "promotion PRs of each pair, and the open PRs",
+    "GET /repos/{owner}/{repo}/pulls": (
+        "the open PRs (a pair's promotions only when they do not tell)"
+    ),
     "GET /repos/{owner}/{repo}/issues": "the checklist issues (manual approval)",
     "GET /repos/{owner}/{repo}/commits/{ref}/statuses": "commit statuses of a head (verdicts)",
     "GET /repos/{owner}/{repo}/commits/{ref}/status": "combined status of a head (verdicts)",

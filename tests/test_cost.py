@@ -104,6 +104,28 @@ def test_the_requests_of_a_cold_read_and_of_a_poll(sandbox: Sandbox) -> None:
     assert (stats.requests - COLD_READ, stats.not_modified) == (POLL, POLL_NOT_MODIFIED)
 
 
+def test_a_page_of_deployments_full_of_another_environment_hides_nothing(
+    sandbox: Sandbox,
+) -> None:
+    """Preview environments deploy on every PR: the newest deployments of the repository are
+    all theirs. Each pipeline environment is then read on its own, and sees what it did."""
+    env = sandbox.env()
+    run = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+    before = run.facts()
+    api = Api(sandbox, sandbox.author_token)
+    sha = api.get("/branches/dev")["commit"]["sha"]
+    for _ in range(3 * 20):  # the shared page of 3 environments, full
+        api.post("/deployments", {"ref": sha, "environment": "preview", "required_contexts": []})
+    fresh = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+    after = fresh.facts()
+    for name in ("dev", "test", "main"):
+        whole = api.get(f"/deployments?environment={name}&per_page=100")
+        assert [d.id for d in after.env(name).deployments] == [d["id"] for d in whole][:20]
+        assert after.env(name).deployments == before.env(name).deployments
+    assert fresh.decide(after)[0] == run.decide(before)[0]
+    assert fresh.github.stats.requests == COLD_READ + 3  # one more for each environment
+
+
 class Waits(list[float]):
     """A ``sleep`` that records the waits asked for instead of sleeping."""
 

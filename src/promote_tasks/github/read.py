@@ -111,11 +111,11 @@ class Reader(Client):
 
         # Wave 1, what wave 2 waits for first: heads, deployments, checklists.
         commits = [await launch(self._commits(env.branch)) for env in envs]
-        # A few environments share one page of the repository's newest deployments.
-        size = n * DEPLOYMENTS_READ
+        # Up to 20 environments share one page of the repository's newest deployments.
+        size = min(100, n * DEPLOYMENTS_READ)
         newest = (
             await launch(listing("repos.list_deployments", pages=1, per_page=size))
-            if size <= 100
+            if n * DEPLOYMENTS_SHOWN <= size
             else None
         )
         deployments = [
