@@ -426,8 +426,8 @@ def walls(counts: tuple[int, ...], directory: Path) -> None:
         found: dict[int, list[Any]] = {}
         try:
             clone = Path(server.env()["PROMOTE_CLONE"])
-            if count != 3:
-                (clone / "promote.toml").write_text(settings(envs), encoding="utf-8")
+            # the seeded branches (dev, stage1, …, main), not the default dev, test, main
+            (clone / "promote.toml").write_text(settings(envs), encoding="utf-8")
             read(server, clone)  # warm
             for pool in pools:
                 client.POOL = pool

@@ -121,6 +121,7 @@ class Reader(Client):
         deployments = [
             await launch(self._deployments(env.name, newest, size, listing)) for env in envs
         ]
+        # The checklist issues are the manual tests': a pipeline without one has none to read.
         checklists = await launch(
             listing(
                 "issues.list_for_repo",
@@ -129,6 +130,8 @@ class Reader(Client):
                 labels=ledger.CHECKLIST_LABEL,
                 state="all",
             )
+            if any(env.manual for env in envs)
+            else _nothing()
         )
         open_pulls_read = await launch(listing("pulls.list", state="open"))
         # Wave 2, per environment, each request as soon as what it needs is in.
@@ -239,6 +242,7 @@ class Reader(Client):
             upper = {c.sha for c in extra.history[: _index(extra.history, extra.head) + 1]}
             if (
                 extra.head is not None
+                and extras[i + 1].head is not None  # no next branch, no promotion into it
                 and _validated_model(extra.statuses, env.name)
                 and extra.next_contains_head is not True
                 and not any(p.merged and p.head_sha in upper for p in mine)
@@ -654,6 +658,10 @@ class Reader(Client):
         return dict(
             await self._op("repos.compare_commits", basehead=f"{base}...{head}", per_page=1)
         )
+
+
+async def _nothing() -> list[Any]:
+    return []
 
 
 def _now() -> str:
