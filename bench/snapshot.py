@@ -75,13 +75,15 @@ class InProcess:
 class OwnProcess:
     """``promote sandbox serve`` in a child process: its own interpreter and GIL."""
 
-    def __init__(self, directory: Path, scenario: Scenario, latency_ms: int) -> None:
+    def __init__(
+        self, directory: Path, scenario: Scenario, latency_ms: int, extra: tuple[str, ...] = ()
+    ) -> None:
         directory.mkdir(parents=True)
         scenario_file = directory / "scenario.json"
         scenario_file.write_text(json.dumps(scenario.to_json()), encoding="utf-8")
         command = [sys.executable, "-m", "promote_sandbox", "serve"]
         command += ["--scenario", str(scenario_file), "--latency-ms", str(latency_ms)]
-        command += ["--step-ms", "0", "--dir", str(directory / "sandbox")]
+        command += ["--step-ms", "0", "--dir", str(directory / "sandbox"), *extra]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         self._env: dict[str, str] = {}

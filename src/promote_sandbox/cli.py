@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--actions", action="store_true", help="run the repository's own workflow files too"
     )
+    serve.add_argument(
+        "--http2-cert",
+        type=Path,
+        default=None,
+        help="PEM with a key and certificate for 127.0.0.1: serve the API over HTTP/2 and TLS "
+        "too, as GitHub does (GITHUB_API_URL names that front)",
+    )
     return parser
 
 
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve(
         port=args.port, directory=args.dir, scenario=args.scenario, latency_ms=args.latency_ms,
         fault_rate=args.fault_rate, seed=args.seed, step_ms=args.step_ms,
-        retry_after=args.retry_after, actions=args.actions,
+        retry_after=args.retry_after, actions=args.actions, http2_cert=args.http2_cert,
     )  # fmt: skip
 
 
@@ -67,6 +74,7 @@ def serve(
     step_ms: int = DEFAULT_STEP_MS,
     retry_after: int = 1,
     actions: bool = False,
+    http2_cert: Path | None = None,
 ) -> int:
     """Serve a seeded sandbox until interrupted: ``KEY=VALUE`` lines, then ``READY``."""
     try:
@@ -92,6 +100,19 @@ def serve(
     except (ScenarioError, ValueError, OSError) as exc:
         print(f"promote sandbox: {exc}", file=sys.stderr)
         return 1
+    env = sandbox.env()
+    front = None
+    if http2_cert is not None:
+        from promote_sandbox.h2front import H2Front
+
+        try:
+            port_of = int(sandbox.api_url.rsplit(":", 1)[1])
+            front = H2Front(port_of, str(http2_cert), str(http2_cert)).start()
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            sandbox.stop()
+            print(f"promote sandbox: --http2-cert {http2_cert}: {exc}", file=sys.stderr)
+            return 1
+        env["GITHUB_API_URL"] = front.url
     done = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -99,7 +120,7 @@ def serve(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for key, value in sandbox.env().items():
+        for key, value in env.items():
             print(f"{key}={value}")
         print("READY", flush=True)
         while not done.wait(0.5):
@@ -107,5 +128,7 @@ def serve(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if front is not None:
+            front.stop()
         sandbox.stop()
     return 0

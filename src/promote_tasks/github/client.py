@@ -41,6 +41,9 @@ PACE = (
 #: Requests in flight at once, each on a kept-alive connection of a pool this size: GitHub's
 #: secondary limits punish many concurrent requests (a gate over 100 PRs opened 119).
 POOL = 8
+#: Requests in flight at once over HTTP/2 (https, where the server's ALPN chooses it): one
+#: connection carries them all; GitHub allows 100 concurrent requests.
+STREAMS = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +205,7 @@ class Client:
         self._api: Operations | None = None
         self._ssl: Any = None
         self._slots: asyncio.Semaphore | None = None  # POOL requests at once, per event loop
+        self._multiplexed = False  # HTTP/2 offered, and no answer said otherwise: STREAMS
         # What the reads (read.py) remember for the process:
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
         self._login: str | None = None
@@ -250,11 +254,16 @@ class Client:
             self._ssl = _ssl_context(self.connection.api_url)
         transport = self.api.transport
         pool = httpx2.Limits(max_connections=POOL, max_keepalive_connections=POOL)
+        self._multiplexed = _http2(self.connection.api_url)
         async with httpx2.AsyncClient(
-            timeout=self.timeout, follow_redirects=True, verify=self._ssl, limits=pool
+            timeout=self.timeout,
+            follow_redirects=True,
+            verify=self._ssl,
+            limits=pool,
+            http2=self._multiplexed,
         ) as client:
             transport.client = client
-            self._slots = asyncio.Semaphore(POOL)
+            self._slots = asyncio.Semaphore(STREAMS if self._multiplexed else POOL)
             try:
                 return await coroutine
             finally:
@@ -332,6 +341,10 @@ class Client:
                 await self.sleep(wait)
                 continue
             self._log(operation, response, response.status_code, began)
+            if self._multiplexed and getattr(response, "http_version", "") != "HTTP/2":
+                # the server chose HTTP/1.1: one request a connection, POOL of them
+                self._multiplexed = False
+                self._slots = asyncio.Semaphore(POOL)
             foreign = _not_github(response, self.connection.api_url)
             if foreign is not None:
                 raise GitHubError(foreign, response.status_code)
@@ -586,6 +599,14 @@ def _ssl_context(api_url: str) -> Any:
     if api_url.startswith("http://"):
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, and no CA is trusted
     return httpx2.create_ssl_context()
+
+
+def _http2(api_url: str) -> bool:
+    """Offer HTTP/2 (TLS's ALPN lets the server choose) on ``https://``; over plain HTTP there
+    is no choosing, so a proxy or a GitHub Enterprise Server there gets HTTP/1.1."""
+    import importlib.util
+
+    return api_url.startswith("https://") and importlib.util.find_spec("h2") is not None
 
 
 def _kind(error: Exception) -> str:
