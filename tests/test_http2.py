@@ -22,6 +22,7 @@ from promote_sandbox.h2front import H2Front
 from promote_tasks.github.client import POOL
 from promote_tasks.github.client import STREAMS
 from promote_tasks.session import Run
+from tests.test_cost import open_feature_prs
 
 make_sandbox = testing.make_sandbox
 
@@ -92,6 +93,26 @@ def test_a_second_read_in_the_process_is_conditional_over_http2(
     run.facts()
     assert run.github.stats.requests - made == run.github.stats.not_modified > 0
     assert len(front.stats.protocols) == 2  # a connection a GitHub.run, as over HTTP/1.1
+
+
+def test_gate_writes_over_http2_go_a_pool_at_a_time(
+    make_sandbox: Callable[..., Sandbox], certificate: Path
+) -> None:
+    """Reads go a wave at a time; writes (the gates of 30 open PRs) no more than POOL at once:
+    GitHub asks that content is created one request after another."""
+    sandbox = make_sandbox()
+    open_feature_prs(sandbox, 30)
+    served = H2Front(port_of(sandbox), str(certificate), str(certificate)).start()
+    try:
+        env = sandbox.env() | {"GITHUB_API_URL": served.url}
+        run = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+        written = run.gate(run.facts())
+    finally:
+        served.stop()
+    assert len(written) == 31
+    assert all(changed for _, changed in written)
+    assert set(served.stats.protocols) == {"h2"}
+    assert 1 < served.stats.most_writes_in_flight <= POOL < served.stats.most_in_flight
 
 
 class Http1OverTls:

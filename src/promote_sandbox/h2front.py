@@ -25,6 +25,8 @@ class FrontStats:
     streams: int = 0  #: requests answered
     in_flight: int = 0
     most_in_flight: int = 0
+    writes_in_flight: int = 0
+    most_writes_in_flight: int = 0
     #: (path, when it arrived, when its answer was sent), seconds on the front's clock
     timeline: list[tuple[str, float, float]] = field(default_factory=list)
 
@@ -140,8 +142,11 @@ class H2Front:
     ) -> None:
         stats = self.stats
         arrived = time.monotonic()
+        write = next((v for k, v in headers if k == ":method"), "GET") != "GET"
         stats.in_flight += 1
         stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
+        stats.writes_in_flight += write
+        stats.most_writes_in_flight = max(stats.most_writes_in_flight, stats.writes_in_flight)
         try:
             status, answer_headers, payload = await self._loop.run_in_executor(
                 self._workers, self._forward, headers, body
@@ -168,6 +173,7 @@ class H2Front:
         finally:
             windows.pop(stream_id, None)
             stats.in_flight -= 1
+            stats.writes_in_flight -= write
 
     def _forward(
         self, headers: list[tuple[str, str]], body: bytes

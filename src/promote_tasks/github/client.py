@@ -206,6 +206,7 @@ class Client:
         self._ssl: Any = None
         self._slots: asyncio.Semaphore | None = None  # POOL requests at once, per event loop
         self._multiplexed = False  # HTTP/2 offered, and no answer said otherwise: STREAMS
+        self._writes: asyncio.Semaphore | None = None  # writes at once (POOL), over HTTP/2 too
         # What the reads (read.py) remember for the process:
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
         self._login: str | None = None
@@ -264,11 +265,13 @@ class Client:
         ) as client:
             transport.client = client
             self._slots = asyncio.Semaphore(STREAMS if self._multiplexed else POOL)
+            # GitHub asks for writes one after another; POOL of them at once at most, as ever
+            self._writes = asyncio.Semaphore(POOL)
             try:
                 return await coroutine
             finally:
                 transport.client = None
-                self._slots = None
+                self._slots = self._writes = None
                 self._inflight.clear()
 
     # -- transport -------------------------------------------------------------------------
@@ -290,6 +293,7 @@ class Client:
     ) -> tuple[Any, str]:
         """(JSON data, the answer's ``Link`` header); a 304 gives what the cached answer had."""
         op = self.api.op(operation)
+        write = _metadata()[operation]["verb"] != "GET"
         key = operation + json.dumps(params, sort_keys=True, default=str)
         headers = {}
         cached = self._etags.get(key) if cache else None
@@ -304,7 +308,8 @@ class Client:
                 raise self._out_of_time(attempt - 1)
             failure: Exception | None = None
             # A free slot first: this request's timeout runs from when it goes out.
-            async with self._slots or contextlib.nullcontext():
+            writes = self._writes if write else None
+            async with writes or contextlib.nullcontext(), self._slots or contextlib.nullcontext():
                 left = self._left()
                 if left <= 0:  # the others in the pool took the time: GitHub did not answer
                     raise self._out_of_time(attempt)
