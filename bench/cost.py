@@ -421,24 +421,23 @@ def walls(counts: tuple[int, ...], directory: Path) -> None:
     print(
         f"\n6. `status` read wall time at {LATENCY_MS} ms a request (sandbox in its own process),"
         f" over HTTP/1.1 with the tool's pool of {pools[0]} connections and with {pools[1]}, and"
-        " over HTTP/2 (TLS, as api.github.com: the sandbox's front, in its process)"
+        " over HTTP/2 (TLS, as api.github.com: the sandbox's HTTP/2 front, in its own process)"
     )
     authority = trustme.CA()  # the front's certificate, trusted through SSL_CERT_FILE
     authority.cert_pem.write_to_path(str(directory / "ca.pem"))
     issued = authority.issue_cert("127.0.0.1")
     issued.private_key_and_cert_chain_pem.write_to_path(str(directory / "front.pem"))
     os.environ["SSL_CERT_FILE"] = str(directory / "ca.pem")
-    front = ("--http2-cert", str(directory / "front.pem"))
+    front = directory / "front.pem"
     for count in counts:
         envs = names(count)
         found: dict[str, list[Any]] = {}
-        for label, extra in (("http/1.1", ()), ("http/2", front)):
-            server = OwnProcess(
-                directory / f"wall-{count}-{label[-1]}",
-                Scenario(environments=envs),
-                LATENCY_MS,
-                extra,
+        for label in ("http/1.1", "http/2"):
+            server: Any = OwnProcess(
+                directory / f"wall-{count}-{label[-1]}", Scenario(environments=envs), LATENCY_MS
             )
+            if label == "http/2":
+                server = FrontProcess(server, front)
             try:
                 clone = Path(server.env()["PROMOTE_CLONE"])
                 # the seeded branches (dev, stage1, …, main), not the default dev, test, main
@@ -461,6 +460,29 @@ def walls(counts: tuple[int, ...], directory: Path) -> None:
             )
         requests = next(iter(found.values()))[0].requests
         print(f"  {count:3d} envs, {requests:3d} requests:\n    " + "\n    ".join(line))
+
+
+class FrontProcess:
+    """The sandbox behind its HTTP/2 front, the front in a process of its own."""
+
+    def __init__(self, sandbox: OwnProcess, pem: Path) -> None:
+        self.sandbox = sandbox
+        port = sandbox.env()["GITHUB_API_URL"].rsplit(":", 1)[1]
+        command = [sys.executable, "-m", "promote_sandbox.h2front", port, str(pem)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip().partition("=")[2]
+
+    def env(self) -> dict[str, str]:
+        return self.sandbox.env() | {"GITHUB_API_URL": self.url}
+
+    def cpu(self) -> float:
+        return self.sandbox.cpu()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=15)
+        self.sandbox.stop()
 
 
 # -- 7: rollback target -------------------------------------------------------------------------

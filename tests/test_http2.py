@@ -199,3 +199,17 @@ def test_serve_names_a_certificate_it_cannot_use(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert done.stderr.startswith(f"promote sandbox: --http2-cert {bad}: ")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_the_front_on_its_own_names_a_certificate_it_cannot_use(tmp_path: Path) -> None:
+    bad = tmp_path / "front.pem"
+    bad.write_text("not a certificate\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "promote_sandbox.h2front", "1", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"h2front: {bad}: ")
+    assert len(done.stderr.splitlines()) == 1

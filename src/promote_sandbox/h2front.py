@@ -209,3 +209,31 @@ class H2Front:
         if payload:
             answer.append(("content-length", str(len(payload))))
         return response.status, answer, payload
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m promote_sandbox.h2front PORT PEM``: the front in its own process (its own
+    GIL, as GitHub's servers are not the sandbox's); prints its URL, then serves until killed."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m promote_sandbox.h2front")
+    parser.add_argument("port", type=int, help="the sandbox's port on 127.0.0.1")
+    parser.add_argument("pem", help="a key and certificate for 127.0.0.1")
+    args = parser.parse_args(argv)
+    try:
+        front = H2Front(args.port, args.pem, args.pem).start()
+    except (OSError, ValueError) as exc:
+        print(f"h2front: {args.pem}: {exc}", file=sys.stderr)
+        return 1
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    print(f"GITHUB_API_URL={front.url}", flush=True)
+    done.wait()
+    front.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
