@@ -545,7 +545,9 @@ def main() -> int:
         rollback((10_000,) if args.quick else (10_000, 100_000), base)
         print(f"\n(so far: {load()})", flush=True)
         # the slowest last: journeys driven through 10 and 30 environments
-        reads_table({3: (0, 1, 10), 10: (0, 1, 10)} | ({} if args.quick else {30: (0, 1)}), base)
+        reads_table(
+            {3: (0, 1, 10, 20, 30), 10: (0, 1, 10)} | ({} if args.quick else {30: (0, 1)}), base
+        )
     print(f"\n{load()}; the whole run took {time.perf_counter() - began:.0f} s")
     return 0
 

@@ -18,6 +18,7 @@ import pytest
 
 from promote_sandbox import Sandbox
 from promote_sandbox import Scenario
+from promote_sandbox import api_repo
 from promote_sandbox import testing
 from promote_sandbox.seed import plan_text
 from promote_tasks.errors import GitHubError
@@ -124,6 +125,23 @@ def test_a_page_of_deployments_full_of_another_environment_hides_nothing(
         assert after.env(name).deployments == before.env(name).deployments
     assert fresh.decide(after)[0] == run.decide(before)[0]
     assert fresh.github.stats.requests == COLD_READ + 3  # one more for each environment
+
+
+def test_a_tree_github_cuts_short_still_shows_every_plan(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub lists at most 100,000 entries of a recursive tree (``truncated``); a large
+    repository's plan files are then read from the plans directory's own tree."""
+    env = sandbox.env()
+    whole = Run.load(Path(env["PROMOTE_CLONE"]), environ=env).facts().plans
+    assert whole
+    monkeypatch.setattr(api_repo, "TREE_LIMIT", 2)
+    api = Api(sandbox, sandbox.author_token)
+    cut = api.get("/git/trees/main?recursive=1")
+    assert cut["truncated"]
+    assert not any(e["path"].startswith("plans/") for e in cut["tree"])
+    run = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+    assert run.facts().plans == whole
 
 
 class Waits(list[float]):

@@ -31,6 +31,9 @@ STATUS_STATES = ("error", "failure", "pending", "success")
 MODES = {"100644": "blob", "100755": "blob", "040000": "tree", "160000": "commit", "120000": "blob"}
 
 
+TREE_LIMIT = 100_000  #: entries of a recursive tree before GitHub cuts it short (truncated)
+
+
 class RepoApi(Base):
     def register(self, r: Router) -> None:
         r.add("GET", "/user", self.get_user)
@@ -357,7 +360,13 @@ class RepoApi(Base):
             elif e.type == "tree":
                 item["url"] = f"{api}/git/trees/{e.sha}"
             items.append(item)
-        return {"sha": sha, "url": f"{api}/git/trees/{sha}", "tree": items, "truncated": False}
+        cut = recursive and len(items) > TREE_LIMIT  # GitHub's limit on a recursive tree
+        return {
+            "sha": sha,
+            "url": f"{api}/git/trees/{sha}",
+            "tree": items[:TREE_LIMIT] if cut else items,
+            "truncated": cut,
+        }
 
     def create_tree(self, req: Request) -> Reply:
         self.check_repo(req)

@@ -50,8 +50,10 @@ class GitHubPort(Protocol):
     async def read_file(self, path: str, ref: str) -> str | None:
         """A text file at ``ref``, or None when there is none."""
 
-    async def tree(self, ref: str, *, conditional: bool = False) -> list[dict[str, Any]]:
-        """The recursive tree at ``ref``."""
+    async def tree(
+        self, ref: str, *, conditional: bool = False, within: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The recursive tree at ``ref`` (all of ``within`` when GitHub cuts the tree short)."""
 
     async def blob(self, sha: str, path: str) -> str:
         """The text of blob ``sha`` (the file at ``path``)."""

@@ -69,7 +69,8 @@ class Files:
         """plan id -> (path, blob sha) for every plan file on the plans branch."""
         prefix = settings.plans_dir.strip("/") + "/"
         found: dict[str, tuple[str, str]] = {}
-        for entry in await github.tree(_branch(settings), conditional=True):
+        listed = await github.tree(_branch(settings), conditional=True, within=prefix)
+        for entry in listed:
             path = entry["path"]
             parts = path[len(prefix) :].split("/")
             if (
@@ -176,7 +177,8 @@ class Files:
         moved = tuple(i for i in choose(files) if i in text_of)
         if not moved:
             return ()
-        blobs = {e["path"] for e in await github.tree(_branch(settings)) if e["type"] == "blob"}
+        listed = await github.tree(_branch(settings), within=settings.plans_dir)
+        blobs = {e["path"] for e in listed if e["type"] == "blob"}
         updates: dict[str, str | None] = {}
         for moved_id in moved:
             old = files[moved_id].path

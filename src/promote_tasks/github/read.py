@@ -588,11 +588,32 @@ class Reader(Client):
             self._contents[path, ref] = text
         return text
 
-    async def tree(self, ref: str, *, conditional: bool = False) -> list[dict[str, Any]]:
+    async def tree(
+        self, ref: str, *, conditional: bool = False, within: str | None = None
+    ) -> list[dict[str, Any]]:
         """The recursive tree at ``ref``; ``conditional``: sent with the ETag of this process's
-        last answer, so an unchanged tree costs a 304 (GitHub still decides: never stale)."""
+        last answer, so an unchanged tree costs a 304 (GitHub still decides: never stale).
+
+        GitHub cuts a recursive tree of more than 100,000 entries short (``truncated``); then
+        the part under the directory ``within`` is read on its own, one level at a time down
+        to it, and whole below it (paths as from the root)."""
         data = await self._op("git.get_tree", cache=conditional, tree_sha=ref, recursive="1")
-        return list(data.get("tree", []))
+        if not data.get("truncated") or not within:
+            return list(data.get("tree", []))
+        sha, prefix = ref, ""
+        for part in within.strip("/").split("/"):
+            level = await self._op("git.get_tree", cache=conditional, tree_sha=sha)
+            found = next(
+                (e for e in level.get("tree", []) if e["path"] == part and e["type"] == "tree"),
+                None,
+            )
+            if found is None:
+                return []
+            sha, prefix = found["sha"], f"{prefix}{part}/"
+        below = await self._op("git.get_tree", tree_sha=sha, recursive="1")
+        if below.get("truncated"):
+            raise PromoteError(f"{within}/ at {ref} has more entries than GitHub lists in a tree")
+        return [{**e, "path": prefix + e["path"]} for e in below.get("tree", [])]
 
     async def blob(self, sha: str, path: str) -> str:
         """The text of blob ``sha``, the file at ``path`` (named if it is not UTF-8)."""
