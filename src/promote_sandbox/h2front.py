@@ -22,7 +22,7 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrad
 class FrontStats:
     connections: int = 0  #: client connections accepted
     protocols: list[str] = field(default_factory=list)  #: what ALPN chose on each
-    streams: int = 0  #: requests answered
+    streams: int = 0  #: requests received (counted before they are answered)
     in_flight: int = 0
     most_in_flight: int = 0
     writes_in_flight: int = 0
@@ -143,6 +143,7 @@ class H2Front:
         stats = self.stats
         arrived = time.monotonic()
         write = next((v for k, v in headers if k == ":method"), "GET") != "GET"
+        stats.streams += 1
         stats.in_flight += 1
         stats.most_in_flight = max(stats.most_in_flight, stats.in_flight)
         stats.writes_in_flight += write
@@ -167,7 +168,6 @@ class H2Front:
                 chunk, view = view[:size], view[size:]
                 conn.send_data(stream_id, bytes(chunk), end_stream=not view)
                 writer.write(conn.data_to_send())
-            stats.streams += 1
             path = next((v for k, v in headers if k == ":path"), "")
             stats.timeline.append((path, arrived, time.monotonic()))
         finally:
