@@ -92,7 +92,7 @@ PURPOSE = {
     "GET /repos/{owner}/{repo}": "the repository exists and the token sees it (once per client)",
     "GET /repos/{owner}/{repo}/commits": "each branch's newest commits: its head, the chain below",
     "GET /repos/{owner}/{repo}/deployments": (
-        "newest deployments: one page for up to 20 environments, else one each"
+        "newest deployments: one page for all (one each for those it shows too few of)"
     ),
     "GET /repos/{owner}/{repo}/deployments/{deployment_id}/statuses": (
         "the statuses of the deployments that decide (at the head, rollbacks)"

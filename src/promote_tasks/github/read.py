@@ -111,13 +111,9 @@ class Reader(Client):
 
         # Wave 1, what wave 2 waits for first: heads, deployments, checklists.
         commits = [await launch(self._commits(env.branch)) for env in envs]
-        # Up to 20 environments share one page of the repository's newest deployments.
+        # The environments share one page of the repository's newest deployments.
         size = min(100, n * DEPLOYMENTS_READ)
-        newest = (
-            await launch(listing("repos.list_deployments", pages=1, per_page=size))
-            if n * DEPLOYMENTS_SHOWN <= size
-            else None
-        )
+        newest = await launch(listing("repos.list_deployments", pages=1, per_page=size))
         deployments = [
             await launch(self._deployments(env.name, newest, size, listing)) for env in envs
         ]
@@ -197,17 +193,16 @@ class Reader(Client):
     async def _deployments(
         self,
         name: str,
-        newest: Awaitable[list[Any]] | None,
+        newest: Awaitable[list[Any]],
         size: int,
         listing: Callable[..., Awaitable[list[Any]]],
     ) -> list[Any]:
         """Environment ``name``'s newest deployments: from the shared page, unless that page
         is full and shows fewer than ``DEPLOYMENTS_SHOWN`` of them (then on their own)."""
-        if newest is not None:
-            page = await newest
-            mine = [d for d in page if d.get("environment") == name]
-            if len(page) < size or len(mine) >= DEPLOYMENTS_SHOWN:
-                return mine
+        page = await newest
+        mine = [d for d in page if d.get("environment") == name]
+        if len(page) < size or len(mine) >= DEPLOYMENTS_SHOWN:
+            return mine
         return await listing(
             "repos.list_deployments", pages=1, per_page=DEPLOYMENTS_READ, environment=name
         )
