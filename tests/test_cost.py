@@ -144,6 +144,18 @@ def test_a_tree_github_cuts_short_still_shows_every_plan(
     assert run.facts().plans == whole
 
 
+def test_a_plans_directory_github_cuts_short_too_is_one_line(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_repo, "TREE_LIMIT", 1)  # the plans directory's own tree is cut too
+    env = {k: sandbox.env()[k] for k in GITHUB_KEYS}
+    done = console.promote("status", cwd=Path(sandbox.env()["PROMOTE_CLONE"]), env=env)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "plans/ at dev has more entries than GitHub lists in a tree" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 class Waits(list[float]):
     """A ``sleep`` that records the waits asked for instead of sleeping."""
 

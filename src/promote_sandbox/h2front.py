@@ -10,7 +10,6 @@ import http.client
 import queue
 import ssl
 import threading
-import time
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -27,8 +26,6 @@ class FrontStats:
     most_in_flight: int = 0
     writes_in_flight: int = 0
     most_writes_in_flight: int = 0
-    #: (path, when it arrived, when its answer was sent), seconds on the front's clock
-    timeline: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 class H2Front:
@@ -141,7 +138,6 @@ class H2Front:
         body: bytes,
     ) -> None:
         stats = self.stats
-        arrived = time.monotonic()
         write = next((v for k, v in headers if k == ":method"), "GET") != "GET"
         stats.streams += 1
         stats.in_flight += 1
@@ -168,8 +164,6 @@ class H2Front:
                 chunk, view = view[:size], view[size:]
                 conn.send_data(stream_id, bytes(chunk), end_stream=not view)
                 writer.write(conn.data_to_send())
-            path = next((v for k, v in headers if k == ":path"), "")
-            stats.timeline.append((path, arrived, time.monotonic()))
         finally:
             windows.pop(stream_id, None)
             stats.in_flight -= 1

@@ -607,7 +607,7 @@ class Reader(Client):
             sha, prefix = found["sha"], f"{prefix}{part}/"
         below = await self._op("git.get_tree", tree_sha=sha, recursive="1")
         if below.get("truncated"):
-            raise PromoteError(f"{within}/ at {ref} has more entries than GitHub lists in a tree")
+            raise PromoteError(f"{prefix} at {ref} has more entries than GitHub lists in a tree")
         return [{**e, "path": prefix + e["path"]} for e in below.get("tree", [])]
 
     async def blob(self, sha: str, path: str) -> str:
