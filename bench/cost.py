@@ -100,11 +100,15 @@ PURPOSE = {
     "GET /repos/{owner}/{repo}/pulls": (
         "the open PRs (a pair's promotions only when they do not tell)"
     ),
-    "GET /repos/{owner}/{repo}/issues": "the checklist issues (manual approval)",
+    "GET /repos/{owner}/{repo}/issues": (
+        "the checklist issues (manual approval; a head not yet validated in such an environment)"
+    ),
     "GET /repos/{owner}/{repo}/commits/{ref}/statuses": "commit statuses of a head (verdicts)",
     "GET /repos/{owner}/{repo}/commits/{ref}/status": "combined status of a head (verdicts)",
-    "GET /repos/{owner}/{repo}/actions/runs": "workflow runs of a head (deploy, smoke)",
-    "GET /repos/{owner}/{repo}/commits/{ref}/check-runs": "check runs of a head",
+    "GET /repos/{owner}/{repo}/actions/runs": (
+        "workflow runs of a head not yet validated, or whose deploys leave no deployment"
+    ),
+    "GET /repos/{owner}/{repo}/commits/{ref}/check-runs": "check runs of a head not yet validated",
     "GET /repos/{owner}/{repo}/commits/{ref}/pulls": "the merged PR that produced a head",
     "GET /repos/{owner}/{repo}/compare/{basehead}": "does the next branch hold this head",
     "GET /repos/{owner}/{repo}/git/trees/{sha}": "the plan store's files (plans/)",

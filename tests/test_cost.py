@@ -40,16 +40,16 @@ sandbox = testing.sandbox
 HEAVY = ("ghapi", "git", "fastspec", "fasttransport", "fastcore", "httpx2")
 
 #: Requests of a cold ``status`` read of the sandbox's 3 environments (dev, test, main).
-COLD_READ = 15
+COLD_READ = 12
 #: Requests of the same read again in the same process, and how many of them were 304s:
 #: every one.
-POLL = 14
-POLL_NOT_MODIFIED = 14
+POLL = 11
+POLL_NOT_MODIFIED = 11
 #: Requests of a ``next`` at rest with 20 open PRs into dev (their gates looked at): all 304s.
-POLL_20_PRS = 35
+POLL_20_PRS = 32
 #: Requests the sandbox served for the whole default journey (feature PR to main, one
 #: approval), driven in one process as the e2e tests drive it; most of them 304s.
-JOURNEY = 785
+JOURNEY = 636
 
 
 def loaded(code: str, cwd: Path | None = None) -> list[str]:
@@ -103,6 +103,58 @@ def test_the_requests_of_a_cold_read_and_of_a_poll(sandbox: Sandbox) -> None:
     assert (stats.requests, stats.not_modified) == (COLD_READ, 0)
     run.facts()
     assert (stats.requests - COLD_READ, stats.not_modified) == (POLL, POLL_NOT_MODIFIED)
+
+
+def routes_of(sandbox: Sandbox) -> dict[str, int]:
+    requests = sandbox.stats.to_json()["requests"]
+    return {r.removeprefix("GET /repos/{owner}/{repo}"): n for r, n in requests.items()}
+
+
+def test_a_validated_head_reads_no_runs_checks_or_checklists_but_its_deploys(
+    sandbox: Sandbox,
+) -> None:
+    """Seeded, each environment's head is validated: its validators are not asked again, so
+    its check runs, workflow runs and checklist issues are not read. Its deployments still
+    are: a deploy that fails after validation fails the environment."""
+    env = sandbox.env()
+    api = Api(sandbox, sandbox.author_token)
+    sandbox.stats.reset()
+    run = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+    before = run.facts()
+    read = routes_of(sandbox)
+    for route in ("/actions/runs", "/commits/{ref}/check-runs", "/issues"):
+        assert route not in read, route
+    assert read["/deployments/{deployment_id}/statuses"] == 3
+    assert [s.state for s in run.decide(before)[0].environments] == [
+        State.PROMOTED,
+        State.PROMOTED,
+        State.COMPLETE,
+    ]
+
+    (deployment,) = api.get("/deployments?environment=main")
+    api.post(f"/deployments/{deployment['id']}/statuses", {"state": "failure"})
+    fresh = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+    assert fresh.decide(fresh.facts())[0].env("main").state is State.FAILED
+
+
+def test_a_validated_head_whose_deploys_are_only_runs_has_its_runs_read(
+    sandbox: Sandbox,
+) -> None:
+    """An environment whose deploy leaves no deployment (a workflow without GitHub's
+    Environments) is watched through its deploy runs, validated or not."""
+    env = sandbox.env()
+    api = Api(sandbox, sandbox.author_token)
+    (deployment,) = api.get("/deployments?environment=dev")
+    status, _ = api.call("DELETE", f"{api.repo_path}/deployments/{deployment['id']}")
+    assert status == 204, status
+    sandbox.stats.reset()
+    run = Run.load(Path(env["PROMOTE_CLONE"]), environ=env)
+    facts = run.facts()
+    assert facts.env("dev").deployments == ()
+    read = routes_of(sandbox)
+    assert read["/actions/runs"] == 1  # dev's; test's and main's heads have deployments
+    assert "/commits/{ref}/check-runs" not in read
+    assert run.github.stats.requests == COLD_READ - 1 + 1  # one deployment less, the runs more
 
 
 def test_a_page_of_deployments_full_of_another_environment_hides_nothing(

@@ -1094,18 +1094,21 @@ def _validate(
     ]  # fmt: skip
     failed = [v for v in env.verdicts if v.result.bad]
     decided = dataclasses.replace(env, state=State.FAILED if failed else State.PROMOTED)
+    # The checklist closes before the verdict is written: the read does not look for the
+    # checklist of a head whose verdict is success (a run that dies between the two writes
+    # leaves the head validating, and the next one writes the verdict).
     close = _close_checklist(decided, facts, pipeline)
     after = (close,) if close is not None else ()
     if failed:
         names = ", ".join(v.validator for v in failed)
         verdict = SetStatus(sha=env.sha, context=verdict_context(env.name),
                          state="failure", description=f"failed: {names}"[:140])  # fmt: skip
-        return _take("R6", env, *updates, verdict, *after)
+        return _take("R6", env, *updates, *after, verdict)
     pending = [v.validator for v in env.verdicts if v.result is Result.PENDING]
     if not pending:
         verdict = SetStatus(sha=env.sha, context=verdict_context(env.name),
                          state="success", description="all validators passed")  # fmt: skip
-        return _take("R5", env, *updates, verdict, *after)
+        return _take("R5", env, *updates, *after, verdict)
     waits.append(f"validation of {env.name} at {env.sha[:7]}: {', '.join(pending)}")
     if updates:
         return Action(None, env.name, env.state, env.state, tuple(updates),

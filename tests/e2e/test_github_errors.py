@@ -370,7 +370,7 @@ def test_a_failing_read_tries_each_request_exactly_attempts_times(
     with pytest.raises(GitHubError):
         github.run(github.read_snapshot(pipeline))
     n = len(pipeline.environments)
-    first_wave = n + 1 + 2  # commits, the deployments, the open PRs, the checklists
+    first_wave = n + 2  # the branches' commits, the deployments, the open PRs
     assert github.stats.requests == 3 * first_wave
     assert sum(control(sandbox, "stats")["faults"].values()) == 3 * first_wave
 
@@ -449,11 +449,14 @@ def test_a_read_asks_once_per_sha_and_compares_only_what_it_cannot_see(
     sandbox = make_sandbox(scenario=Scenario(merge_bot=True))
     pipeline = pipeline_of(sandbox)
     github = client(sandbox)
-    # Seeded: every environment at one sha. Its statuses, runs, checks and PRs: one request each.
+    # Seeded: every environment at one sha, validated in each. Its statuses and PRs: one request
+    # each; nothing is on its way there, so no check run, workflow run or checklist is read.
     before = github.run(github.read_snapshot(pipeline))
     assert len({e.head for e in before.environments}) == 1
-    for route in ("/commits/{ref}/statuses", "/actions/runs", "/commits/{ref}/check-runs"):
+    for route in ("/commits/{ref}/statuses", "/commits/{ref}/pulls"):
         assert served(sandbox, route) == 1, route
+    for route in ("/actions/runs", "/commits/{ref}/check-runs", "/issues"):
+        assert served(sandbox, route) == 0, route
     assert served(sandbox, "/compare/{basehead}") == 0  # the head is among test's listed commits
     assert [e.next_contains_head for e in before.environments] == [True, True, None]
     assert control(sandbox, "stats")["total"] == github.stats.requests
@@ -465,6 +468,10 @@ def test_a_read_asks_once_per_sha_and_compares_only_what_it_cannot_see(
     assert after.env("dev").head != after.env("test").head
     assert [e.next_contains_head for e in after.environments] == [False, True, None]
     assert served(sandbox, "/compare/{basehead}") == 1
+    # dev's new head is on its way: its runs and checks are read (test's manual checklists
+    # are not: test's head is validated).
+    for route, count in (("/actions/runs", 1), ("/commits/{ref}/check-runs", 1), ("/issues", 0)):
+        assert served(sandbox, route) == count, route
 
 
 def test_the_token_owner_is_asked_once_per_client(make_sandbox: Callable[..., Sandbox]) -> None:

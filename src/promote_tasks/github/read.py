@@ -117,18 +117,6 @@ class Reader(Client):
         deployments = [
             await launch(self._deployments(env.name, newest, size, listing)) for env in envs
         ]
-        # The checklist issues are the manual tests': a pipeline without one has none to read.
-        checklists = await launch(
-            listing(
-                "issues.list_for_repo",
-                pages=1,
-                per_page=CHECKLISTS_READ,
-                labels=ledger.CHECKLIST_LABEL,
-                state="all",
-            )
-            if any(env.manual for env in envs)
-            else _nothing()
-        )
         open_pulls_read = await launch(listing("pulls.list", state="open"))
         # Wave 2, per environment, each request as soon as what it needs is in.
         second = [
@@ -139,7 +127,6 @@ class Reader(Client):
                     commits[i],
                     commits[i + 1] if i + 1 < n else None,
                     deployments[i],
-                    checklists,
                     listing,
                     pipeline.bookkeeping_dir,
                 )
@@ -148,7 +135,7 @@ class Reader(Client):
         ]
         # Wave 1 is waited for to its end, and its first failure in this order is the one
         # reported; a 404 is looked at again: a repository that is not there is named.
-        first: list[asyncio.Future[Any]] = [*commits, *deployments, open_pulls_read, checklists]
+        first: list[asyncio.Future[Any]] = [*commits, *deployments, open_pulls_read]
         await asyncio.wait(first)
         errors = [f.exception() for f in first]  # each one asked for: none goes unretrieved
         failed = next((e for e in errors if e is not None), None)
@@ -325,14 +312,14 @@ class Reader(Client):
         commits: Awaitable[list[dict[str, Any]]],
         following_commits: Awaitable[list[dict[str, Any]]] | None,
         deployments: Awaitable[list[dict[str, Any]]],
-        checklists: Awaitable[list[dict[str, Any]]],
         listing: Callable[..., Awaitable[list[Any]]],
         bookkeeping_dir: str | None,
     ) -> HeadFacts:
-        """One environment's wave 2. Each request waits only for the wave-1 answers it needs:
-        the head (statuses, runs, checks, PRs), the deployments (their statuses), the next
-        branch's commits (compare), the checklist issues (approval comments); and the walk
-        down the branch's first-parent chain to its newest validated commit."""
+        """One environment's wave 2. Each request waits only for the answers it needs: the
+        head (statuses, PRs), the deployments (their statuses), the next branch's commits
+        (compare); and the walk down the branch's first-parent chain to its newest validated
+        commit. What only a head still on its way needs waits for the head's statuses: its
+        check runs, workflow runs and checklist (see ``settled``)."""
         chain = _Chain(self._commits_from, await commits)
         tip = chain.tip
         if tip is None:
@@ -376,9 +363,46 @@ class Reader(Client):
             recent = {c["sha"] for c in await following_commits}
             return await self._contains(following.branch, sha, recent)
 
+        statuses_read = asyncio.ensure_future(
+            listing("repos.list_commit_statuses_for_ref", ref=sha)
+        )
+
+        async def settled() -> bool:
+            """Is ``promote/<env>`` success on the head (the newest of them, as the machine
+            judges)? Then no validator is asked, no checklist is open (it is closed before the
+            verdict is written) and, where the environment records deploys as deployments,
+            their statuses watch the deploy: its check runs, workflow runs and checklist
+            issues are not read. A head still on its way reads them a round later."""
+            mine = [s for s in await statuses_read if s.get("context") == f"promote/{env.name}"]
+            return bool(mine) and max(mine, key=lambda s: s["id"])["state"] == "success"
+
+        async def workflow_runs() -> list[Any]:
+            recorded = any(
+                d["sha"] == sha and d.get("task") != ROLLBACK_TASK for d in await deployments
+            )
+            if recorded and await settled():
+                return []
+            return await listing(
+                "actions.list_workflow_runs_for_repo", "workflow_runs", head_sha=sha
+            )
+
+        async def check_runs() -> list[Any]:
+            if await settled():
+                return []
+            return await listing("checks.list_for_ref", "check_runs", ref=sha)
+
         async def comments() -> tuple[Checklist | None, list[Any]]:
+            if not env.manual or await settled():
+                return None, []
+            checklists = await listing(
+                "issues.list_for_repo",
+                pages=1,
+                per_page=CHECKLISTS_READ,
+                labels=ledger.CHECKLIST_LABEL,
+                state="all",
+            )
             key = ledger.key(env.name, sha)
-            found = next((i for i in await checklists if _key_of(i) == key), None)
+            found = next((i for i in checklists if _key_of(i) == key), None)
             if found is None:
                 return None, []
             issue = Checklist(
@@ -388,9 +412,9 @@ class Reader(Client):
 
         try:
             reads: list[Any] = await asyncio.gather(
-                listing("repos.list_commit_statuses_for_ref", ref=sha),
-                listing("actions.list_workflow_runs_for_repo", "workflow_runs", head_sha=sha),
-                listing("checks.list_for_ref", "check_runs", ref=sha),
+                statuses_read,
+                workflow_runs(),
+                check_runs(),
                 listing("repos.list_pull_requests_associated_with_commit", commit_sha=sha),
                 deployment_statuses(),
                 contains(),
@@ -674,10 +698,6 @@ class Reader(Client):
         return dict(
             await self._op("repos.compare_commits", basehead=f"{base}...{head}", per_page=1)
         )
-
-
-async def _nothing() -> list[Any]:
-    return []
 
 
 def _now() -> str:
