@@ -352,7 +352,8 @@ class Cold(Driver):
 
 def journey_cost(directory: Path) -> dict[str, int]:
     print(
-        "\n4. One whole journey (dev → test → main, one approval), every request the sandbox served"
+        "\n4. One whole journey (dev → test → main, one approval), every request the sandbox"
+        " served; the target is on those GitHub counts against the rate limit (a 304 is free)"
     )
     found = {}
     for label, kind in (("one process (watch)", Driver), ("a process per next (Actions)", Cold)):
@@ -375,7 +376,7 @@ def journey_cost(directory: Path) -> dict[str, int]:
                 f" {writes} writes), {len(driver.steps)} next,"
                 f" at most {data['connections']['most_open']} connections open at once"
                 f" ({data['connections']['opened']} opened)"
-                f"  {'meets' if total <= 250 else 'misses'} ≤ 250"
+                f"  {'meets' if total - fresh <= 250 else 'misses'} ≤ 250 counted"
             )
         finally:
             sandbox.stop()

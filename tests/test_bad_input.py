@@ -81,6 +81,12 @@ GATE_WRITES = {
     "POST /repos/{owner}/{repo}/git/refs": 1,
     "DELETE /repos/{owner}/{repo}/git/refs/{ref}": 1,
 }
+# A command that finds the lock held: its first try creates the lock without a look, so it
+# leaves a lock commit nothing points to and a refused ref creation; its later tries look.
+LOCK_TRIES = {
+    "POST /repos/{owner}/{repo}/git/commits": 1,
+    "POST /repos/{owner}/{repo}/git/refs": 1,
+}
 BAD_PLANS = {
     "yaml": GOOD_PLAN.replace("A plan", "Fix dev: it failed"),
     "type": GOOD_PLAN.replace("priority: 1", "priority: high"),
@@ -171,13 +177,17 @@ def _plan_file(text: str) -> Callable[[Sandbox, Api], None]:
 
 BOXES = [
     Box("seeded"),
-    Box("locked", setup=_hold_lock),
+    # A command that finds the lock held writes (see LOCK_TRIES), so each has a box of its own.
+    *(Box(f"locked-{name}", setup=_hold_lock) for name in ("next", "gate")),
     Box("waiting", Scenario(merge_bot=True), {"promote.toml": MANUAL_DEV}, _one_next),
-    Box(
-        "waiting-locked",
-        Scenario(merge_bot=True),
-        {"promote.toml": MANUAL_DEV},
-        _waiting_and_locked,
+    *(
+        Box(
+            f"waiting-locked-{name}",
+            Scenario(merge_bot=True),
+            {"promote.toml": MANUAL_DEV},
+            _waiting_and_locked,
+        )
+        for name in ("approve", "reject")
     ),
     Box("failed", Scenario(merge_bot=True), setup=_failed_with_an_evil_description),
     Box("evil", Scenario(merge_bot=True), setup=_evil_pull_requests),
@@ -403,10 +413,10 @@ PLUGINS_CASES = [
 
 BUSY = error("another promote run holds the lock (since 2026-01-01T00:00:00Z by " + HOLDER + "); it goes on from where that one stops")  # fmt: skip
 LOCK = [
-    case("lock", "next-leaves-the-work-to-the-holder", "next", BUSY.replace("promote: error: ", "promote: "), code=0, box="locked"),
-    case("lock", "gate-leaves-the-work-to-the-holder", "gate --pr 1", BUSY.replace("promote: error: ", "promote: "), code=0, box="locked"),
-    case("lock", "approve-says-so", "approve --env dev", BUSY, box="waiting-locked", env={"GITHUB_TOKEN": "{token_rita}"}),
-    case("lock", "reject-says-so", "reject --env dev --reason broken", BUSY, box="waiting-locked", env={"GITHUB_TOKEN": "{token_rita}"}),
+    case("lock", "next-leaves-the-work-to-the-holder", "next", BUSY.replace("promote: error: ", "promote: "), code=0, box="locked-next", writes=LOCK_TRIES),
+    case("lock", "gate-leaves-the-work-to-the-holder", "gate --pr 1", BUSY.replace("promote: error: ", "promote: "), code=0, box="locked-gate", writes=LOCK_TRIES),
+    case("lock", "approve-says-so", "approve --env dev", BUSY, box="waiting-locked-approve", writes=LOCK_TRIES, env={"GITHUB_TOKEN": "{token_rita}"}),
+    case("lock", "reject-says-so", "reject --env dev --reason broken", BUSY, box="waiting-locked-reject", writes=LOCK_TRIES, env={"GITHUB_TOKEN": "{token_rita}"}),
 ]  # fmt: skip
 
 FAMILIES = {

@@ -47,19 +47,57 @@ from promote_tasks.targets import strategy_for
 FIX_PRIORITY = 0  #: fix plans go before everything else
 
 
-def act(run: Runner, action: Action, snapshot: Snapshot, state: PipelineState) -> tuple[Did, ...]:
+def act(
+    run: Runner,
+    action: Action,
+    snapshot: Snapshot,
+    state: PipelineState,
+    *,
+    read_under_lock: bool = False,
+) -> tuple[Did, ...]:
     """Perform the action's effects in order, then the gates; the lines say what was done.
-    ``state`` is what ``snapshot`` derived to (the gates are written from it)."""
-    did = tuple(perform(run, effect, snapshot, state) for effect in action.effects)
-    did += refresh_gates(run, snapshot, state)
+    ``state`` is what ``snapshot`` derived to (the gates are written from it).
+
+    ``read_under_lock``: ``snapshot`` was read by this run holding the lock, so its statuses
+    of the environments' heads are what GitHub has; a status write looks there first instead
+    of asking again (only the first write of a context on a sha: later ones ask)."""
+    seen = Seen(snapshot if read_under_lock else None)
+    did = tuple(perform(run, effect, snapshot, state, seen) for effect in action.effects)
+    did += refresh_gates(run, snapshot, state, seen)
     if action.transition:
         notify(run.pm, action=action, did=did, repository=snapshot.repository)
     return did
 
 
-def perform(run: Runner, effect: Effect, snapshot: Snapshot, state: PipelineState) -> Did:
+class Seen:
+    """The statuses of the environments' heads in a snapshot read under the lock, each
+    (sha, context) given out once: after this run writes it, GitHub is asked again."""
+
+    def __init__(self, snapshot: Snapshot | None) -> None:
+        self.statuses: dict[str, list[dict[str, Any]]] = {}
+        for facts in snapshot.environments if snapshot is not None else ():
+            if facts.head:
+                self.statuses[facts.head] = [dataclasses.asdict(s) for s in facts.statuses]
+        self.given: set[tuple[str, str]] = set()
+
+    def __call__(self, sha: str, context: str) -> list[dict[str, Any]] | None:
+        if sha not in self.statuses or (sha, context) in self.given:
+            return None
+        self.given.add((sha, context))
+        return self.statuses[sha]
+
+
+def perform(
+    run: Runner,
+    effect: Effect,
+    snapshot: Snapshot,
+    state: PipelineState,
+    seen: Seen | None = None,
+) -> Did:
     """One effect, one line (saying what kind of write it was and what it was about)."""
-    return Did(_perform(run, effect, snapshot, state), effect.kind, _target(effect))
+    return Did(
+        _perform(run, effect, snapshot, state, seen or Seen(None)), effect.kind, _target(effect)
+    )
 
 
 def _target(effect: Effect) -> str:
@@ -82,11 +120,19 @@ def _target(effect: Effect) -> str:
             return f"#{number}"
 
 
-def _perform(run: Runner, effect: Effect, snapshot: Snapshot, state: PipelineState) -> str:
+def _perform(
+    run: Runner, effect: Effect, snapshot: Snapshot, state: PipelineState, seen: Seen
+) -> str:
     github = run.github
     match effect:
         case SetStatus(sha, context, status, description, target_url):
-            return str(github.run(github.set_status(sha, context, status, description, target_url)))
+            return str(
+                github.run(
+                    github.set_status(
+                        sha, context, status, description, target_url, seen=seen(sha, context)
+                    )
+                )
+            )
         case StartValidator(environment, sha, name):
             return _start(run, snapshot, environment, sha, name)
         case DispatchDeploy(environment, branch, sha, workflow):
@@ -136,17 +182,24 @@ def _start(run: Runner, snapshot: Snapshot, env: str, sha: str, name: str) -> st
 # -- the pre-merge gate ---------------------------------------------------------------------
 
 
-def refresh_gates(run: Runner, snapshot: Snapshot, state: PipelineState) -> tuple[Did, ...]:
+def refresh_gates(
+    run: Runner, snapshot: Snapshot, state: PipelineState, seen: Seen | None = None
+) -> tuple[Did, ...]:
     """Write ``promote/gate`` on every open PR into an environment branch, where it changed."""
     return tuple(
         Did(f"gate of #{gate.pull}: {gate.state} ({gate.description})", "gate", f"#{gate.pull}")
-        for gate, written in write_gates(run, snapshot, state)
+        for gate, written in write_gates(run, snapshot, state, seen=seen)
         if written
     )
 
 
 def write_gates(
-    run: Runner, snapshot: Snapshot, state: PipelineState, only: int | None = None
+    run: Runner,
+    snapshot: Snapshot,
+    state: PipelineState,
+    only: int | None = None,
+    *,
+    seen: Seen | None = None,
 ) -> tuple[tuple[Gate, bool], ...]:
     """Each gate (of PR ``only``, or of every open PR into an environment branch) and
     whether it had to be written; statuses already right are left alone."""
@@ -160,7 +213,13 @@ def write_gates(
         return list(
             await asyncio.gather(
                 *(
-                    github.set_status(gate.sha, GATE_CONTEXT, gate.state, gate.description)
+                    github.set_status(
+                        gate.sha,
+                        GATE_CONTEXT,
+                        gate.state,
+                        gate.description,
+                        seen=seen(gate.sha, GATE_CONTEXT) if seen else None,
+                    )
                     for gate in unique
                 )
             )

@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
@@ -101,9 +102,17 @@ class GitHubPort(Protocol):
     # -- writes --
 
     async def set_status(
-        self, sha: str, context: str, state: str, description: str = "", target_url: str = ""
+        self,
+        sha: str,
+        context: str,
+        state: str,
+        description: str = "",
+        target_url: str = "",
+        *,
+        seen: Sequence[dict[str, Any]] | None = None,
     ) -> str:
-        """Set a commit status unless it already says that; one line."""
+        """Set a commit status unless it already says that; one line. ``seen``: the sha's
+        statuses as just read under the lock, looked at instead of asking GitHub first."""
 
     async def open_pull(
         self, head: str, base: str, title: str, body: str, sha: str | None = None

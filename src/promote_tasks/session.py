@@ -61,6 +61,10 @@ from promote_tasks.registry import Validator
 
 LOCK_REF_NAME = "refs/promote/lock"
 LOCK_SECONDS = 300  #: a lock not dropped by then (its run crashed) may be taken over
+#: A lock held for less than this is dropped without a look at whether it is still ours:
+#: another run takes over only after LOCK_SECONDS on its own clock, so only a clock more than
+#: two minutes ahead of this one could have taken it meanwhile.
+LOCK_SURELY_OURS = LOCK_SECONDS - 120
 LOCK_WAIT = 15.0  #: seconds a run waits for another holder before it leaves the work to it
 LOCK_POLL = 1.0
 
@@ -253,11 +257,18 @@ class Run:
         """The gates whose ``promote/gate`` on GitHub is not what it should be (reads only)."""
         github = self.github
         wanted = list({g.sha: g for g in gates(state, snapshot, self.pipeline)}.values())
+        # A promotion's head is an environment's head: the snapshot just read its statuses.
+        known = {f.head: f.statuses for f in snapshot.environments if f.head}
+
+        async def look(sha: str) -> dict[str, Any] | None:
+            if sha not in known:
+                return await github.latest_status(sha, GATE_CONTEXT)
+            mine = [s for s in known[sha] if s.context == GATE_CONTEXT]
+            newest = max(mine, key=lambda s: s.id, default=None)
+            return None if newest is None else dataclasses.asdict(newest)
 
         async def latest() -> list[dict[str, Any] | None]:
-            return list(
-                await asyncio.gather(*(github.latest_status(g.sha, GATE_CONTEXT) for g in wanted))
-            )
+            return list(await asyncio.gather(*(look(g.sha) for g in wanted)))
 
         found = github.run(latest()) if wanted else []
         return tuple(
@@ -284,12 +295,16 @@ class Run:
         tree = self._any_tree(snapshot)
         owner = lock_owner(command, self.environ)
         waited_until = time.monotonic() + LOCK_WAIT
+        look = False  # the first try creates the lock without a look; one that waits looks
         while True:
             now = datetime.datetime.now(datetime.UTC)
             stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
             until = (now + datetime.timedelta(seconds=LOCK_SECONDS)).strftime("%Y-%m-%dT%H:%M:%SZ")
             try:
-                mine, held = github.run(github.take_lock(tree, owner, stamp, until, stamp))
+                mine, held = github.run(
+                    github.take_lock(tree, owner, stamp, until, stamp, look=look)
+                )
+                look = True
             except GitHubError as e:
                 if not required and e.status in (403, 404):
                     yield None
@@ -298,6 +313,7 @@ class Run:
                     f"cannot take promote's lock ({LOCK_REF_NAME}): {e}", e.status
                 ) from None
             if mine is not None:
+                taken = time.monotonic()
                 break
             if time.monotonic() >= waited_until:
                 who = f" by {held[0]}" if held[0] else ""
@@ -316,7 +332,8 @@ class Run:
             yield note
         finally:
             with contextlib.suppress(GitHubError):  # it expires anyway
-                github.run(github.drop_lock(mine))
+                look = time.monotonic() - taken >= LOCK_SURELY_OURS
+                github.run(github.drop_lock(mine, look=look))
 
     def _any_tree(self, snapshot: Snapshot) -> str:
         """A tree that exists in the repository, for the lock's commit (any will do)."""
@@ -346,7 +363,7 @@ class Run:
             # Read again as the only writer: another run may have acted since the first read.
             facts = self.snapshot()
             state, action = self.decide(facts)
-            did = act(self, action, facts, state)
+            did = act(self, action, facts, state, read_under_lock=True)
         took = (Did(note, "lock", f"refs/{LOCK_REF}"),) if note else ()
         return Step(facts, state, action, took + did)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 from promote_tasks import ledger
@@ -22,8 +23,18 @@ class GitHub(Reader):
     """One client per process; every method is safe to call again (writes look first)."""
 
     async def set_status(
-        self, sha: str, context: str, state: str, description: str = "", target_url: str = ""
+        self,
+        sha: str,
+        context: str,
+        state: str,
+        description: str = "",
+        target_url: str = "",
+        *,
+        seen: Sequence[dict[str, Any]] | None = None,
     ) -> str:
+        """Set a commit status unless its newest in ``context`` already says the same.
+        ``seen``: the statuses of ``sha`` as read under the lock (this run is the only writer),
+        for the first look; a look after a failed or lost write asks GitHub."""
         body: dict[str, Any] = {
             "state": state,
             "context": context,
@@ -32,8 +43,16 @@ class GitHub(Reader):
         if target_url:
             body["target_url"] = target_url
 
+        first = seen
+
         async def look() -> dict[str, Any] | None:
-            latest = await self.latest_status(sha, context)
+            nonlocal first
+            if first is not None:
+                mine = [s for s in first if s["context"] == context]
+                first = None
+                latest = max(mine, key=lambda s: s["id"]) if mine else None
+            else:
+                latest = await self.latest_status(sha, context)
             if latest is None or latest["state"] != state:
                 return None
             return latest if (latest.get("description") or "") == body["description"] else None
@@ -287,7 +306,7 @@ class GitHub(Reader):
         return await self.write_once(lambda: self.ref_sha(ref), write)
 
     async def take_lock(
-        self, tree: str, owner: str, since: str, until: str, now: str
+        self, tree: str, owner: str, since: str, until: str, now: str, *, look: bool = True
     ) -> tuple[str | None, tuple[str, str, str]]:
         """Try once to take the repository's lock: (our lock commit, a holder's owner, since,
         until). The commit is None when another run holds it and its time has not run out (the
@@ -297,21 +316,26 @@ class GitHub(Reader):
         Taking a free lock is creating ``refs/promote/lock``, which fails if it exists. Taking
         over an expired one is a fast-forward of the ref to a commit whose parent is the
         expired lock: of two runs that try at once, the second's update is no fast-forward.
+        ``look=False``: the creation is tried without a look at the ref first (the lock is
+        free far more often than not); a held lock then costs this try its lock commit, which
+        nothing points to.
         """
-        ref = f"refs/{LOCK_REF}"
-        holder = await self.ref_sha(LOCK_REF)
-        parents = [] if holder is None else [holder]
+        holder = await self.ref_sha(LOCK_REF) if look else None
         held = ("", "", "")
         if holder is not None:
-            data = await self.git_commit(holder)
-            held = lock_holder(str(data.get("message") or ""))
+            held = lock_holder(str((await self.git_commit(holder)).get("message") or ""))
             if held[2] and held[2] > now:
                 return None, held
-        mine = await self.create_commit(lock_message(owner, since, until), tree, parents)
-        for attempt in range(1, self.attempts + 1):
+        message = lock_message(owner, since, until)
+        mine = await self.create_commit(message, tree, [holder] if holder else [])
+        attempt = 0
+        while True:  # a takeover starts the attempts again, once: then a holder is known
+            attempt += 1
             try:
                 if holder is None:
-                    await self._op("git.create_ref", idempotent=False, ref=ref, sha=mine)
+                    await self._op(
+                        "git.create_ref", idempotent=False, ref=f"refs/{LOCK_REF}", sha=mine
+                    )
                 else:
                     await self._op(
                         "git.update_ref", idempotent=False, ref=LOCK_REF, sha=mine, force=False
@@ -324,21 +348,27 @@ class GitHub(Reader):
                 if now_held == mine:
                     return mine, held
                 if isinstance(e, UncertainWrite) and now_held == holder:
-                    if attempt == self.attempts:  # it never landed: an error, nobody's lock
+                    if attempt >= self.attempts:  # it never landed: an error, nobody's lock
                         raise e.cause from None
                     await self.sleep(min(self.max_wait, 0.2 * 2 ** (attempt - 1)))
                     continue  # it did not land: sending it again makes no second lock
                 if now_held is None:
                     return None, ("", "", "")
-                message = str((await self.git_commit(now_held)).get("message") or "")
-                return None, lock_holder(message)
+                found = lock_holder(str((await self.git_commit(now_held)).get("message") or ""))
+                if holder is not None or (found[2] and found[2] > now):
+                    return None, found  # held, and not over its time (or taken over first)
+                # Held past its time: taken over by a commit on top of the expired one.
+                holder, held = now_held, found
+                mine = await self.create_commit(message, tree, [holder])
+                attempt = 0
+                continue
             return mine, held
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def drop_lock(self, mine: str) -> bool:
+    async def drop_lock(self, mine: str, *, look: bool = True) -> bool:
         """Delete the lock ref if it is still ours (a holder that outlived its time may have
-        been taken over: that lock is not ours to drop)."""
-        if await self.ref_sha(LOCK_REF) != mine:
+        been taken over: that lock is not ours to drop). ``look=False``: the holder knows it
+        is still within its time, and nobody can have taken it over; the ref is not read."""
+        if look and await self.ref_sha(LOCK_REF) != mine:
             return False
         try:
             await self._op("git.delete_ref", ref=LOCK_REF)
