@@ -96,6 +96,7 @@ class Reader(Client):
         envs = pipeline.environments
         n = len(envs)
         memo: dict[str, asyncio.Future[list[Any]]] = {}
+        verdicts: dict[str, tuple[CommitStatus, ...]] = {}  # per sha: environments share heads
 
         def listing(
             operation: str, key: str | None = None, pages: int = 10, **params: Any
@@ -109,11 +110,12 @@ class Reader(Client):
             await asyncio.sleep(0)
             return task
 
-        # Wave 1, what wave 2 waits for first: heads, deployments, checklists.
-        commits = [await launch(self._commits(env.branch)) for env in envs]
-        # The environments share one page of the repository's newest deployments.
+        # Wave 1, what wave 2 waits for: deployments, heads. The environments share one page
+        # of the repository's newest deployments; it goes first, as its answer sets off the
+        # most of wave 2 (every environment's deployment statuses).
         size = min(100, n * DEPLOYMENTS_READ)
         newest = await launch(listing("repos.list_deployments", pages=1, per_page=size))
+        commits = [await launch(self._commits(env.branch)) for env in envs]
         deployments = [
             await launch(self._deployments(env.name, newest, size, listing)) for env in envs
         ]
@@ -129,6 +131,7 @@ class Reader(Client):
                     deployments[i],
                     listing,
                     pipeline.bookkeeping_dir,
+                    verdicts,
                 )
             )
             for i, env in enumerate(envs)
@@ -314,6 +317,7 @@ class Reader(Client):
         deployments: Awaitable[list[dict[str, Any]]],
         listing: Callable[..., Awaitable[list[Any]]],
         bookkeeping_dir: str | None,
+        verdicts: dict[str, tuple[CommitStatus, ...]],
     ) -> HeadFacts:
         """One environment's wave 2. Each request waits only for the answers it needs: the
         head (statuses, PRs), the deployments (their statuses), the next branch's commits
@@ -440,13 +444,15 @@ class Reader(Client):
             pulls=tuple(p["number"] for p in merged),
         )
         arrivals = {p["number"]: _pull(p) for p in [*merged, *below_pulls]}
+        if sha not in verdicts:
+            verdicts[sha] = tuple(_status(s) for s in statuses)
         return HeadFacts(
             head=sha,
             branch_head=tip,
             history=(*above, head_fact, *below),
             arrivals=tuple(arrivals[n] for n in sorted(arrivals)),
             merged_pull=merged_pull,
-            statuses=tuple(_status(s) for s in statuses),
+            statuses=verdicts[sha],
             runs=tuple(_run(r) for r in runs),
             checks=tuple(_check(c) for c in checks),
             deployment_statuses=by_deployment,
