@@ -49,7 +49,7 @@ POLL_NOT_MODIFIED = 11
 POLL_20_PRS = 32
 #: Requests the sandbox served for the whole default journey (feature PR to main, one
 #: approval), driven in one process as the e2e tests drive it; most of them 304s.
-JOURNEY = 588
+JOURNEY = 589
 
 
 def loaded(code: str, cwd: Path | None = None) -> list[str]:

@@ -281,7 +281,7 @@ class Run:
 
     @contextlib.contextmanager
     def locked(
-        self, snapshot: Snapshot, command: str, *, required: bool = True
+        self, snapshot: Snapshot, command: str, *, required: bool = True, look: bool = True
     ) -> Iterator[str | None]:
         """Hold the repository's lock while writing (DESIGN §3.6: one writer at a time): a
         ref that only one run can create, with an owner and an expiry so that a crashed
@@ -290,12 +290,16 @@ class Run:
 
         ``required=False``: a token that may not write refs (a reviewer's, the gate job's
         ``contents: read``) goes on without it; what it writes is looked for first anyway.
+
+        ``look=False``: the first try creates the lock without looking at it first (`next`
+        and `gate`, which run on every event: a free lock costs a request less, a busy one
+        a lock commit nothing points to); the tries after it look. A command that fails
+        when the lock is busy looks first, so it writes nothing then.
         """
         github = self.github
         tree = self._any_tree(snapshot)
         owner = lock_owner(command, self.environ)
         waited_until = time.monotonic() + LOCK_WAIT
-        look = False  # the first try creates the lock without a look; one that waits looks
         while True:
             now = datetime.datetime.now(datetime.UTC)
             stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -359,7 +363,7 @@ class Run:
             )
         if not action.effects and not self.gates_to_write(facts, state):
             return Step(facts, state, action, ())
-        with self.locked(facts, "next") as note:
+        with self.locked(facts, "next", look=False) as note:
             # Read again as the only writer: another run may have acted since the first read.
             facts = self.snapshot()
             state, action = self.decide(facts)
@@ -433,7 +437,11 @@ class Run:
         state = derive(facts, self.pipeline)
         heads = {p.head_sha for p in facts.open_pulls if number is None or p.number == number}
         pending = [g for g in self.gates_to_write(facts, state) if g.sha in heads]
-        locked = self.locked(facts, "gate", required=False) if pending else contextlib.nullcontext()
+        locked = (
+            self.locked(facts, "gate", required=False, look=False)
+            if pending
+            else contextlib.nullcontext()
+        )
         with locked:
             return write_gates(self, facts, state, only=number)
 
