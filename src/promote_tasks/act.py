@@ -74,17 +74,15 @@ class Seen:
     (sha, context) given out once: after this run writes it, GitHub is asked again."""
 
     def __init__(self, snapshot: Snapshot | None) -> None:
-        self.statuses: dict[str, list[dict[str, Any]]] = {}
-        for facts in snapshot.environments if snapshot is not None else ():
-            if facts.head:
-                self.statuses[facts.head] = [dataclasses.asdict(s) for s in facts.statuses]
+        environments = snapshot.environments if snapshot is not None else ()
+        self.statuses = {facts.head: facts.statuses for facts in environments if facts.head}
         self.given: set[tuple[str, str]] = set()
 
     def __call__(self, sha: str, context: str) -> list[dict[str, Any]] | None:
         if sha not in self.statuses or (sha, context) in self.given:
             return None
         self.given.add((sha, context))
-        return self.statuses[sha]
+        return [dataclasses.asdict(s) for s in self.statuses[sha] if s.context == context]
 
 
 def perform(

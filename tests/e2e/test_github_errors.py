@@ -573,6 +573,37 @@ def test_set_status_whose_answer_is_lost_leaves_one_identical_status(
     assert writes_to(sandbox, "POST /repos/{owner}/{repo}/statuses/{sha}") == 1
 
 
+def test_set_status_looked_up_in_what_was_read_asks_github_after_a_lost_answer(
+    make_sandbox: Callable[..., Sandbox],
+) -> None:
+    """The first look goes to the statuses read under the lock (no request); once the write's
+    answer is lost, the look after it asks GitHub, finds the status and writes no second."""
+    seed = seed_for(RATE, ("POST", "GET"), (LOST, None))
+    sandbox = make_sandbox(fault_rate=RATE, seed=seed)
+    head = control(sandbox, "state")["environments"]["dev"]["head"]
+    github = client(sandbox, sleep=Waits())
+    said = github.run(
+        github.set_status(head, "promote/dev/crash", "pending", "validating", seen=[])
+    )
+
+    assert control(sandbox, "stats")["faults"] == {LOST: 1}
+    assert said.startswith("promote/dev/crash"), said
+    mine = [
+        s
+        for s in observer(sandbox, f"/commits/{head}/statuses")
+        if s["context"] == "promote/dev/crash"
+    ]
+    assert [(s["state"], s["description"]) for s in mine] == [("pending", "validating")]
+    assert writes_to(sandbox, "POST /repos/{owner}/{repo}/statuses/{sha}") == 1
+    # What was read says it is already there: nothing is asked, nothing written.
+    requests = github.stats.requests
+    again = github.run(
+        github.set_status(head, "promote/dev/crash", "pending", "validating", seen=mine)
+    )
+    assert again.startswith("promote/dev/crash already pending"), again
+    assert github.stats.requests == requests
+
+
 def test_checklist_issue_whose_answer_is_lost_is_opened_once(
     make_sandbox: Callable[..., Sandbox],
 ) -> None:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Awaitable
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 from typing import TypeVar
@@ -377,8 +378,8 @@ class Reader(Client):
             verdict is written) and, where the environment records deploys as deployments,
             their statuses watch the deploy: its check runs, workflow runs and checklist
             issues are not read. A head still on its way reads them a round later."""
-            mine = [s for s in await statuses_read if s.get("context") == f"promote/{env.name}"]
-            return bool(mine) and max(mine, key=lambda s: s["id"])["state"] == "success"
+            newest = newest_status(await statuses_read, f"promote/{env.name}")
+            return newest is not None and newest["state"] == "success"
 
         async def workflow_runs() -> list[Any]:
             recorded = any(
@@ -585,8 +586,7 @@ class Reader(Client):
         the rate limit) only when the statuses did not change, so it is never stale; the gates
         of every open PR are looked at on every ``next``."""
         statuses = await self._op("repos.list_commit_statuses_for_ref", ref=sha, per_page=100)
-        mine = [s for s in statuses if s["context"] == context]
-        return max(mine, key=lambda s: s["id"]) if mine else None
+        return newest_status(statuses, context)
 
     async def user(self) -> str:
         """Who the token belongs to (asked once per client: ``approve`` and its comment both
@@ -755,6 +755,12 @@ def _deployment(d: Mapping[str, Any], statuses: Any) -> Deployment:
             for s in statuses
         ),
     )  # fmt: skip
+
+
+def newest_status(statuses: Iterable[Mapping[str, Any]], context: str) -> dict[str, Any] | None:
+    """The newest status in ``context`` of a commit's statuses as GitHub gives them."""
+    mine = [s for s in statuses if s.get("context") == context]
+    return dict(max(mine, key=lambda s: s["id"])) if mine else None
 
 
 def _status(s: Mapping[str, Any]) -> CommitStatus:

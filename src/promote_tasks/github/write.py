@@ -12,6 +12,7 @@ from promote_tasks.github.client import UncertainWrite
 from promote_tasks.github.read import Reader
 from promote_tasks.github.read import _key_of
 from promote_tasks.github.read import _payload
+from promote_tasks.github.read import newest_status
 from promote_tasks.ledger import LOCK_REF
 from promote_tasks.ledger import bookkeeping_trailer
 from promote_tasks.ledger import lock_holder
@@ -48,9 +49,7 @@ class GitHub(Reader):
         async def look() -> dict[str, Any] | None:
             nonlocal first
             if first is not None:
-                mine = [s for s in first if s["context"] == context]
-                first = None
-                latest = max(mine, key=lambda s: s["id"]) if mine else None
+                latest, first = newest_status(first, context), None
             else:
                 latest = await self.latest_status(sha, context)
             if latest is None or latest["state"] != state:
