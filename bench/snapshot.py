@@ -99,17 +99,21 @@ class OwnProcess:
         return dict(self._env)
 
     def cpu(self) -> float:
-        """The child's user + system CPU (Linux ``/proc``; NaN elsewhere)."""
-        try:
-            with open(f"/proc/{self.process.pid}/stat", encoding="ascii") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu(self.process.pid)
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=15)
+
+
+def process_cpu(pid: int) -> float:
+    """A child's user + system CPU seconds (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def names(count: int) -> tuple[str, ...]:

@@ -126,7 +126,7 @@ class Http1OverTls:
         self.context.set_alpn_protocols(["http/1.1"])
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"https://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.open = self.most_open = 0
+        self.open = self.most_open = self.accepted = 0
         self.lock = threading.Lock()
         threading.Thread(target=self.accept, daemon=True).start()
 
@@ -140,6 +140,7 @@ class Http1OverTls:
 
     def serve(self, raw: socket.socket) -> None:
         with self.lock:
+            self.accepted += 1
             self.open += 1
             self.most_open = max(self.most_open, self.open)
         try:
@@ -171,12 +172,17 @@ def test_a_server_that_chooses_http1_gets_the_pool(ten: Sandbox, certificate: Pa
     server = Http1OverTls(port_of(ten), certificate)
     try:
         run = read(ten, server.url)
+        first = server.accepted
+        again = run.facts()
+        second = server.accepted - first
     finally:
         server.stop()
     assert not run.github._multiplexed  # the first answer said HTTP/1.1
+    assert run.github._http1  # and the second read offered no HTTP/2: the process knows
+    assert (first, second) == (POOL + 1, POOL), "the first read probed for HTTP/2 once"
     assert server.most_open <= POOL
     plain = Run.load(Path(ten.env()["PROMOTE_CLONE"]), environ=ten.env()).facts()
-    assert run.facts().environments == plain.environments
+    assert again.environments == plain.environments
 
 
 def test_plain_http_offers_no_http2(ten: Sandbox) -> None:

@@ -206,6 +206,7 @@ class Client:
         self._ssl: Any = None
         self._slots: asyncio.Semaphore | None = None  # POOL requests at once, per event loop
         self._multiplexed = False  # HTTP/2 offered, and no answer said otherwise: STREAMS
+        self._http1 = False  # an answer came over HTTP/1.1: the server's choice, for the process
         self._writes: asyncio.Semaphore | None = None  # writes at once (POOL), over HTTP/2 too
         # What the reads (read.py) remember for the process:
         self._repository_checked = False  # repos.get answered once: its 404 is named clearly
@@ -255,13 +256,21 @@ class Client:
             self._ssl = _ssl_context(self.connection.api_url)
         transport = self.api.transport
         pool = httpx2.Limits(max_connections=POOL, max_keepalive_connections=POOL)
-        self._multiplexed = _http2(self.connection.api_url)
+        self._multiplexed = _http2(self.connection.api_url) and not self._http1
+        connections = None
+        if self._multiplexed and not _proxied(self.connection.api_url):
+            from promote_tasks.github.multiplex import Multiplexed
+
+            # HTTP/2 on a connection of our own; HTTP/1.1 (the server's choice) on httpcore2's
+            fallback = httpx2.AsyncHTTPTransport(verify=self._ssl, limits=pool)
+            connections = Multiplexed(httpx2.URL(self.connection.api_url), self._ssl, fallback)
         async with httpx2.AsyncClient(
             timeout=self.timeout,
             follow_redirects=True,
             verify=self._ssl,
             limits=pool,
             http2=self._multiplexed,
+            transport=connections,
         ) as client:
             transport.client = client
             self._slots = asyncio.Semaphore(STREAMS if self._multiplexed else POOL)
@@ -349,6 +358,7 @@ class Client:
             if self._multiplexed and getattr(response, "http_version", "") != "HTTP/2":
                 # the server chose HTTP/1.1: one request a connection, POOL of them
                 self._multiplexed = False
+                self._http1 = True
                 self._slots = asyncio.Semaphore(POOL)
             foreign = _not_github(response, self.connection.api_url)
             if foreign is not None:
@@ -612,6 +622,17 @@ def _http2(api_url: str) -> bool:
     import importlib.util
 
     return api_url.startswith("https://") and importlib.util.find_spec("h2") is not None
+
+
+def _proxied(api_url: str) -> bool:
+    """Whether the environment sends ``api_url`` through a proxy (``HTTPS_PROXY``,
+    ``ALL_PROXY``, less ``NO_PROXY``): httpx2's own transports then, which know proxies."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    host = urllib.parse.urlsplit(api_url).hostname or ""
+    wanted = proxies.get("https") or proxies.get("all")
+    return bool(wanted) and not urllib.request.proxy_bypass(host)
 
 
 def _kind(error: Exception) -> str:

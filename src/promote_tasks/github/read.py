@@ -121,6 +121,11 @@ class Reader(Client):
             await launch(self._deployments(env.name, newest, size, listing)) for env in envs
         ]
         open_pulls_read = await launch(listing("pulls.list", state="open"))
+        # An environment's newest deployment is almost always its head's: its statuses are
+        # asked for as soon as the deployments are in, not once the head is (shared below).
+        foreseen = [asyncio.ensure_future(_newest_statuses(d, listing)) for d in deployments]
+        for early in foreseen:  # a failure is the read's that wanted the answer, if one did
+            early.add_done_callback(lambda f: f.cancelled() or f.exception())
         # Wave 2, per environment, each request as soon as what it needs is in.
         second = [
             asyncio.ensure_future(
@@ -144,13 +149,14 @@ class Reader(Client):
         errors = [f.exception() for f in first]  # each one asked for: none goes unretrieved
         failed = next((e for e in errors if e is not None), None)
         if failed is not None:
-            for task in second:
+            for task in [*second, *foreseen]:
                 task.cancel()
-            await asyncio.gather(*second, return_exceptions=True)
+            await asyncio.gather(*second, *foreseen, return_exceptions=True)
             if isinstance(failed, GitHubError) and failed.status == 404:
                 await self._check_repository()
             raise failed
         extras = await asyncio.gather(*second)
+        await asyncio.gather(*foreseen, return_exceptions=True)  # one not wanted, too: in full
         branches = {env.branch for env in envs}
         listed = [p for p in open_pulls_read.result() if p["base"]["ref"] in branches]
         promotions = await self._promotions(envs, extras, listed, listing)
@@ -731,6 +737,16 @@ def _payload(deployment: Mapping[str, Any]) -> dict[str, Any]:
             payload = {}
     promote = payload.get("promote") if isinstance(payload, dict) else None
     return promote if isinstance(promote, dict) else {}
+
+
+async def _newest_statuses(
+    deployments: Awaitable[list[Any]], listing: Callable[..., Awaitable[list[Any]]]
+) -> None:
+    """Ask for the statuses of the newest of ``deployments`` (the read that wants them
+    shares the answer through ``listing``)."""
+    found = await deployments
+    if found:
+        await listing("repos.list_deployment_statuses", deployment_id=max(d["id"] for d in found))
 
 
 def _deployment(d: Mapping[str, Any], statuses: Any) -> Deployment:
