@@ -325,9 +325,9 @@ class Client:
                 self.stats.requests += 1
                 began = time.monotonic()
                 try:
-                    response = await asyncio.wait_for(
-                        op(**params, raw_=True, headers_=headers), min(self.timeout, left)
-                    )
+                    # in this task: wait_for would make a task of each request
+                    async with asyncio.timeout(min(self.timeout, left)):
+                        response = await op(**params, raw_=True, headers_=headers)
                 except Exception as caught:  # ghapi raises APIError; httpx2 may leak through
                     failure = caught
             if failure is not None:

@@ -158,9 +158,8 @@ class _Connection:
     async def request(self, request: httpx2.Request) -> httpx2.Response:
         if not self.settled.is_set():
             await self.settled.wait()
-        while self.usable and (
-            self.h2.open_outbound_streams >= self.h2.remote_settings.max_concurrent_streams
-        ):
+        # our streams in flight (h2's own count walks every stream: a wave's worth each time)
+        while self.usable and len(self.streams) >= self.h2.remote_settings.max_concurrent_streams:
             self.room.clear()
             await self.room.wait()  # the server's limit on streams at once
         if not self.usable:
