@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+import trustme
 
 # The sandbox GitHub's fixtures (`sandbox`, `make_sandbox`) for every test that wants one.
 pytest_plugins = ["promote_sandbox.testing"]
@@ -38,3 +40,17 @@ def git_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monkey
     for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_AUTHOR_DATE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("GIT_COMMITTER_DATE", raising=False)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A PEM (key and certificate) for 127.0.0.1, from a CA the client trusts (SSL_CERT_FILE),
+    for a server over TLS; no proxy in the environment stands between."""
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    issued = authority.issue_cert("127.0.0.1")
+    issued.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "server.pem"

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from promote_sandbox import Sandbox
 from promote_sandbox import Scenario
@@ -27,18 +26,6 @@ from tests.test_cost import open_feature_prs
 make_sandbox = testing.make_sandbox
 
 ENVS = ("dev", *(f"stage{i}" for i in range(1, 9)), "main")  # the sandbox seeds these
-
-
-@pytest.fixture
-def certificate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A PEM (key and certificate) for 127.0.0.1, from a CA the client trusts (SSL_CERT_FILE)."""
-    authority = trustme.CA()
-    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    authority.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(
-        str(tmp_path / "server.pem")
-    )
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
-    return tmp_path / "server.pem"
 
 
 @pytest.fixture

@@ -210,16 +210,8 @@ class Scripted:
 
 
 @pytest.fixture
-def pem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A key and certificate for 127.0.0.1 from a CA the client trusts (SSL_CERT_FILE)."""
-    authority = trustme.CA()
-    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    issued = authority.issue_cert("127.0.0.1")
-    issued.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
-    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path / "server.pem"
+def pem(certificate: Path) -> Path:
+    return certificate
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """An HTTP/2 front for the sandbox, over TLS, as api.github.com speaks it: one connection
 carries many requests at once. Each request goes on to the sandbox over HTTP/1.1 (its latency,
-faults and counts apply to each); the front counts connections and streams in flight."""
+faults and counts apply to each; a connection the sandbox cuts, the front cuts too, with every
+stream on it); the front counts connections and streams in flight."""
 
 from __future__ import annotations
 
@@ -145,9 +146,11 @@ class H2Front:
         stats.writes_in_flight += write
         stats.most_writes_in_flight = max(stats.most_writes_in_flight, stats.writes_in_flight)
         try:
-            status, answer_headers, payload = await self._loop.run_in_executor(
-                self._workers, self._forward, headers, body
-            )
+            answered = await self._loop.run_in_executor(self._workers, self._forward, headers, body)
+            if answered is None:  # the sandbox cut the connection (a "drop" fault): so do we,
+                writer.transport.abort()  # and every stream on it is lost, as on GitHub
+                return
+            status, answer_headers, payload = answered
             conn.send_headers(
                 stream_id,
                 [(":status", str(status)), *answer_headers],
@@ -171,8 +174,9 @@ class H2Front:
 
     def _forward(
         self, headers: list[tuple[str, str]], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """One request to the sandbox over HTTP/1.1, on a kept-alive connection of the front's."""
+    ) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        """One request to the sandbox over HTTP/1.1, on a kept-alive connection of the front's;
+        None if the sandbox hung up without an answer."""
         pseudo = {k: v for k, v in headers if k.startswith(":")}
         plain = [(k, v) for k, v in headers if not k.startswith(":") and k not in HOP_BY_HOP]
         try:
@@ -190,7 +194,7 @@ class H2Front:
             payload = response.read()
         except (OSError, http.client.HTTPException):
             backend.close()
-            return 502, [("content-type", "text/plain")], b"the sandbox hung up"
+            return None
         answer = [
             (k.lower(), v)
             for k, v in response.getheaders()
