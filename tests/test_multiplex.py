@@ -31,6 +31,7 @@ from promote_tasks.github import Connection
 from promote_tasks.github import GitHub
 from promote_tasks.github import UncertainWrite
 from promote_tasks.github import client as transport
+from promote_tasks.github import multiplex
 from promote_tasks.github.client import POOL
 
 TOKEN = "ghp_multiplexsecret0123456789"
@@ -62,6 +63,7 @@ class Scripted:
     max_streams: int | None = None  #: SETTINGS_MAX_CONCURRENT_STREAMS
     window: int | None = None  #: SETTINGS_INITIAL_WINDOW_SIZE: what a request body may send
     alpn: tuple[str, ...] = ("h2",)
+    linger: bool = False  #: when the client closes, answer nothing and keep the socket open
     requests: list[Seen] = field(default_factory=list)
     resets: list[int] = field(default_factory=list)  #: streams the client reset
     connections: int = 0
@@ -145,6 +147,8 @@ class Scripted:
                         for waiting in room.values():
                             waiting.set()
                 writer.write(conn.data_to_send())
+            if self.linger:  # no close_notify back, no close: until the server stops
+                await asyncio.Event().wait()
         except (ConnectionError, ssl.SSLError):
             pass
         finally:
@@ -355,6 +359,23 @@ def test_a_stream_never_answered_is_given_up_and_the_connection_serves_on(
     assert answer == {"n": 1}
     assert server.resets == [1]  # the client said it gave the stream up (RST_STREAM)
     assert server.connections == 1
+
+
+def test_a_connection_slow_to_close_is_cut(
+    serve: Callable[..., Scripted],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that never answers TLS's close_notify is not waited for past CLOSING (here
+    none at all): the connection is cut, nothing is raised or left behind, and the next run
+    opens another."""
+    monkeypatch.setattr(multiplex, "CLOSING", 0)
+    server = serve(linger=True)
+    client = github(server)
+    assert client.run(client._op("repos.get"))["n"] == 0
+    assert client.run(client._op("repos.get"))["n"] == 1
+    assert server.connections == 2
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_an_untrusted_certificate_is_a_one_line_error(

@@ -26,6 +26,7 @@ import h2.exceptions
 import h2.settings
 import httpx2
 
+CLOSING = 0.25  #: seconds a closed connection's TLS shutdown may take before it is cut
 WINDOW = 2**24  #: bytes a stream (and the connection) may receive before we say "more"
 #: Headers that belong to one HTTP/1.1 connection: HTTP/2 forbids them (RFC 9113 §8.2.2).
 CONNECTION_HEADERS = frozenset(
@@ -309,9 +310,12 @@ class _Connection:
         self.reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.reading
-        self.writer.close()
-        with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
-            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        self.writer.close()  # TLS's close_notify; a server slow to answer it is not waited for
+        try:
+            async with asyncio.timeout(CLOSING):
+                await self.writer.wait_closed()
+        except OSError:  # TimeoutError and ssl.SSLError among them
+            self.writer.transport.abort()
 
 
 def _code(code: int | None) -> str:
