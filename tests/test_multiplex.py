@@ -6,6 +6,7 @@ dropped connection, a stream never answered, a certificate not trusted, nobody l
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import socket
@@ -176,7 +177,9 @@ class Scripted:
         if action == "hang":
             return True
         kind, status, payload = action
-        body = json.dumps(payload).encode() if kind == "json" else payload
+        body = json.dumps(payload).encode() if kind in ("json", "gzip") else payload
+        if kind == "gzip":  # as api.github.com answers a client that accepts it
+            body = gzip.compress(body)
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         answering = asyncio.ensure_future(self._answer(conn, writer, stream_id, status, body, room))
@@ -195,6 +198,8 @@ class Scripted:
     ) -> None:
         await asyncio.sleep(0.02)  # answers overlap: the streams are in flight together
         headers = [(":status", str(status)), ("content-type", "application/json")]
+        if body[:2] == b"\x1f\x8b":
+            headers.append(("content-encoding", "gzip"))
         conn.send_headers(stream_id, [*headers, ("content-length", str(len(body)))])
         view = memoryview(body)
         while True:
@@ -262,6 +267,13 @@ def test_a_wave_of_reads_is_one_connection_each_stream_its_own_answer(
     assert client._multiplexed  # the answers said HTTP/2
     # the run closed its connection cleanly: no task left behind, no error unretrieved
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_gzipped_answer_is_decoded(serve: Callable[..., Scripted]) -> None:
+    server = serve(lambda n, method, path, body: ("gzip", 200, {"path": path}))
+    client = github(server)
+    assert client.run(client._op("repos.get")) == {"path": "/repos/acme/shop"}
+    assert client.stats.received > 0
 
 
 def test_the_servers_limit_on_streams_at_once_is_kept(serve: Callable[..., Scripted]) -> None:
