@@ -71,6 +71,7 @@ class Scripted:
     in_flight: int = 0
     most_in_flight: int = 0
     answering: set[asyncio.Future[None]] = field(default_factory=set)
+    lingering: list[tuple[asyncio.Event, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -102,6 +103,9 @@ class Scripted:
     def stop(self) -> None:
         async def close() -> None:
             self.server.close()
+            for done, _ in self.lingering:
+                done.set()
+            await asyncio.sleep(0)
 
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -149,7 +153,8 @@ class Scripted:
                             waiting.set()
                 writer.write(conn.data_to_send())
             if self.linger:  # no close_notify back, no close: until the server stops
-                await asyncio.Event().wait()
+                self.lingering.append((asyncio.Event(), asyncio.current_task()))
+                await self.lingering[-1][0].wait()
         except (ConnectionError, ssl.SSLError):
             pass
         finally:

@@ -203,14 +203,16 @@ class _Connection:
     async def _send_body(self, stream_id: int, stream: _Stream, body: bytes) -> None:
         view = memoryview(body)
         while view:
+            if stream.answered.done():  # answered (or reset) before it had all of the body
+                return
             size = min(
                 self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size
             )
             if size <= 0:  # the server's window for us is spent: wait for its WINDOW_UPDATE
                 stream.window.clear()
                 await stream.window.wait()
-                if stream.answered.done() or self.lost is not None:
-                    return  # reset or lost: waiting for the answer says which
+                if self.lost is not None:
+                    return  # waiting for the answer says why
                 continue
             chunk, view = view[:size], view[size:]
             self.h2.send_data(stream_id, bytes(chunk), end_stream=not view)
