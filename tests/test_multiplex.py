@@ -35,7 +35,7 @@ from promote_tasks.github import client as transport
 from promote_tasks.github import multiplex
 from promote_tasks.github.client import POOL
 
-TOKEN = "ghp_multiplexsecret0123456789"
+TOKEN = "multiplex-secret-0123456789"  # must never appear in an error
 #: (request number from 0, method, path, body) -> what the server does with it
 Plan = Callable[[int, str, str, bytes], Any]
 
@@ -65,6 +65,7 @@ class Scripted:
     window: int | None = None  #: SETTINGS_INITIAL_WINDOW_SIZE: what a request body may send
     alpn: tuple[str, ...] = ("h2",)
     linger: bool = False  #: when the client closes, answer nothing and keep the socket open
+    refuse: bool = False  #: GOAWAY with the SETTINGS: the connection takes no request at all
     requests: list[Seen] = field(default_factory=list)
     resets: list[int] = field(default_factory=list)  #: streams the client reset
     connections: int = 0
@@ -124,6 +125,8 @@ class Scripted:
             settings[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] = self.window
         conn.local_settings = h2.settings.Settings(client=False, initial_values=settings)
         conn.initiate_connection()
+        if self.refuse:
+            conn.close_connection(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=0)
         writer.write(conn.data_to_send())
         streams: dict[int, tuple[dict[str, str], bytearray]] = {}
         room: dict[int, asyncio.Event] = {}
@@ -173,7 +176,8 @@ class Scripted:
             writer.transport.abort()
             return False
         if action == "goaway":
-            conn.close_connection(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=stream_id - 2)
+            last = max(0, stream_id - 2)  # this stream and any after it: not processed
+            conn.close_connection(h2.errors.ErrorCodes.NO_ERROR, last_stream_id=last)
             writer.write(conn.data_to_send())
             return False
         if action == "reset":
@@ -326,6 +330,21 @@ def test_after_a_goaway_a_request_it_refused_goes_on_a_new_connection(
     assert [a["path"] for a in answers] == [f"/repos/acme/shop/commits/{n:040x}" for n in range(3)]
     assert server.connections == 2
     assert [s.connection for s in server.requests] == [0, 0, 1, 1]  # the refused one again
+
+
+def test_a_server_whose_every_connection_goes_away_is_a_one_line_error(
+    serve: Callable[..., Scripted],
+) -> None:
+    server = serve(refuse=True)
+    client = github(server, attempts=2)
+    with pytest.raises(GitHubError) as raised:
+        client.run(client._op("repos.get"))
+    message = str(raised.value)
+    assert message.startswith(f"cannot reach GitHub at {server.url} (RemoteProtocolError: ")
+    assert "\n" not in message
+    assert TOKEN not in message
+    assert server.requests == []  # nothing was ever taken
+    assert server.connections >= 2  # each try on new connections
 
 
 def test_a_reset_stream_is_asked_again(serve: Callable[..., Scripted]) -> None:
